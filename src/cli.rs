@@ -1,0 +1,70 @@
+//! Command-line definitions (clap). Each subcommand's work is in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn a checked-in TOML profile into a running NVIDIA GPU container, and keep it that way.
+///
+/// A profile names an image, GPUs, mounts, ports and shm size. `launch PROFILE`
+/// resolves the GPUs against the host's driver and makes the container match:
+/// it creates, starts, or recreates it only when something changed, so a cron
+/// job can run it every minute.
+#[derive(Debug, Parser)]
+#[command(name = "launch", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Exit codes: 0 done, 1 runtime error, 2 invalid profile or usage, \
+3 refused, 4 `plan` found changes.\n\nRun `launch schema > launch.schema.json` and add \
+`#:schema ./launch.schema.json` at the top of a profile for editor completion.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Profiles or folders of profiles; the same as `launch up`.
+    #[arg(value_name = "PROFILE|DIR")]
+    pub profiles: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Print results as JSON, one object per profile.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print less: errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log more (-v: debug, -vv: trace). RUST_LOG works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate profiles offline: no engine, no NVIDIA driver needed.
+    ///
+    /// Checks syntax, keys, values and `extends`, and prints every problem with
+    /// its file, line and column. Whether bind sources exist is a fact of the
+    /// host, checked by `up`, `plan` and `render` instead. Exits 2 when a
+    /// profile is invalid.
+    Check {
+        /// Profiles or folders of profiles (every *.toml in the folder).
+        #[arg(value_name = "PROFILE|DIR", required = true)]
+        profiles: Vec<PathBuf>,
+    },
+
+    /// Print the JSON Schema (draft-07) of the profile format.
+    ///
+    /// Save it and point a `#:schema` comment at it for completion and checks in
+    /// editors that use Taplo (e.g. Even Better TOML).
+    Schema,
+
+    /// Print a shell completion script, e.g. `launch completions bash`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}

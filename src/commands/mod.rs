@@ -1,0 +1,81 @@
+//! One file per subcommand; this one dispatches and finds the profiles a
+//! command was given.
+
+mod check;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::profile::{self, Diagnostics, Profile};
+
+/// Runs the command; the result is the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
+        Some(Command::Schema) => {
+            println!("{}", crate::profile::schema());
+            Ok(0)
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "launch", &mut std::io::stdout());
+            Ok(0)
+        }
+        None => Err(Error::Usage(
+            "`launch PROFILE` (apply) is not built yet; use `launch check PROFILE`".into(),
+        )),
+    }
+}
+
+/// A profile named on the command line (or found in a named folder), loaded.
+pub struct Target {
+    pub path: PathBuf,
+    pub loaded: std::result::Result<Profile, Diagnostics>,
+}
+
+/// Loads the profiles named by `args`. A folder means each `*.toml` in it,
+/// except profiles that other profiles of the folder extend: those are bases
+/// (a team's `base.toml`), checked through the profiles that extend them.
+pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            out.push(load(arg));
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
+            .map_err(|e| Error::Io(format!("cannot read folder {}: {}", arg.display(), profile::io_reason(&e))))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::EmptyFolder { path: arg.display().to_string() });
+        }
+        let loaded: Vec<Target> = files.iter().map(|f| load(f)).collect();
+        let bases: Vec<PathBuf> = loaded.iter().flat_map(|t| extended_files(t)).collect();
+        out.extend(loaded.into_iter().filter(|t| !bases.contains(&canonical(&t.path))));
+    }
+    Ok(out)
+}
+
+fn load(path: &Path) -> Target {
+    Target {
+        path: path.to_path_buf(),
+        loaded: profile::load(path),
+    }
+}
+
+/// The files a profile extends, directly or not.
+fn extended_files(target: &Target) -> Vec<PathBuf> {
+    let sources = match &target.loaded {
+        Ok(p) => &p.sources,
+        Err(d) => &d.sources,
+    };
+    sources.files().iter().skip(1).map(|f| canonical(&f.path)).collect()
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,48 @@
+//! The one error type of `launch`, with messages written for users, and the
+//! exit codes of DESIGN.md §6.
+
+use crate::profile::Diagnostics;
+
+/// Exit codes (DESIGN.md §6).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const RUNTIME: i32 = 1;
+    pub const INVALID: i32 = 2;
+    pub const REFUSED: i32 = 3;
+    pub const PLAN_CHANGES: i32 = 4;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The profile is wrong; rendered with snippets, not through Display.
+    #[error("invalid profile")]
+    Profile(Diagnostics),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{path}: no *.toml profiles in this folder")]
+    EmptyFolder { path: String },
+
+    #[error("{0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Profile(_) | Error::Usage(_) | Error::EmptyFolder { .. } => exit::INVALID,
+            Error::Io(_) => exit::RUNTIME,
+        }
+    }
+
+    /// The message for stderr; profile errors as rustc-style snippets.
+    pub fn render(&self, color: bool) -> String {
+        match self {
+            Error::Profile(d) => d.render(color),
+            other => format!("error: {other}\n"),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Extra (non-GPU) devices: `host[:container[:permissions]]`, as `docker run --device`.
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeviceMapping {
+    pub host: String,
+    pub container: String,
+    /// A subset of `rwm`.
+    pub permissions: String,
+}
+
+pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, permissions) = match parts[..] {
+        [host] => (host, host, "rwm"),
+        // `--device=/dev/fuse:rw` gives permissions, not a path.
+        [host, perms] if !perms.starts_with('/') => (host, host, perms),
+        [host, container] => (host, container, "rwm"),
+        [host, container, perms] => (host, container, perms),
+        _ => return Err(format!("`{spec}`: expected host[:container[:permissions]]")),
+    };
+    for path in [host, container] {
+        if !path.starts_with('/') {
+            return Err(format!("device path `{path}` must be absolute, e.g. /dev/fuse"));
+        }
+    }
+    if permissions.is_empty() || !permissions.chars().all(|c| "rwm".contains(c)) {
+        return Err(format!("device permissions `{permissions}` must be letters of `rwm`"));
+    }
+    Ok(DeviceMapping {
+        host: host.to_string(),
+        container: container.to_string(),
+        permissions: permissions.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse("/dev/fuse").unwrap().container, "/dev/fuse");
+        assert_eq!(parse("/dev/fuse:rw").unwrap().permissions, "rw");
+        assert_eq!(parse("/dev/sda:/dev/xvda:r").unwrap().container, "/dev/xvda");
+        assert!(parse("dev/fuse").unwrap_err().contains("`dev/fuse`"));
+        assert!(parse("/dev/fuse:/dev/fuse:rwx").unwrap_err().contains("`rwx`"));
+    }
+}

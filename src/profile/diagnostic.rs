@@ -1,0 +1,191 @@
+//! Errors in a profile, shown rustc-style: file:line:column, the snippet, a label.
+
+use std::fmt;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+
+use super::source::{SourceMap, Span};
+
+/// One problem in a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    /// Where it is; `None` for problems of a whole file (it cannot be read).
+    pub span: Option<Span>,
+    /// Short text under the snippet, when it adds to the message.
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span: Some(span),
+            label: None,
+            help: None,
+        }
+    }
+
+    pub fn whole_file(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// All problems found while loading one profile, with the sources to show them.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub sources: std::sync::Arc<SourceMap>,
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Renders every diagnostic; `color` for a terminal.
+    pub fn render(&self, color: bool) -> String {
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
+        let mut out = String::new();
+        for d in &self.items {
+            out.push_str(&renderer.render(&self.report(d)));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Machine-readable form for `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let items = self.items.iter().map(|d| {
+            let at = d.span.as_ref().and_then(|s| self.sources.locate(s.start));
+            serde_json::json!({
+                "message": d.message,
+                "file": at.as_ref().map(|l| l.file.path.display().to_string()),
+                "line": at.as_ref().map(|l| l.line),
+                "column": at.as_ref().map(|l| l.column),
+                "help": d.help,
+            })
+        });
+        serde_json::Value::Array(items.collect())
+    }
+
+    fn report<'a>(&'a self, d: &'a Diagnostic) -> Vec<Group<'a>> {
+        let title = Level::ERROR.primary_title(d.message.as_str());
+        let located = d.span.as_ref().and_then(|span| {
+            let file = self.sources.file_at(span.start)?;
+            let start = span.start - file.base;
+            let end = (span.end - file.base).min(file.text.len()).max(start);
+            Some(
+                Snippet::source(file.text)
+                    .path(file.path.to_string_lossy())
+                    .annotation(AnnotationKind::Primary.span(start..end).label(d.label.as_deref())),
+            )
+        });
+        let mut groups = vec![match located {
+            Some(snippet) => title.element(snippet),
+            None => Group::with_title(title),
+        }];
+        if let Some(help) = &d.help {
+            groups.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
+        }
+        groups
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+/// Turns a serde error from the profile's deserialization into a diagnostic,
+/// with a "did you mean" for unknown keys and values close to a known one.
+pub fn from_serde(message: &str, span: Span) -> Diagnostic {
+    let message = message.trim_end();
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    for (prefix, what) in [("unknown field", "key"), ("unknown variant", "value")] {
+        if let (true, Some((given, expected))) = (message.starts_with(prefix), quoted.split_first()) {
+            let d = Diagnostic::new(span, format!("unknown {what} `{given}`"));
+            return match did_you_mean(given, expected.iter().copied()) {
+                Some(near) => d.label(format!("did you mean `{near}`?")).help(expected_list(expected)),
+                None => d.help(expected_list(expected)),
+            };
+        }
+    }
+    Diagnostic::new(span, message)
+}
+
+fn expected_list(expected: &[&str]) -> String {
+    match expected {
+        [] => "nothing is allowed here".to_string(),
+        [one] => format!("expected `{one}`"),
+        _ => format!(
+            "expected one of {}",
+            expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The known name closest to `given`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&given.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 3))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance; a handful of lines, so no crate for it.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let keys = ["image", "name", "shm_size", "volumes"];
+        assert_eq!(did_you_mean("imgae", keys), Some("image"));
+        assert_eq!(did_you_mean("shm-size", keys), Some("shm_size"));
+        assert_eq!(did_you_mean("volume", keys), Some("volumes"));
+        assert_eq!(did_you_mean("kubernetes", keys), None);
+    }
+
+    #[test]
+    fn unknown_field_becomes_a_key_error_with_a_suggestion() {
+        let d = from_serde("unknown field `imgae`, expected one of `image`, `name`", 3..8);
+        assert_eq!(d.message, "unknown key `imgae`");
+        assert_eq!(d.label.as_deref(), Some("did you mean `image`?"));
+        assert_eq!(d.span, Some(3..8));
+    }
+}

@@ -1,0 +1,99 @@
+//! `extends`: how a profile is merged over the profiles it builds on (DESIGN.md §2).
+//!
+//! Merging happens on the TOML trees, before typed deserialization, so each value
+//! keeps the span of the file it came from.
+
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
+
+type Table = DeTable<'static>;
+type Value = Spanned<DeValue<'static>>;
+
+/// Merges `child` over `parent` by the rules of DESIGN.md §2.
+pub fn merge(mut parent: Table, child: Table) -> Table {
+    for (key, value) in child {
+        let name = key.get_ref().to_string();
+        let merged = match parent.remove(name.as_str()) {
+            None => value,
+            Some(old) => {
+                let span = value.span();
+                let value = match (old.into_inner(), value.into_inner()) {
+                    (DeValue::Table(mut a), DeValue::Table(b)) => {
+                        // A child's GPU choice replaces the parent's, whatever its form.
+                        if name == "gpus" && (b.contains_key("devices") || b.contains_key("count")) {
+                            a.remove("devices");
+                            a.remove("count");
+                        }
+                        DeValue::Table(merge(a, b))
+                    }
+                    (DeValue::Array(a), DeValue::Array(b)) => match merge_key(&name) {
+                        Some(key_of) => DeValue::Array(merge_by_key(a, b, key_of)),
+                        None => DeValue::Array(b),
+                    },
+                    (_, new) => new,
+                };
+                Spanned::new(span, value)
+            }
+        };
+        parent.insert(key, merged);
+    }
+    parent
+}
+
+/// Array merge where entries with the same key replace each other in place.
+fn merge_by_key(
+    parent: DeArray<'static>,
+    child: DeArray<'static>,
+    key_of: fn(&DeValue<'_>) -> Option<String>,
+) -> DeArray<'static> {
+    let mut items: Vec<Value> = parent.iter().cloned().collect();
+    for new in child.iter() {
+        let key = key_of(new.get_ref());
+        match items.iter_mut().find(|old| key.is_some() && key_of(old.get_ref()) == key) {
+            Some(old) => *old = new.clone(),
+            None => items.push(new.clone()),
+        }
+    }
+    let mut out = DeArray::new();
+    for item in items {
+        out.push(item);
+    }
+    out
+}
+
+/// Arrays merged entry by entry, and what identifies an entry.
+fn merge_key(key: &str) -> Option<fn(&DeValue<'_>) -> Option<String>> {
+    match key {
+        "volumes" => Some(volume_target),
+        "ports" => Some(container_port),
+        "devices" => Some(device_path),
+        _ => None,
+    }
+}
+
+/// `src:dst[:mode]` or `{ target = … }` → the target path.
+fn volume_target(v: &DeValue<'_>) -> Option<String> {
+    match v {
+        DeValue::String(s) => {
+            let mut parts = s.split(':');
+            let first = parts.next()?;
+            Some(parts.next().unwrap_or(first).trim_end_matches('/').to_string())
+        }
+        DeValue::Table(t) => Some(t.get("target")?.get_ref().as_str()?.trim_end_matches('/').to_string()),
+        _ => None,
+    }
+}
+
+/// `[ip:]host:container[/proto]` → `container/proto`, tcp when unsaid.
+fn container_port(v: &DeValue<'_>) -> Option<String> {
+    let spec = v.as_str()?;
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    Some(format!("{}/{}", ports.rsplit(':').next()?, proto))
+}
+
+/// `host[:container[:perms]]` → the container path.
+fn device_path(v: &DeValue<'_>) -> Option<String> {
+    let mut parts = v.as_str()?.split(':');
+    let host = parts.next()?;
+    Some(parts.next().unwrap_or(host).to_string())
+}

@@ -1,0 +1,179 @@
+//! The TOML contract: what a profile may say, and `load`, which reads one into a
+//! checked [`Profile`] or into diagnostics that point at file:line:column.
+//!
+//! load is pure apart from reading the profile's own files (the profile, what it
+//! extends, its `env_file`s): it touches neither the engine nor NVML, so
+//! `launch check` works anywhere.
+
+mod devices;
+pub mod diagnostic;
+mod extends;
+mod interpolate;
+mod load;
+mod ports;
+pub mod raw;
+pub mod source;
+mod validate;
+mod volumes;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use devices::DeviceMapping;
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use ports::{PortBinding, Protocol};
+pub use raw::{ChangedFiles, GpuMode, PullPolicy};
+pub use source::{SourceMap, Span};
+pub use volumes::{Mount, MountKind};
+
+/// A profile that passed every check that needs no host.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Absolute path of the profile file.
+    pub path: PathBuf,
+    pub name: String,
+    pub image: String,
+    pub pull: PullPolicy,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub interactive: bool,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// `env_file` entries overlaid by `env`.
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub gpus: Option<GpuRequest>,
+    /// One binding per port; ranges are expanded.
+    pub ports: Vec<PortBinding>,
+    pub volumes: Vec<Mount>,
+    pub devices: Vec<DeviceMapping>,
+    pub shm_size: Option<u64>,
+    pub network: Option<String>,
+    pub ipc: Option<String>,
+    pub pid: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub ulimits: Vec<Ulimit>,
+    pub memory: Option<u64>,
+    pub nano_cpus: Option<i64>,
+    pub cpuset: Option<String>,
+    pub restart: Option<RestartPolicy>,
+    pub stop_timeout: Option<u64>,
+    pub healthcheck: Option<Healthcheck>,
+    pub recreate: RecreatePolicy,
+    /// The files it was read from, for errors found later against the host.
+    pub sources: Arc<SourceMap>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuRequest {
+    pub selection: GpuSelection,
+    pub mode: GpuMode,
+    /// NVIDIA_DRIVER_CAPABILITIES, e.g. `compute`, `utility`.
+    pub capabilities: Vec<String>,
+    /// Where `gpus` is written.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GpuSelection {
+    All,
+    /// Indices and UUIDs (or prefixes), each with where it is written.
+    List(Vec<(GpuRef, Span)>),
+    Count(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GpuRef {
+    Index(u32),
+    Uuid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    /// -1 is unlimited.
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Docker's name: `no`, `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    pub max_retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// Docker's `Test`: `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval_ns: Option<i64>,
+    pub timeout_ns: Option<i64>,
+    pub retries: Option<u64>,
+    pub start_period_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecreatePolicy {
+    pub changed_files: ChangedFiles,
+    /// Container paths whose changes do not block a recreate.
+    pub ignore: Vec<String>,
+}
+
+/// Reads and checks the profile at `path`.
+pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
+    let mut sources = SourceMap::default();
+    let mut items = Vec::new();
+    let profile = load::read(path, &mut sources, &mut items)
+        .and_then(|read| validate::validate(path, read, &sources, &mut items));
+    match profile {
+        Some(mut profile) if items.is_empty() => {
+            profile.sources = Arc::new(sources);
+            Ok(profile)
+        }
+        _ => {
+            // Report in file order, whichever check found what.
+            items.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
+            Err(Diagnostics {
+            sources: Arc::new(sources),
+                items,
+            })
+        }
+    }
+}
+
+/// `~` or `~/…` at the start of a path is the user's home.
+pub fn expand_home(path: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match path.strip_prefix('~') {
+        Some("") => home().unwrap_or_else(|| PathBuf::from(path)),
+        Some(rest) if rest.starts_with('/') => match home() {
+            Some(home) => home.join(&rest[1..]),
+            None => PathBuf::from(path),
+        },
+        _ => PathBuf::from(path),
+    }
+}
+
+/// An I/O error as a short reason, without Rust's "(os error 2)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The JSON Schema (draft-07) of the profile format, from the same types that read it.
+pub fn schema() -> String {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<raw::RawProfile>();
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
