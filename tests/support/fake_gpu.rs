@@ -55,7 +55,8 @@ pub const DRIVER_BINARIES: &[&str] = &[
     "nvidia-cuda-mps-server",
 ];
 
-/// Shared device nodes: (name, major, minor), as on a real host.
+/// Shared device nodes: (name, major, minor). nvidia-uvm's major is really
+/// allocated at module load (238 on one H200 host), so don't rely on 510.
 pub const SHARED_NODES: &[(&str, u32, u32)] = &[
     ("nvidiactl", 195, 255),
     ("nvidia-modeset", 195, 254),

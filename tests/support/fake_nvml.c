@@ -46,7 +46,7 @@ typedef int nvmlReturn_t; /* a C enum: int-sized on every ABI NVML ships for */
 #define NVML_ERROR_NOT_SUPPORTED 3
 #define NVML_ERROR_NOT_FOUND 6
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
-#define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
+#define NVML_ERROR_FUNCTION_NOT_FOUND 13
 #define NVML_ERROR_UNKNOWN 999
 
 #define NVML_DEVICE_MIG_DISABLE 0
@@ -510,7 +510,7 @@ nvmlReturn_t nvmlShutdown(void)
 #ifndef OMIT_nvmlErrorString
 const char *nvmlErrorString(nvmlReturn_t result)
 {
-    /* Same wording as the real library (as mirrored by pynvml). */
+    /* Exactly what the real libnvidia-ml 580.159.04 answers. */
     switch (result) {
     case 0: return "Success";
     case 1: return "Uninitialized";
@@ -528,21 +528,21 @@ const char *nvmlErrorString(nvmlReturn_t result)
     case 13: return "Function Not Found";
     case 14: return "Corrupted infoROM";
     case 15: return "GPU is lost";
-    case 16: return "GPU requires restart";
-    case 17: return "The operating system has blocked the request.";
-    case 18: return "RM has detected an NVML/RM version mismatch.";
+    case 16: return "GPU requires reset";
+    case 17: return "GPU access blocked by the operating system";
+    case 18: return "Driver/library version mismatch";
     case 19: return "In use by another client";
     case 20: return "Insufficient Memory";
     case 21: return "No data";
-    case 22: return "The requested vgpu operation is not available on target device, because ECC is enabled";
-    case 23: return "Ran out of critical resources, other than memory";
-    case 24: return "Ran out of critical resources, other than memory";
+    case 22: return "vGPU ECC not supported";
+    case 23: return "Insufficient Resources";
+    case 24: return "Invalid Frequency";
     case 25: return "Argument version mismatch";
-    case 26: return "The requested functionality has been deprecated";
-    case 27: return "The system is not ready for the request";
-    case 28: return "No GPUs were found";
+    case 26: return "Requested functionality has been deprecated";
+    case 27: return "System is not in ready state";
+    case 28: return "No supported GPUs were found";
     case 29: return "Resource not in correct state to perform requested operation";
-    case 999: return "Unknown Error";
+    case 30: return "Reset type is not supported for given device";
     default: return "Unknown Error";
     }
 }
@@ -694,7 +694,7 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci)
     memset(pci, 0, sizeof *pci);
     snprintf(pci->busId, sizeof pci->busId, "%s", device->bus_id);
     /* The legacy field has a 4-digit domain: "0000:18:00.0". */
-    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04x:%02x:%02x.%x",
+    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X",
              domain & 0xFFFF, bus & 0xFF, dev & 0xFF, fn & 0xF);
     pci->domain = domain;
     pci->bus = bus;
@@ -725,9 +725,10 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     DEVICE_GUARD(device);
     if (memory == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    /* The real library rejects a caller that did not set the struct version. */
+    /* The real library rejects a caller that did not set the struct
+     * version; driver 580 answers Function Not Found (13) for that. */
     if (memory->version != nvmlMemory_v2)
-        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
     memory->total = device->mem_total;
     memory->reserved = device->mem_reserved;
     memory->used = device->mem_used;
