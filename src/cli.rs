@@ -40,6 +40,40 @@ pub struct Global {
     /// Log more (-v: debug, -vv: trace). RUST_LOG works too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Docker engine address: unix:///path, tcp://host:port or ssh://user@host.
+    /// Default: $DOCKER_HOST, else unix:///var/run/docker.sock.
+    #[arg(long, global = true, value_name = "URL")]
+    pub host: Option<String>,
+
+    /// NVML library to load (nvidia-ctk's --nvml-lib).
+    #[arg(long, global = true, env = "LAUNCH_NVML_LIB", value_name = "PATH", default_value = "libnvidia-ml.so.1")]
+    pub nvml_lib: PathBuf,
+
+    /// Root holding the device nodes: <DIR>/dev/nvidia* (nvidia-ctk's --dev-root).
+    #[arg(long, global = true, env = "LAUNCH_DEV_ROOT", value_name = "DIR", default_value = "/")]
+    pub dev_root: PathBuf,
+
+    /// Root holding the driver's files: its etc/ld.so.cache and library folders
+    /// (nvidia-ctk's --driver-root).
+    #[arg(long, global = true, env = "LAUNCH_DRIVER_ROOT", value_name = "DIR", default_value = "/")]
+    pub driver_root: PathBuf,
+}
+
+impl Global {
+    pub fn roots(&self) -> crate::gpu::Roots {
+        crate::gpu::Roots {
+            nvml_lib: self.nvml_lib.clone(),
+            dev_root: self.dev_root.clone(),
+            driver_root: self.driver_root.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RenderFormat {
+    DockerRun,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +88,24 @@ pub enum Command {
         /// Profiles or folders of profiles (every *.toml in the folder).
         #[arg(value_name = "PROFILE|DIR", required = true)]
         profiles: Vec<PathBuf>,
+    },
+
+    /// List the host's GPUs and which launch container holds each.
+    ///
+    /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which
+    /// containers hold which GPUs.
+    Gpus,
+
+    /// Show what a profile resolves to on this host, without running it.
+    ///
+    /// `--format json` prints the container spec, its hash and the GPU mode
+    /// chosen (and why); `--format docker-run` prints an equivalent
+    /// `docker run` command, quoted for a POSIX shell.
+    Render {
+        #[arg(value_name = "PROFILE")]
+        profile: PathBuf,
+        #[arg(long, value_enum, default_value = "docker-run")]
+        format: RenderFormat,
     },
 
     /// Print the JSON Schema (draft-07) of the profile format.

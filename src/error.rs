@@ -26,6 +26,24 @@ pub enum Error {
 
     #[error("{0}")]
     Io(String),
+
+    #[error("{0}")]
+    Nvml(#[from] crate::gpu::nvml::NvmlFailure),
+
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
+
+    /// Not enough free GPUs for `{ count = N }`.
+    #[error("{0}")]
+    NotEnoughGpus(String),
+
+    /// The host lacks what the profile needs (a device node, the driver's files).
+    #[error("{0}")]
+    Host(String),
+
+    /// launch will not do it: a foreign container, files that would be lost.
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,7 +52,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Profile(_) | Error::Usage(_) | Error::EmptyFolder { .. } => exit::INVALID,
-            Error::Io(_) => exit::RUNTIME,
+            Error::Io(_) | Error::Nvml(_) | Error::Engine(_) | Error::Host(_) => exit::RUNTIME,
+            Error::NotEnoughGpus(_) | Error::Refused(_) => exit::REFUSED,
         }
     }
 

@@ -7,7 +7,12 @@
 mod cli;
 mod commands;
 mod error;
+mod engine;
+mod gpu;
 mod profile;
+mod resolve;
+mod snapshot;
+mod spec;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +20,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `launch status | head` should end quietly, like other Unix tools, not
+    // panic on a closed pipe.
+    // SAFETY: restoring the default action of a signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
     let code = match commands::run(cli) {

@@ -2,17 +2,25 @@
 //! command was given.
 
 mod check;
+mod gpus;
+mod render;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command};
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, Global};
+use crate::engine::{DockerEngine, Engine, Observed};
 use crate::error::{Error, Result};
 use crate::profile::{self, Diagnostics, Profile};
+use crate::resolve::{self, ResolveError, Resolved};
 
 /// Runs the command; the result is the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
+        Some(Command::Gpus) => gpus::run(&cli.global),
+        Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
         Some(Command::Schema) => {
             println!("{}", crate::profile::schema());
             Ok(0)
@@ -78,4 +86,51 @@ fn extended_files(target: &Target) -> Vec<PathBuf> {
 
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A runtime for the engine's async API: one thread is plenty for a CLI
+/// that waits on one socket.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))
+}
+
+/// Connects to the engine of `--host` / DOCKER_HOST.
+pub async fn connect(global: &Global) -> Result<DockerEngine> {
+    Ok(DockerEngine::connect(global.host.as_deref()).await?)
+}
+
+/// Resolves a loaded profile against this host: its bind sources, then the
+/// snapshot, then the pure resolve. `engine` may be absent (`render` offline).
+pub async fn resolve_on_host(
+    profile: &Profile,
+    global: &Global,
+    engine: Option<&DockerEngine>,
+    managed: &[Observed],
+) -> Result<Resolved> {
+    let missing = resolve::check_bind_sources(profile, |p| p.exists());
+    if !missing.is_empty() {
+        return Err(located(profile, missing));
+    }
+    let host = crate::snapshot::host_for(profile, &global.roots(), engine, managed).await?;
+    resolve::resolve(profile, &host).map_err(|e| match e {
+        ResolveError::Profile(items) => located(profile, items),
+        ResolveError::NotEnoughFree(report) => Error::NotEnoughGpus(report),
+        ResolveError::Host(message) => Error::Host(message),
+    })
+}
+
+/// Errors found against the host, shown in the profile's source.
+fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
+    Error::Profile(Diagnostics { sources: Arc::clone(&profile.sources), items })
+}
+
+/// The engine's managed containers, or none when it is unreachable.
+pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observed>> {
+    match engine {
+        Some(e) => Ok(e.managed().await?),
+        None => Ok(Vec::new()),
+    }
 }

@@ -1,0 +1,94 @@
+//! `launch gpus`: the host's GPUs at a glance, and who holds them.
+
+use serde_json::json;
+
+use super::{connect, runtime};
+use crate::cli::Global;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuHost};
+
+pub fn run(global: &Global) -> Result<i32> {
+    let host = GpuHost::probe(&global.roots()).map_err(Error::Nvml)?;
+    let held = runtime()?.block_on(async {
+        match connect(global).await {
+            Ok(engine) => engine.managed().await.map(|m| crate::snapshot::held_gpus(&m, None)).ok(),
+            Err(e) => {
+                tracing::info!("not showing which containers hold GPUs: {e}");
+                None
+            }
+        }
+    });
+    let holder = |g: &Gpu| held.as_ref().and_then(|h| h.get(&g.uuid).cloned());
+    if global.json {
+        let gpus: Vec<_> = host
+            .gpus
+            .iter()
+            .map(|g| {
+                let mut v = serde_json::to_value(g).unwrap_or_default();
+                v["held_by"] = json!(holder(g));
+                v
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({ "driver_version": host.driver_version, "cuda_version": host.cuda_version, "gpus": gpus })
+        );
+        return Ok(0);
+    }
+    println!(
+        "driver {}{}, {} GPU{}",
+        host.driver_version,
+        host.cuda_version.as_ref().map(|c| format!(", CUDA {c}")).unwrap_or_default(),
+        host.gpus.len(),
+        if host.gpus.len() == 1 { "" } else { "s" }
+    );
+    let rows: Vec<[String; 7]> = host
+        .gpus
+        .iter()
+        .map(|g| {
+            [
+                g.index.to_string(),
+                g.name.clone().unwrap_or_else(|| "?".into()) + if g.mig == Some(true) { " [MIG]" } else { "" },
+                g.uuid.clone(),
+                format!("{} / {}", bytes(g.memory_used), bytes(g.memory_total)),
+                g.utilization.map_or("?".into(), |u| format!("{u}%")),
+                match &g.processes {
+                    None => "?".into(),
+                    Some(p) if p.is_empty() => "-".into(),
+                    Some(p) => p.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(","),
+                },
+                match (&held, holder(g)) {
+                    (None, _) => "?".into(),
+                    (_, Some(name)) => name,
+                    (_, None) => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let header = ["IDX", "NAME", "UUID", "MEMORY USED", "UTIL", "PROCESSES", "HELD BY"].map(String::from);
+    let widths: Vec<usize> =
+        (0..7).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(0)
+}
+
+/// Bytes in binary units, as nvidia-smi shows memory.
+fn bytes(b: Option<u64>) -> String {
+    let Some(b) = b else { return "?".into() };
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = b as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 || unit == 0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

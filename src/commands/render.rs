@@ -1,0 +1,190 @@
+//! `launch render`: the resolved spec as JSON, or as a `docker run` line.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{connect, managed_or_none, resolve_on_host, runtime};
+use crate::cli::{Global, RenderFormat};
+use crate::error::{Error, Result};
+use crate::profile;
+use crate::resolve::mode_name;
+use crate::spec::ContainerSpec;
+
+pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
+    let profile = profile::load(path).map_err(Error::Profile)?;
+    let resolved = runtime()?.block_on(async {
+        // Rendering works without an engine; it only informs `auto` and count.
+        let engine = match connect(global).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::info!("rendering without engine facts: {e}");
+                None
+            }
+        };
+        let managed = managed_or_none(engine.as_ref()).await?;
+        resolve_on_host(&profile, global, engine.as_ref(), &managed).await
+    })?;
+    let spec = &resolved.spec;
+    let labels = spec.all_labels(&profile.path);
+    match format {
+        RenderFormat::Json => {
+            let spec_json: serde_json::Value = serde_json::from_str(&spec.canonical_json()).unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "profile": profile.path,
+                    "name": spec.name,
+                    "hash": spec.hash(),
+                    "gpu_mode": resolved.mode.as_ref().map(|m| mode_name(m.mode)),
+                    "gpu_mode_reason": resolved.mode.as_ref().map(|m| m.why.clone()),
+                    "spec": spec_json,
+                    "labels": labels,
+                }))
+                .unwrap_or_default()
+            );
+        }
+        RenderFormat::DockerRun => {
+            if let Some(m) = &resolved.mode {
+                println!("# GPU mode: {} ({})", mode_name(m.mode), m.why);
+            }
+            println!("{}", docker_run(spec, &labels));
+        }
+    }
+    Ok(0)
+}
+
+/// A `docker run` command line equivalent to creating and starting `spec`,
+/// one option per line, quoted for a POSIX shell.
+pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<String, String>) -> String {
+    let mut opts: Vec<Vec<String>> = vec![vec!["docker".into(), "run".into(), "-d".into()]];
+    let mut opt = |parts: &[&str]| opts.push(parts.iter().map(|s| s.to_string()).collect());
+    opt(&["--name", &spec.name]);
+    if spec.tty {
+        opt(&["-t"]);
+    }
+    if spec.open_stdin {
+        opt(&["-i"]);
+    }
+    let mut args: Vec<String> = Vec::new();
+    if let Some(entrypoint) = &spec.entrypoint {
+        opt(&["--entrypoint", entrypoint.first().map_or("", String::as_str)]);
+        args.extend(entrypoint.iter().skip(1).cloned());
+    }
+    args.extend(spec.command.iter().flatten().cloned());
+    for (flag, value) in [("-w", &spec.working_dir), ("-u", &spec.user), ("-h", &spec.hostname)] {
+        if let Some(v) = value {
+            opt(&[flag, v]);
+        }
+    }
+    for (k, v) in &spec.env {
+        opt(&["-e", &format!("{k}={v}")]);
+    }
+    for d in &spec.devices {
+        opt(&["--device", &format!("{}:{}:{}", d.host, d.container, d.permissions)]);
+    }
+    for m in &spec.mounts {
+        let mut fields = vec![format!("type={}", m.kind)];
+        if let Some(source) = &m.source {
+            fields.push(format!("source={source}"));
+        }
+        fields.push(format!("target={}", m.target));
+        if m.read_only {
+            fields.push("readonly".into());
+        }
+        opt(&["--mount", &fields.join(",")]);
+    }
+    for p in &spec.ports {
+        let ip = match p.host_ip.as_deref() {
+            Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+            Some(ip) => format!("{ip}:"),
+            None => String::new(),
+        };
+        let host = p.host_port.map(|h| h.to_string()).unwrap_or_default();
+        let published = if ip.is_empty() && host.is_empty() {
+            format!("{}/{}", p.container_port, p.protocol)
+        } else {
+            format!("{ip}{host}:{}/{}", p.container_port, p.protocol)
+        };
+        opt(&["-p", &published]);
+    }
+    if let Some(s) = spec.shm_size {
+        opt(&["--shm-size", &s.to_string()]);
+    }
+    for (flag, value) in [("--network", &spec.network_mode), ("--ipc", &spec.ipc_mode), ("--pid", &spec.pid_mode)] {
+        if let Some(v) = value {
+            opt(&[flag, v]);
+        }
+    }
+    if spec.privileged {
+        opt(&["--privileged"]);
+    }
+    for (flag, list) in [("--cap-add", &spec.cap_add), ("--cap-drop", &spec.cap_drop), ("--security-opt", &spec.security_opt)] {
+        for v in list {
+            opt(&[flag, v]);
+        }
+    }
+    for u in &spec.ulimits {
+        opt(&["--ulimit", &format!("{}={}:{}", u.name, u.soft, u.hard)]);
+    }
+    if let Some(m) = spec.memory {
+        opt(&["--memory", &m.to_string()]);
+    }
+    if let Some(n) = spec.nano_cpus {
+        opt(&["--cpus", &format!("{}", n as f64 / 1e9)]);
+    }
+    if let Some(c) = &spec.cpuset_cpus {
+        opt(&["--cpuset-cpus", c]);
+    }
+    if let Some(r) = &spec.restart {
+        let policy = match r.max_retries {
+            Some(n) => format!("{}:{n}", r.name),
+            None => r.name.clone(),
+        };
+        opt(&["--restart", &policy]);
+    }
+    if let Some(t) = spec.stop_timeout {
+        opt(&["--stop-timeout", &t.to_string()]);
+    }
+    if let Some(h) = &spec.healthcheck {
+        match h.test.split_first() {
+            Some((kind, _)) if kind == "NONE" => opt(&["--no-healthcheck"]),
+            Some((kind, rest)) => {
+                // The CLI only takes a shell command; an argv is quoted into one.
+                let cmd = if kind == "CMD-SHELL" { rest.join(" ") } else { shell_words::join(rest) };
+                opt(&["--health-cmd", &cmd]);
+            }
+            None => {}
+        }
+        for (flag, ns) in [
+            ("--health-interval", h.interval_ns),
+            ("--health-timeout", h.timeout_ns),
+            ("--health-start-period", h.start_period_ns),
+        ] {
+            if let Some(ns) = ns {
+                opt(&[flag, &format!("{ns}ns")]);
+            }
+        }
+        if let Some(r) = h.retries {
+            opt(&["--health-retries", &r.to_string()]);
+        }
+    }
+    for r in &spec.device_requests {
+        if r.driver == "cdi" {
+            for id in &r.device_ids {
+                opt(&["--device", id]);
+            }
+        } else {
+            let caps: Vec<&String> = r.capabilities.iter().flatten().filter(|c| *c != "gpu").collect();
+            let caps: Vec<&str> = caps.iter().map(|c| c.as_str()).collect();
+            opt(&["--gpus", &format!("\"device={}\",\"capabilities={}\"", r.device_ids.join(","), caps.join(","))]);
+        }
+    }
+    for (k, v) in labels {
+        opt(&["--label", &format!("{k}={v}")]);
+    }
+    let mut last = vec![spec.image.clone()];
+    last.extend(args);
+    opts.push(last);
+    opts.iter().map(|o| shell_words::join(o)).collect::<Vec<_>>().join(" \\\n  ")
+}

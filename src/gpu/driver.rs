@@ -1,0 +1,229 @@
+//! The driver's user-space files, for `devices` mode: what nvidia-docker 1.0
+//! put in its driver volume and libnvidia-container mounts today.
+//!
+//! Only files of the running driver version are taken (`libcuda.so.550.54.15`
+//! for driver 550.54.15): a library of another version left behind by an
+//! upgrade would fail with "driver/library version mismatch".
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+/// Libraries by capability, as libnvidia-container lists them (nvc_info.c).
+const LIBRARIES: &[(&str, &str)] = &[
+    ("utility", "libnvidia-ml"),
+    ("utility", "libnvidia-cfg"),
+    ("utility", "libnvidia-nscq"),
+    ("compute", "libcuda"),
+    ("compute", "libcudadebugger"),
+    ("compute", "libnvidia-opencl"),
+    ("compute", "libnvidia-gpucomp"),
+    ("compute", "libnvidia-ptxjitcompiler"),
+    ("compute", "libnvidia-fatbinaryloader"),
+    ("compute", "libnvidia-allocator"),
+    ("compute", "libnvidia-compiler"),
+    ("compute", "libnvidia-pkcs11"),
+    ("compute", "libnvidia-pkcs11-openssl3"),
+    ("compute", "libnvidia-nvvm"),
+    ("video", "libvdpau_nvidia"),
+    ("video", "libnvidia-encode"),
+    ("video", "libnvidia-opticalflow"),
+    ("video", "libnvcuvid"),
+    ("graphics", "libnvidia-eglcore"),
+    ("graphics", "libnvidia-glcore"),
+    ("graphics", "libnvidia-tls"),
+    ("graphics", "libnvidia-glsi"),
+    ("graphics", "libnvidia-fbc"),
+    ("graphics", "libnvidia-ifr"),
+    ("graphics", "libnvidia-rtcore"),
+    ("graphics", "libnvoptix"),
+    ("graphics", "libGLX_nvidia"),
+    ("graphics", "libEGL_nvidia"),
+    ("graphics", "libGLESv2_nvidia"),
+    ("graphics", "libGLESv1_CM_nvidia"),
+    ("graphics", "libnvidia-glvkspirv"),
+    ("graphics", "libnvidia-cbl"),
+    ("ngx", "libnvidia-ngx"),
+];
+
+const BINARIES: &[(&str, &str)] = &[
+    ("utility", "nvidia-smi"),
+    ("utility", "nvidia-debugdump"),
+    ("utility", "nvidia-persistenced"),
+    ("compute", "nvidia-cuda-mps-control"),
+    ("compute", "nvidia-cuda-mps-server"),
+];
+
+const BINARY_DIRS: &[&str] = &["usr/bin", "usr/sbin", "bin", "sbin", "usr/local/bin"];
+
+const PERSISTENCED_SOCKETS: &[&str] = &["run/nvidia-persistenced/socket", "var/run/nvidia-persistenced/socket"];
+
+/// Where the persistenced socket goes in the container.
+pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriverFiles {
+    pub libraries: Vec<DriverFile>,
+    pub binaries: Vec<DriverFile>,
+    /// The persistenced socket on the host, if present.
+    pub persistenced_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DriverFile {
+    /// The capability that needs it: `compute`, `utility`, `video`, …
+    pub capability: &'static str,
+    /// The real file on the host (under the driver root).
+    pub path: PathBuf,
+    /// Its name, e.g. `libcuda.so.550.54.15`.
+    pub name: String,
+    /// The name programs load it by, e.g. `libcuda.so.1`.
+    pub soname: Option<String>,
+}
+
+impl DriverFiles {
+    pub fn find(root: &Path, version: &str) -> DriverFiles {
+        let mut libraries: BTreeSet<DriverFile> = BTreeSet::new();
+        let wanted = |name: &str| -> Option<&'static str> {
+            let stem = name.strip_suffix(version)?.strip_suffix(".so.")?;
+            LIBRARIES.iter().find(|(_, s)| *s == stem).map(|(cap, _)| *cap)
+        };
+        // The ld.so cache first: it is how the system itself finds the libraries.
+        for (soname, path) in ld_cache(root) {
+            let real = resolve_in_root(root, &path);
+            let Some(name) = real.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            if let Some(capability) = wanted(&name).filter(|_| real.is_file()) {
+                libraries.insert(DriverFile { capability, path: real, name, soname: Some(soname) });
+            }
+        }
+        // Then the usual folders, for a cache that is stale or missing.
+        for dir in library_dirs() {
+            let dir = root.join(dir);
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                let Some(capability) = wanted(&name) else { continue };
+                if !path.symlink_metadata().is_ok_and(|m| m.is_file())
+                    || libraries.iter().any(|l| l.name == name)
+                {
+                    continue;
+                }
+                let soname = soname_link(&dir, &name);
+                libraries.insert(DriverFile { capability, path, name, soname });
+            }
+        }
+        let binaries = BINARIES
+            .iter()
+            .filter_map(|(capability, name)| {
+                BINARY_DIRS.iter().map(|d| root.join(d).join(name)).find(|p| p.is_file()).map(|path| DriverFile {
+                    capability,
+                    path,
+                    name: name.to_string(),
+                    soname: None,
+                })
+            })
+            .collect();
+        let persistenced_socket = PERSISTENCED_SOCKETS
+            .iter()
+            .map(|s| root.join(s))
+            .find(|p| p.symlink_metadata().is_ok());
+        DriverFiles { libraries: libraries.into_iter().collect(), binaries, persistenced_socket }
+    }
+
+    /// The files the given capabilities need (`all` takes every one).
+    pub fn for_capabilities<'a>(&'a self, caps: &'a [String]) -> impl Iterator<Item = &'a DriverFile> + 'a {
+        let needed = move |f: &&DriverFile| caps.iter().any(|c| c == "all" || c == f.capability);
+        self.libraries.iter().chain(&self.binaries).filter(needed)
+    }
+}
+
+fn library_dirs() -> Vec<String> {
+    let triple = format!("{}-linux-gnu", std::env::consts::ARCH);
+    vec![
+        format!("usr/lib/{triple}"),
+        format!("lib/{triple}"),
+        "usr/lib64".into(),
+        "lib64".into(),
+        "usr/lib".into(),
+        "lib".into(),
+    ]
+}
+
+/// A link in `dir` such as `libcuda.so.1` → `libcuda.so.550.54.15`.
+fn soname_link(dir: &Path, name: &str) -> Option<String> {
+    let base = name.split(".so.").next()?;
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let link = entry.file_name().to_string_lossy().into_owned();
+        let is_soname = link.starts_with(&format!("{base}.so.")) && link != name;
+        let target = std::fs::read_link(entry.path()).ok()?;
+        (is_soname && target.file_name()? == name).then_some(link)
+    })
+}
+
+/// Follows symlinks as if `root` were `/`, so an absolute link target inside a
+/// driver root does not escape to the host's own files.
+fn resolve_in_root(root: &Path, inside: &Path) -> PathBuf {
+    let mut path = inside.to_path_buf();
+    for _ in 0..16 {
+        let host = root.join(path.strip_prefix("/").unwrap_or(&path));
+        let Ok(target) = std::fs::read_link(&host) else { return host };
+        path = if target.is_absolute() { target } else { path.parent().unwrap_or(Path::new("/")).join(target) };
+        path = normalize(&path);
+    }
+    root.join(path.strip_prefix("/").unwrap_or(&path))
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(part) => out.push(part),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The entries of `<root>/etc/ld.so.cache` for this machine's architecture:
+/// (soname, path inside the root). glibc's "new" format; a missing or
+/// unreadable cache is simply empty (the folder scan still runs).
+pub fn ld_cache(root: &Path) -> Vec<(String, PathBuf)> {
+    std::fs::read(root.join("etc/ld.so.cache")).map(|b| parse_ld_cache(&b)).unwrap_or_default()
+}
+
+const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
+const HEADER: usize = 48;
+const ENTRY: usize = 24;
+
+fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
+    // An old-format header may come first; string offsets count from the new one.
+    let Some(start) = bytes.windows(MAGIC.len()).position(|w| w == MAGIC) else { return Vec::new() };
+    let cache = &bytes[start..];
+    let u32_at = |at: usize| cache.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let string_at = |at: u32| {
+        let tail = cache.get(at as usize..)?;
+        let end = tail.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&tail[..end]).ok().map(str::to_string)
+    };
+    let Some(count) = u32_at(20) else { return Vec::new() };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => Some(0x0300),
+        "aarch64" => Some(0x0a00),
+        _ => None,
+    };
+    (0..count as usize)
+        .filter_map(|i| {
+            let at = HEADER + i * ENTRY;
+            let flags = u32_at(at)?;
+            if arch.is_some_and(|a| flags & 0xff00 != a) {
+                return None;
+            }
+            Some((string_at(u32_at(at + 4)?)?, PathBuf::from(string_at(u32_at(at + 8)?)?)))
+        })
+        .collect()
+}

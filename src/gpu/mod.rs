@@ -1,0 +1,79 @@
+//! The host's GPUs: a snapshot taken from NVML, the device nodes and the
+//! driver's files (the effects), and the choice of GPUs for a profile (pure).
+//!
+//! Everything downstream names GPUs by UUID; an index is turned into a UUID
+//! once, in `select`.
+
+pub mod driver;
+pub mod nodes;
+pub mod nvml;
+pub mod select;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use driver::DriverFiles;
+pub use nodes::DeviceNodes;
+
+/// Where to look for the driver: the meaning of `nvidia-ctk cdi generate`'s flags.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// `libnvidia-ml.so.1` or a path to it.
+    pub nvml_lib: PathBuf,
+    /// Device nodes are `<dev_root>/dev/nvidia*`.
+    pub dev_root: PathBuf,
+    /// Driver libraries and binaries are found under it (its `etc/ld.so.cache`).
+    pub driver_root: PathBuf,
+}
+
+/// Everything resolve needs to know about the host's GPUs.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuHost {
+    pub driver_version: String,
+    /// CUDA version the driver supports, e.g. "12.4".
+    pub cuda_version: Option<String>,
+    pub gpus: Vec<Gpu>,
+    pub nodes: DeviceNodes,
+    pub driver_files: DriverFiles,
+}
+
+/// One GPU as NVML reports it. A field a driver cannot report is `None`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gpu {
+    pub index: u32,
+    pub uuid: String,
+    pub pci_bus_id: Option<String>,
+    /// The N of `/dev/nvidiaN`; not the index.
+    pub minor: Option<u32>,
+    pub name: Option<String>,
+    pub memory_total: Option<u64>,
+    pub memory_used: Option<u64>,
+    /// GPU utilisation in percent.
+    pub utilization: Option<u32>,
+    /// Running compute processes; `None` when the driver cannot tell.
+    pub processes: Option<Vec<GpuProcess>>,
+    pub mig: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GpuProcess {
+    pub pid: u32,
+    pub used_memory: Option<u64>,
+}
+
+impl GpuHost {
+    /// Takes the snapshot: NVML, then the device nodes and driver files.
+    pub fn probe(roots: &Roots) -> Result<GpuHost, nvml::NvmlFailure> {
+        let inventory = nvml::inventory(&roots.nvml_lib)?;
+        let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
+        let driver_files = DriverFiles::find(&roots.driver_root, &inventory.driver_version);
+        Ok(GpuHost {
+            driver_version: inventory.driver_version,
+            cuda_version: inventory.cuda_version,
+            gpus: inventory.gpus,
+            nodes,
+            driver_files,
+        })
+    }
+}

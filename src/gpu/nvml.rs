@@ -1,0 +1,105 @@
+//! Asking NVML (through nvml-wrapper, which loads `libnvidia-ml.so.1` at run
+//! time) for the driver and its GPUs.
+
+use std::path::Path;
+
+use nvml_wrapper::Nvml;
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::error::NvmlError;
+
+use super::{Gpu, GpuProcess};
+
+/// What NVML says about the host.
+pub struct Inventory {
+    pub driver_version: String,
+    pub cuda_version: Option<String>,
+    pub gpus: Vec<Gpu>,
+}
+
+/// Why NVML gave no inventory; each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum NvmlFailure {
+    #[error("no NVIDIA driver: {lib} could not be loaded ({reason}); install the driver, or point --nvml-lib at libnvidia-ml.so.1")]
+    NotLoaded { lib: String, reason: String },
+    #[error("NVIDIA driver not loaded: nvmlInit failed with \"Driver Not Loaded\" (is the nvidia kernel module loaded? `nvidia-smi` shows the same)")]
+    DriverNotLoaded,
+    #[error("NVML failed: {call}: {reason}")]
+    Call { call: &'static str, reason: String },
+}
+
+pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
+    let nvml = Nvml::builder()
+        .lib_path(lib.as_os_str())
+        .init()
+        .map_err(|e| match e {
+            NvmlError::LibloadingError(e) => NvmlFailure::NotLoaded {
+                lib: lib.display().to_string(),
+                reason: libloading_reason(&e.to_string(), lib),
+            },
+            NvmlError::DriverNotLoaded => NvmlFailure::DriverNotLoaded,
+            other => NvmlFailure::Call {
+                call: "nvmlInit",
+                reason: other.to_string(),
+            },
+        })?;
+    let call = |call: &'static str| move |e: NvmlError| NvmlFailure::Call { call, reason: e.to_string() };
+    let driver_version = nvml.sys_driver_version().map_err(call("nvmlSystemGetDriverVersion"))?;
+    let cuda_version = known(nvml.sys_cuda_driver_version(), "nvmlSystemGetCudaDriverVersion")
+        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+    let count = nvml.device_count().map_err(call("nvmlDeviceGetCount"))?;
+    let mut gpus = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let device = nvml.device_by_index(index).map_err(call("nvmlDeviceGetHandleByIndex"))?;
+        let memory = known(device.memory_info(), "nvmlDeviceGetMemoryInfo");
+        gpus.push(Gpu {
+            index,
+            uuid: device.uuid().map_err(call("nvmlDeviceGetUUID"))?,
+            pci_bus_id: known(device.pci_info(), "nvmlDeviceGetPciInfo").map(|p| p.bus_id),
+            minor: known(device.minor_number(), "nvmlDeviceGetMinorNumber"),
+            name: known(device.name(), "nvmlDeviceGetName"),
+            memory_total: memory.as_ref().map(|m| m.total),
+            memory_used: memory.as_ref().map(|m| m.used),
+            utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates").map(|u| u.gpu),
+            processes: known(device.running_compute_processes(), "nvmlDeviceGetComputeRunningProcesses").map(|ps| {
+                ps.into_iter()
+                    .map(|p| GpuProcess {
+                        pid: p.pid,
+                        used_memory: match p.used_gpu_memory {
+                            UsedGpuMemory::Used(bytes) => Some(bytes),
+                            UsedGpuMemory::Unavailable => None,
+                        },
+                    })
+                    .collect()
+            }),
+            mig: known(device.mig_mode(), "nvmlDeviceGetMigMode").map(|m| m.current == 1),
+        });
+    }
+    Ok(Inventory {
+        driver_version,
+        cuda_version,
+        gpus,
+    })
+}
+
+/// A value the driver may not offer (an old driver lacks the symbol, a GPU
+/// does not support the query): unknown, not a failure.
+fn known<T>(result: Result<T, NvmlError>, call: &str) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::debug!("{call}: {e}; reporting it as unknown");
+            None
+        }
+    }
+}
+
+/// dlopen's message names the file twice; keep the reason.
+fn libloading_reason(message: &str, lib: &Path) -> String {
+    let shown = lib.display().to_string();
+    let reason = message.rsplit(": ").next().unwrap_or(message);
+    if reason.is_empty() || reason == shown {
+        message.to_string()
+    } else {
+        reason.to_string()
+    }
+}

@@ -1,0 +1,304 @@
+//! resolve: Profile + a snapshot of the host → ContainerSpec. Pure: every fact
+//! about the host comes in through `Host`; all GPU decisions happen here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::gpu::driver::PERSISTENCED_SOCKET;
+use crate::gpu::select::{self, Held, SelectError};
+use crate::gpu::{Gpu, GpuHost};
+use crate::profile::{Diagnostic, GpuMode, MountKind, Profile};
+use crate::spec::{self, ContainerSpec, DeviceRequest, GpuAssignment};
+
+/// Where the driver's files go in `devices` mode (nvidia-docker 1.0's volume).
+pub const NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
+pub const NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
+/// PATH when the profile sets none: the image's usual PATH can't be known
+/// here, so use the standard one with the NVIDIA and CUDA folders first.
+const DEFAULT_PATH: &str =
+    "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What resolve knows of the host.
+#[derive(Debug, Default)]
+pub struct Host {
+    /// The GPU snapshot; `None` when the profile asks for no GPU.
+    pub gpus: Option<GpuHost>,
+    pub toolkit: ToolkitFacts,
+    /// GPUs held by other launch containers.
+    pub held: Held,
+    /// The GPUs this profile's container holds now, if it exists.
+    pub previous: Option<Vec<String>>,
+}
+
+/// What decides `mode = "auto"`.
+#[derive(Debug, Default, Clone)]
+pub struct ToolkitFacts {
+    /// False when no engine answered: then only the host's files are known.
+    pub engine_reachable: bool,
+    /// The engine's runtimes (`docker info`), e.g. `runc`, `nvidia`.
+    pub runtimes: Vec<String>,
+    /// The NVIDIA Container Toolkit's hook, if installed.
+    pub toolkit_hook: Option<PathBuf>,
+    /// The engine reads CDI specs (Docker 25+ with CDI on).
+    pub engine_cdi: bool,
+    /// A CDI spec for `nvidia.com/gpu` in /etc/cdi or /var/run/cdi.
+    pub nvidia_cdi_spec: Option<PathBuf>,
+}
+
+/// The spec, and how the GPU mode was chosen (for `render`).
+#[derive(Debug)]
+pub struct Resolved {
+    pub spec: ContainerSpec,
+    pub mode: Option<ModeChoice>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModeChoice {
+    pub mode: GpuMode,
+    pub why: String,
+}
+
+#[derive(Debug)]
+pub enum ResolveError {
+    /// Something the profile says does not fit this host; points into it.
+    Profile(Vec<Diagnostic>),
+    /// Not enough free GPUs (exit 3).
+    NotEnoughFree(String),
+    /// The host lacks something the chosen mode needs.
+    Host(String),
+}
+
+pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError> {
+    let mut spec = base_spec(profile);
+    let Some(request) = &profile.gpus else {
+        return Ok(Resolved { spec, mode: None });
+    };
+    let Some(gpus) = &host.gpus else {
+        return Err(ResolveError::Host("the profile asks for GPUs, but no GPU snapshot was taken".into()));
+    };
+    let chosen = select::select(&request.selection, &request.span, gpus, &host.held, host.previous.as_deref())
+        .map_err(|e| match e {
+            SelectError::Profile { span, message, help } => {
+                let d = Diagnostic::new(span, message);
+                ResolveError::Profile(vec![match help {
+                    Some(h) => d.help(h),
+                    None => d,
+                }])
+            }
+            SelectError::NotEnoughFree { report, .. } => ResolveError::NotEnoughFree(report),
+        })?;
+    let choice = choose_mode(request.mode, &host.toolkit);
+    let uuids: Vec<String> = chosen.iter().map(|g| g.uuid.clone()).collect();
+    let caps = request.capabilities.clone();
+
+    // What the NVIDIA Container Toolkit reads, in every mode.
+    spec.env.insert("NVIDIA_VISIBLE_DEVICES".into(), uuids.join(","));
+    spec.env.insert("NVIDIA_DRIVER_CAPABILITIES".into(), caps.join(","));
+    match choice.mode {
+        GpuMode::Toolkit | GpuMode::Auto => spec.device_requests.push(DeviceRequest {
+            driver: String::new(),
+            device_ids: uuids.clone(),
+            capabilities: vec![std::iter::once("gpu".to_string()).chain(caps.iter().cloned()).collect()],
+        }),
+        GpuMode::Cdi => spec.device_requests.push(DeviceRequest {
+            driver: "cdi".into(),
+            device_ids: uuids.iter().map(|u| format!("nvidia.com/gpu={u}")).collect(),
+            capabilities: Vec::new(),
+        }),
+        GpuMode::Devices => inject_devices(&mut spec, gpus, &chosen, &caps)?,
+    }
+    spec.gpu = Some(GpuAssignment {
+        mode: mode_name(choice.mode).into(),
+        uuids,
+        capabilities: caps,
+        driver_version: gpus.driver_version.clone(),
+    });
+    sort(&mut spec);
+    Ok(Resolved { spec, mode: Some(choice) })
+}
+
+pub fn mode_name(mode: GpuMode) -> &'static str {
+    match mode {
+        GpuMode::Auto => "auto",
+        GpuMode::Toolkit => "toolkit",
+        GpuMode::Cdi => "cdi",
+        GpuMode::Devices => "devices",
+    }
+}
+
+/// `auto` picks what the host supports, best first (DESIGN.md §3.3).
+fn choose_mode(requested: GpuMode, facts: &ToolkitFacts) -> ModeChoice {
+    let choice = |mode, why: &str| ModeChoice { mode, why: why.to_string() };
+    if requested != GpuMode::Auto {
+        return choice(requested, "set by `mode` in the profile");
+    }
+    if facts.runtimes.iter().any(|r| r == "nvidia") {
+        return choice(GpuMode::Toolkit, "auto: the engine has the `nvidia` runtime (NVIDIA Container Toolkit)");
+    }
+    if let Some(hook) = &facts.toolkit_hook {
+        return choice(GpuMode::Toolkit, &format!("auto: the NVIDIA Container Toolkit's hook is installed ({})", hook.display()));
+    }
+    if let (true, Some(spec)) = (facts.engine_cdi, &facts.nvidia_cdi_spec) {
+        return choice(GpuMode::Cdi, &format!("auto: the engine supports CDI and {} defines nvidia.com/gpu", spec.display()));
+    }
+    let engine = if facts.engine_reachable { "" } else { " (no engine answered, so its runtimes are unknown)" };
+    choice(
+        GpuMode::Devices,
+        &format!("auto: no NVIDIA Container Toolkit and no CDI spec{engine}; injecting device nodes and driver files directly"),
+    )
+}
+
+/// `devices` mode: what the seed's scripts did by hand, from the snapshot.
+fn inject_devices(spec: &mut ContainerSpec, host: &GpuHost, chosen: &[&Gpu], caps: &[String]) -> Result<(), ResolveError> {
+    for gpu in chosen {
+        let minor = gpu.minor.ok_or_else(|| {
+            ResolveError::Host(format!("GPU {} ({}): the driver reports no minor number, so its device node is unknown", gpu.index, gpu.uuid))
+        })?;
+        let node = host.nodes.gpus.get(&minor).ok_or_else(|| {
+            ResolveError::Host(format!(
+                "device node /dev/nvidia{minor} of GPU {} ({}) does not exist (looked in --dev-root)",
+                gpu.index, gpu.uuid
+            ))
+        })?;
+        spec.devices.push(device(node, &format!("/dev/nvidia{minor}")));
+    }
+    for (name, path) in &host.nodes.shared {
+        spec.devices.push(device(path, &format!("/dev/{name}")));
+    }
+    let files: Vec<_> = host.driver_files.for_capabilities(caps).collect();
+    if !files.iter().any(|f| f.name.starts_with("libcuda.so.")) && caps.iter().any(|c| c == "compute" || c == "all") {
+        return Err(ResolveError::Host(format!(
+            "no libcuda.so.{} found under --driver-root (its etc/ld.so.cache and library folders): the driver's libraries are needed in devices mode",
+            host.driver_version
+        )));
+    }
+    for file in files {
+        let dir = if file.soname.is_some() || file.name.contains(".so") { NVIDIA_LIB } else { NVIDIA_BIN };
+        let source = file.path.display().to_string();
+        spec.mounts.push(read_only_bind(&source, &format!("{dir}/{}", file.name)));
+        if let Some(soname) = file.soname.as_ref().filter(|s| **s != file.name) {
+            spec.mounts.push(read_only_bind(&source, &format!("{dir}/{soname}")));
+        }
+    }
+    if let Some(socket) = &host.driver_files.persistenced_socket {
+        spec.mounts.push(read_only_bind(&socket.display().to_string(), PERSISTENCED_SOCKET));
+    }
+    let prepend = |spec: &mut ContainerSpec, key: &str, dir: &str, default: &str| {
+        let value = match spec.env.get(key) {
+            Some(old) if !old.is_empty() => format!("{dir}:{old}"),
+            _ => default.to_string(),
+        };
+        spec.env.insert(key.into(), value);
+    };
+    prepend(spec, "LD_LIBRARY_PATH", NVIDIA_LIB, NVIDIA_LIB);
+    prepend(spec, "PATH", NVIDIA_BIN, DEFAULT_PATH);
+    Ok(())
+}
+
+fn device(host: &std::path::Path, container: &str) -> spec::Device {
+    spec::Device { host: host.display().to_string(), container: container.into(), permissions: "rwm".into() }
+}
+
+fn read_only_bind(source: &str, target: &str) -> spec::Mount {
+    spec::Mount { kind: "bind".into(), source: Some(source.into()), target: target.into(), read_only: true }
+}
+
+/// The spec of everything but the GPUs.
+fn base_spec(p: &Profile) -> ContainerSpec {
+    let mut spec = ContainerSpec {
+        schema: spec::SCHEMA,
+        name: p.name.clone(),
+        image: p.image.clone(),
+        entrypoint: p.entrypoint.clone(),
+        command: p.command.clone(),
+        tty: p.interactive,
+        open_stdin: p.interactive,
+        working_dir: p.workdir.clone(),
+        user: p.user.clone(),
+        hostname: p.hostname.clone(),
+        env: p.env.clone(),
+        labels: p.labels.clone(),
+        devices: p.devices.iter().map(|d| spec::Device {
+            host: d.host.clone(),
+            container: d.container.clone(),
+            permissions: d.permissions.clone(),
+        }).collect(),
+        mounts: p.volumes.iter().map(|m| spec::Mount {
+            kind: match m.kind {
+                MountKind::Bind => "bind",
+                MountKind::Volume => "volume",
+                MountKind::Tmpfs => "tmpfs",
+            }.into(),
+            source: m.source.clone(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+        }).collect(),
+        ports: p.ports.iter().map(|b| spec::Port {
+            container_port: b.container_port,
+            protocol: b.protocol.to_string(),
+            host_ip: b.host_ip.map(|ip| ip.to_string()),
+            host_port: b.host_port,
+        }).collect(),
+        shm_size: p.shm_size,
+        network_mode: p.network.clone(),
+        ipc_mode: p.ipc.clone(),
+        // Docker has no "private" pid mode: it is the default, sent as nothing.
+        pid_mode: p.pid.clone().filter(|m| m != "private"),
+        privileged: p.privileged,
+        cap_add: p.cap_add.clone(),
+        cap_drop: p.cap_drop.clone(),
+        security_opt: p.security_opt.clone(),
+        ulimits: p.ulimits.iter().map(|u| spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
+        memory: p.memory,
+        nano_cpus: p.nano_cpus,
+        cpuset_cpus: p.cpuset.clone(),
+        restart: p.restart.as_ref().map(|r| spec::Restart { name: r.name.clone(), max_retries: r.max_retries }),
+        stop_timeout: p.stop_timeout,
+        healthcheck: p.healthcheck.as_ref().map(|h| spec::Healthcheck {
+            test: h.test.clone(),
+            interval_ns: h.interval_ns,
+            timeout_ns: h.timeout_ns,
+            retries: h.retries,
+            start_period_ns: h.start_period_ns,
+        }),
+        device_requests: Vec::new(),
+        gpu: None,
+    };
+    sort(&mut spec);
+    spec
+}
+
+/// Order that does not depend on how the profile was written.
+fn sort(spec: &mut ContainerSpec) {
+    spec.devices.sort_by(|a, b| a.container.cmp(&b.container));
+    spec.devices.dedup_by(|a, b| a.container == b.container);
+    spec.mounts.sort_by(|a, b| a.target.cmp(&b.target));
+    spec.ports.sort();
+    for list in [&mut spec.cap_add, &mut spec.cap_drop, &mut spec.security_opt] {
+        list.sort();
+        list.dedup();
+    }
+    spec.ulimits.sort();
+}
+
+/// Host checks of §2 that need the host's filesystem: bind sources must exist
+/// unless the volume says `create = true`. `exists` is the host's answer.
+pub fn check_bind_sources(profile: &Profile, exists: impl Fn(&std::path::Path) -> bool) -> Vec<Diagnostic> {
+    profile
+        .volumes
+        .iter()
+        .filter(|m| m.kind == MountKind::Bind && !m.create)
+        .filter_map(|m| {
+            let source = m.source.as_deref()?;
+            (!exists(std::path::Path::new(source))).then(|| {
+                Diagnostic::new(m.span.clone(), format!("bind source {source} does not exist"))
+                    .help("Docker would silently create it as an empty root-owned folder; create it, fix the path, or use { source = …, target = …, create = true }")
+            })
+        })
+        .collect()
+}
+
+/// The environment a spec gives, for display.
+pub fn env_lines(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
