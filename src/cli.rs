@@ -12,9 +12,11 @@ use clap::{Args, Parser, Subcommand};
 /// job can run it every minute.
 #[derive(Debug, Parser)]
 #[command(name = "launch", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Exit codes: 0 done, 1 runtime error, 2 invalid profile or usage, \
+#[command(
+    after_help = "Exit codes: 0 done, 1 runtime error, 2 invalid profile or usage, \
 3 refused, 4 `plan` found changes.\n\nRun `launch schema > launch.schema.json` and add \
-`#:schema ./launch.schema.json` at the top of a profile for editor completion.")]
+`#:schema ./launch.schema.json` at the top of a profile for editor completion."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -47,16 +49,34 @@ pub struct Global {
     pub host: Option<String>,
 
     /// NVML library to load (nvidia-ctk's --nvml-lib).
-    #[arg(long, global = true, env = "LAUNCH_NVML_LIB", value_name = "PATH", default_value = "libnvidia-ml.so.1")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAUNCH_NVML_LIB",
+        value_name = "PATH",
+        default_value = "libnvidia-ml.so.1"
+    )]
     pub nvml_lib: PathBuf,
 
     /// Root holding the device nodes: <DIR>/dev/nvidia* (nvidia-ctk's --dev-root).
-    #[arg(long, global = true, env = "LAUNCH_DEV_ROOT", value_name = "DIR", default_value = "/")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAUNCH_DEV_ROOT",
+        value_name = "DIR",
+        default_value = "/"
+    )]
     pub dev_root: PathBuf,
 
     /// Root holding the driver's files: its etc/ld.so.cache and library folders
     /// (nvidia-ctk's --driver-root).
-    #[arg(long, global = true, env = "LAUNCH_DRIVER_ROOT", value_name = "DIR", default_value = "/")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAUNCH_DRIVER_ROOT",
+        value_name = "DIR",
+        default_value = "/"
+    )]
     pub driver_root: PathBuf,
 }
 

@@ -41,6 +41,13 @@ pub enum Error {
     #[error("{0}")]
     Host(String),
 
+    #[error("recreating {name} failed: {cause}; {rollback}")]
+    RecreateFailed {
+        name: String,
+        cause: String,
+        rollback: String,
+    },
+
     /// launch will not do it: a foreign container, files that would be lost.
     #[error("{0}")]
     Refused(String),
@@ -52,7 +59,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Profile(_) | Error::Usage(_) | Error::EmptyFolder { .. } => exit::INVALID,
-            Error::Io(_) | Error::Nvml(_) | Error::Engine(_) | Error::Host(_) => exit::RUNTIME,
+            Error::Io(_)
+            | Error::Nvml(_)
+            | Error::Engine(_)
+            | Error::Host(_)
+            | Error::RecreateFailed { .. } => exit::RUNTIME,
             Error::NotEnoughGpus(_) | Error::Refused(_) => exit::REFUSED,
         }
     }

@@ -6,10 +6,11 @@
 
 mod cli;
 mod commands;
-mod error;
 mod engine;
+mod error;
 mod gpu;
 mod profile;
+mod reconcile;
 mod resolve;
 mod snapshot;
 mod spec;

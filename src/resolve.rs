@@ -15,8 +15,7 @@ pub const NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
 pub const NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
 /// PATH when the profile sets none: the image's usual PATH can't be known
 /// here, so use the standard one with the NVIDIA and CUDA folders first.
-const DEFAULT_PATH: &str =
-    "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_PATH: &str = "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What resolve knows of the host.
 #[derive(Debug, Default)]
@@ -74,35 +73,56 @@ pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError>
         return Ok(Resolved { spec, mode: None });
     };
     let Some(gpus) = &host.gpus else {
-        return Err(ResolveError::Host("the profile asks for GPUs, but no GPU snapshot was taken".into()));
+        return Err(ResolveError::Host(
+            "the profile asks for GPUs, but no GPU snapshot was taken".into(),
+        ));
     };
-    let chosen = select::select(&request.selection, &request.span, gpus, &host.held, host.previous.as_deref())
-        .map_err(|e| match e {
-            SelectError::Profile { span, message, help } => {
-                let d = Diagnostic::new(span, message);
-                ResolveError::Profile(vec![match help {
-                    Some(h) => d.help(h),
-                    None => d,
-                }])
-            }
-            SelectError::NotEnoughFree { report, .. } => ResolveError::NotEnoughFree(report),
-        })?;
+    let chosen = select::select(
+        &request.selection,
+        &request.span,
+        gpus,
+        &host.held,
+        host.previous.as_deref(),
+    )
+    .map_err(|e| match e {
+        SelectError::Profile {
+            span,
+            message,
+            help,
+        } => {
+            let d = Diagnostic::new(span, message);
+            ResolveError::Profile(vec![match help {
+                Some(h) => d.help(h),
+                None => d,
+            }])
+        }
+        SelectError::NotEnoughFree { report, .. } => ResolveError::NotEnoughFree(report),
+    })?;
     let choice = choose_mode(request.mode, &host.toolkit);
     let uuids: Vec<String> = chosen.iter().map(|g| g.uuid.clone()).collect();
     let caps = request.capabilities.clone();
 
     // What the NVIDIA Container Toolkit reads, in every mode.
-    spec.env.insert("NVIDIA_VISIBLE_DEVICES".into(), uuids.join(","));
-    spec.env.insert("NVIDIA_DRIVER_CAPABILITIES".into(), caps.join(","));
+    spec.env
+        .insert("NVIDIA_VISIBLE_DEVICES".into(), uuids.join(","));
+    spec.env
+        .insert("NVIDIA_DRIVER_CAPABILITIES".into(), caps.join(","));
     match choice.mode {
         GpuMode::Toolkit | GpuMode::Auto => spec.device_requests.push(DeviceRequest {
             driver: String::new(),
             device_ids: uuids.clone(),
-            capabilities: vec![std::iter::once("gpu".to_string()).chain(caps.iter().cloned()).collect()],
+            capabilities: vec![
+                std::iter::once("gpu".to_string())
+                    .chain(caps.iter().cloned())
+                    .collect(),
+            ],
         }),
         GpuMode::Cdi => spec.device_requests.push(DeviceRequest {
             driver: "cdi".into(),
-            device_ids: uuids.iter().map(|u| format!("nvidia.com/gpu={u}")).collect(),
+            device_ids: uuids
+                .iter()
+                .map(|u| format!("nvidia.com/gpu={u}"))
+                .collect(),
             capabilities: Vec::new(),
         }),
         GpuMode::Devices => inject_devices(&mut spec, gpus, &chosen, &caps)?,
@@ -114,7 +134,10 @@ pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError>
         driver_version: gpus.driver_version.clone(),
     });
     sort(&mut spec);
-    Ok(Resolved { spec, mode: Some(choice) })
+    Ok(Resolved {
+        spec,
+        mode: Some(choice),
+    })
 }
 
 pub fn mode_name(mode: GpuMode) -> &'static str {
@@ -128,31 +151,63 @@ pub fn mode_name(mode: GpuMode) -> &'static str {
 
 /// `auto` picks what the host supports, best first (DESIGN.md §3.3).
 fn choose_mode(requested: GpuMode, facts: &ToolkitFacts) -> ModeChoice {
-    let choice = |mode, why: &str| ModeChoice { mode, why: why.to_string() };
+    let choice = |mode, why: &str| ModeChoice {
+        mode,
+        why: why.to_string(),
+    };
     if requested != GpuMode::Auto {
         return choice(requested, "set by `mode` in the profile");
     }
     if facts.runtimes.iter().any(|r| r == "nvidia") {
-        return choice(GpuMode::Toolkit, "auto: the engine has the `nvidia` runtime (NVIDIA Container Toolkit)");
+        return choice(
+            GpuMode::Toolkit,
+            "auto: the engine has the `nvidia` runtime (NVIDIA Container Toolkit)",
+        );
     }
     if let Some(hook) = &facts.toolkit_hook {
-        return choice(GpuMode::Toolkit, &format!("auto: the NVIDIA Container Toolkit's hook is installed ({})", hook.display()));
+        return choice(
+            GpuMode::Toolkit,
+            &format!(
+                "auto: the NVIDIA Container Toolkit's hook is installed ({})",
+                hook.display()
+            ),
+        );
     }
     if let (true, Some(spec)) = (facts.engine_cdi, &facts.nvidia_cdi_spec) {
-        return choice(GpuMode::Cdi, &format!("auto: the engine supports CDI and {} defines nvidia.com/gpu", spec.display()));
+        return choice(
+            GpuMode::Cdi,
+            &format!(
+                "auto: the engine supports CDI and {} defines nvidia.com/gpu",
+                spec.display()
+            ),
+        );
     }
-    let engine = if facts.engine_reachable { "" } else { " (no engine answered, so its runtimes are unknown)" };
+    let engine = if facts.engine_reachable {
+        ""
+    } else {
+        " (no engine answered, so its runtimes are unknown)"
+    };
     choice(
         GpuMode::Devices,
-        &format!("auto: no NVIDIA Container Toolkit and no CDI spec{engine}; injecting device nodes and driver files directly"),
+        &format!(
+            "auto: no NVIDIA Container Toolkit and no CDI spec{engine}; injecting device nodes and driver files directly"
+        ),
     )
 }
 
 /// `devices` mode: what the seed's scripts did by hand, from the snapshot.
-fn inject_devices(spec: &mut ContainerSpec, host: &GpuHost, chosen: &[&Gpu], caps: &[String]) -> Result<(), ResolveError> {
+fn inject_devices(
+    spec: &mut ContainerSpec,
+    host: &GpuHost,
+    chosen: &[&Gpu],
+    caps: &[String],
+) -> Result<(), ResolveError> {
     for gpu in chosen {
         let minor = gpu.minor.ok_or_else(|| {
-            ResolveError::Host(format!("GPU {} ({}): the driver reports no minor number, so its device node is unknown", gpu.index, gpu.uuid))
+            ResolveError::Host(format!(
+                "GPU {} ({}): the driver reports no minor number, so its device node is unknown",
+                gpu.index, gpu.uuid
+            ))
         })?;
         let node = host.nodes.gpus.get(&minor).ok_or_else(|| {
             ResolveError::Host(format!(
@@ -160,28 +215,40 @@ fn inject_devices(spec: &mut ContainerSpec, host: &GpuHost, chosen: &[&Gpu], cap
                 gpu.index, gpu.uuid
             ))
         })?;
-        spec.devices.push(device(node, &format!("/dev/nvidia{minor}")));
+        spec.devices
+            .push(device(node, &format!("/dev/nvidia{minor}")));
     }
     for (name, path) in &host.nodes.shared {
         spec.devices.push(device(path, &format!("/dev/{name}")));
     }
     let files: Vec<_> = host.driver_files.for_capabilities(caps).collect();
-    if !files.iter().any(|f| f.name.starts_with("libcuda.so.")) && caps.iter().any(|c| c == "compute" || c == "all") {
+    if !files.iter().any(|f| f.name.starts_with("libcuda.so."))
+        && caps.iter().any(|c| c == "compute" || c == "all")
+    {
         return Err(ResolveError::Host(format!(
             "no libcuda.so.{} found under --driver-root (its etc/ld.so.cache and library folders): the driver's libraries are needed in devices mode",
             host.driver_version
         )));
     }
     for file in files {
-        let dir = if file.soname.is_some() || file.name.contains(".so") { NVIDIA_LIB } else { NVIDIA_BIN };
+        let dir = if file.soname.is_some() || file.name.contains(".so") {
+            NVIDIA_LIB
+        } else {
+            NVIDIA_BIN
+        };
         let source = file.path.display().to_string();
-        spec.mounts.push(read_only_bind(&source, &format!("{dir}/{}", file.name)));
+        spec.mounts
+            .push(read_only_bind(&source, &format!("{dir}/{}", file.name)));
         if let Some(soname) = file.soname.as_ref().filter(|s| **s != file.name) {
-            spec.mounts.push(read_only_bind(&source, &format!("{dir}/{soname}")));
+            spec.mounts
+                .push(read_only_bind(&source, &format!("{dir}/{soname}")));
         }
     }
     if let Some(socket) = &host.driver_files.persistenced_socket {
-        spec.mounts.push(read_only_bind(&socket.display().to_string(), PERSISTENCED_SOCKET));
+        spec.mounts.push(read_only_bind(
+            &socket.display().to_string(),
+            PERSISTENCED_SOCKET,
+        ));
     }
     let prepend = |spec: &mut ContainerSpec, key: &str, dir: &str, default: &str| {
         let value = match spec.env.get(key) {
@@ -196,11 +263,20 @@ fn inject_devices(spec: &mut ContainerSpec, host: &GpuHost, chosen: &[&Gpu], cap
 }
 
 fn device(host: &std::path::Path, container: &str) -> spec::Device {
-    spec::Device { host: host.display().to_string(), container: container.into(), permissions: "rwm".into() }
+    spec::Device {
+        host: host.display().to_string(),
+        container: container.into(),
+        permissions: "rwm".into(),
+    }
 }
 
 fn read_only_bind(source: &str, target: &str) -> spec::Mount {
-    spec::Mount { kind: "bind".into(), source: Some(source.into()), target: target.into(), read_only: true }
+    spec::Mount {
+        kind: "bind".into(),
+        source: Some(source.into()),
+        target: target.into(),
+        read_only: true,
+    }
 }
 
 /// The spec of everything but the GPUs.
@@ -218,27 +294,40 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         hostname: p.hostname.clone(),
         env: p.env.clone(),
         labels: p.labels.clone(),
-        devices: p.devices.iter().map(|d| spec::Device {
-            host: d.host.clone(),
-            container: d.container.clone(),
-            permissions: d.permissions.clone(),
-        }).collect(),
-        mounts: p.volumes.iter().map(|m| spec::Mount {
-            kind: match m.kind {
-                MountKind::Bind => "bind",
-                MountKind::Volume => "volume",
-                MountKind::Tmpfs => "tmpfs",
-            }.into(),
-            source: m.source.clone(),
-            target: m.target.clone(),
-            read_only: m.read_only,
-        }).collect(),
-        ports: p.ports.iter().map(|b| spec::Port {
-            container_port: b.container_port,
-            protocol: b.protocol.to_string(),
-            host_ip: b.host_ip.map(|ip| ip.to_string()),
-            host_port: b.host_port,
-        }).collect(),
+        devices: p
+            .devices
+            .iter()
+            .map(|d| spec::Device {
+                host: d.host.clone(),
+                container: d.container.clone(),
+                permissions: d.permissions.clone(),
+            })
+            .collect(),
+        mounts: p
+            .volumes
+            .iter()
+            .map(|m| spec::Mount {
+                kind: match m.kind {
+                    MountKind::Bind => "bind",
+                    MountKind::Volume => "volume",
+                    MountKind::Tmpfs => "tmpfs",
+                }
+                .into(),
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        ports: p
+            .ports
+            .iter()
+            .map(|b| spec::Port {
+                container_port: b.container_port,
+                protocol: b.protocol.to_string(),
+                host_ip: b.host_ip.map(|ip| ip.to_string()),
+                host_port: b.host_port,
+            })
+            .collect(),
         shm_size: p.shm_size,
         network_mode: p.network.clone(),
         ipc_mode: p.ipc.clone(),
@@ -248,11 +337,22 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         cap_add: p.cap_add.clone(),
         cap_drop: p.cap_drop.clone(),
         security_opt: p.security_opt.clone(),
-        ulimits: p.ulimits.iter().map(|u| spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
+        ulimits: p
+            .ulimits
+            .iter()
+            .map(|u| spec::Ulimit {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
         memory: p.memory,
         nano_cpus: p.nano_cpus,
         cpuset_cpus: p.cpuset.clone(),
-        restart: p.restart.as_ref().map(|r| spec::Restart { name: r.name.clone(), max_retries: r.max_retries }),
+        restart: p.restart.as_ref().map(|r| spec::Restart {
+            name: r.name.clone(),
+            max_retries: r.max_retries,
+        }),
         stop_timeout: p.stop_timeout,
         healthcheck: p.healthcheck.as_ref().map(|h| spec::Healthcheck {
             test: h.test.clone(),
@@ -274,7 +374,11 @@ fn sort(spec: &mut ContainerSpec) {
     spec.devices.dedup_by(|a, b| a.container == b.container);
     spec.mounts.sort_by(|a, b| a.target.cmp(&b.target));
     spec.ports.sort();
-    for list in [&mut spec.cap_add, &mut spec.cap_drop, &mut spec.security_opt] {
+    for list in [
+        &mut spec.cap_add,
+        &mut spec.cap_drop,
+        &mut spec.security_opt,
+    ] {
         list.sort();
         list.dedup();
     }
@@ -283,7 +387,10 @@ fn sort(spec: &mut ContainerSpec) {
 
 /// Host checks of §2 that need the host's filesystem: bind sources must exist
 /// unless the volume says `create = true`. `exists` is the host's answer.
-pub fn check_bind_sources(profile: &Profile, exists: impl Fn(&std::path::Path) -> bool) -> Vec<Diagnostic> {
+pub fn check_bind_sources(
+    profile: &Profile,
+    exists: impl Fn(&std::path::Path) -> bool,
+) -> Vec<Diagnostic> {
     profile
         .volumes
         .iter()

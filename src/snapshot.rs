@@ -4,12 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use crate::cli::Global;
 use crate::engine::{Engine, Observed};
 use crate::error::{Error, Result};
 use crate::gpu::select::Held;
 use crate::gpu::{GpuHost, Roots};
-use crate::profile::Profile;
-use crate::resolve::{Host, ToolkitFacts};
+use crate::profile::{self, Diagnostics, Profile};
+use crate::resolve::{self, Host, ResolveError, Resolved, ToolkitFacts};
 use crate::spec::label;
 
 const TOOLKIT_HOOK: &str = "nvidia-container-runtime-hook";
@@ -33,7 +36,10 @@ pub async fn host_for<E: Engine>(
     };
     let toolkit = ToolkitFacts {
         engine_reachable: facts.is_some(),
-        runtimes: facts.as_ref().map(|f| f.runtimes.clone()).unwrap_or_default(),
+        runtimes: facts
+            .as_ref()
+            .map(|f| f.runtimes.clone())
+            .unwrap_or_default(),
         toolkit_hook: find_on_path(TOOLKIT_HOOK),
         engine_cdi: facts.as_ref().is_some_and(|f| !f.cdi_spec_dirs.is_empty()),
         nvidia_cdi_spec: nvidia_cdi_spec(),
@@ -42,7 +48,12 @@ pub async fn host_for<E: Engine>(
         .iter()
         .find(|c| c.name == profile.name)
         .and_then(|c| c.labels.get(label::GPUS))
-        .map(|g| g.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect());
+        .map(|g| {
+            g.split(',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
     Ok(Host {
         gpus,
         toolkit,
@@ -69,14 +80,48 @@ pub fn held_gpus(managed: &[Observed], except: Option<&str>) -> Held {
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A CDI spec that defines `nvidia.com/gpu`, as `nvidia-ctk cdi generate` writes.
 fn nvidia_cdi_spec() -> Option<PathBuf> {
-    CDI_DIRS.iter().flat_map(|d| std::fs::read_dir(Path::new(d)).into_iter().flatten()).flatten().find_map(|entry| {
-        let path = entry.path();
-        let text = std::fs::read_to_string(&path).ok()?;
-        text.contains("nvidia.com/gpu").then_some(path)
+    CDI_DIRS
+        .iter()
+        .flat_map(|d| std::fs::read_dir(Path::new(d)).into_iter().flatten())
+        .flatten()
+        .find_map(|entry| {
+            let path = entry.path();
+            let text = std::fs::read_to_string(&path).ok()?;
+            text.contains("nvidia.com/gpu").then_some(path)
+        })
+}
+
+/// Resolves a loaded profile against this host: its bind sources, then the
+/// snapshot, then the pure resolve. `engine` may be absent (`render` offline).
+pub async fn resolve_profile<E: Engine>(
+    profile: &Profile,
+    global: &Global,
+    engine: Option<&E>,
+    managed: &[Observed],
+) -> Result<Resolved> {
+    let missing = resolve::check_bind_sources(profile, |p| p.exists());
+    if !missing.is_empty() {
+        return Err(located(profile, missing));
+    }
+    let host = host_for(profile, &global.roots(), engine, managed).await?;
+    resolve::resolve(profile, &host).map_err(|e| match e {
+        ResolveError::Profile(items) => located(profile, items),
+        ResolveError::NotEnoughFree(report) => Error::NotEnoughGpus(report),
+        ResolveError::Host(message) => Error::Host(message),
+    })
+}
+
+/// Errors found against the host, shown in the profile's source.
+fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
+    Error::Profile(Diagnostics {
+        sources: Arc::clone(&profile.sources),
+        items,
     })
 }

@@ -229,8 +229,12 @@ mod tests {
     #[test]
     fn hash_is_stable_across_versions() {
         assert_eq!(spec().hash(), {
-            let digest = Sha256::digest(br#"{"env":{"A":"1"},"image":"busybox","name":"train","schema":1}"#);
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            let digest =
+                Sha256::digest(br#"{"env":{"A":"1"},"image":"busybox","name":"train","schema":1}"#);
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         });
     }
 

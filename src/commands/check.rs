@@ -19,15 +19,24 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
                 "{}",
                 json!({ "profile": target.path, "valid": true, "name": p.name, "image": p.image })
             ),
-            Ok(p) if !global.quiet => println!("ok: {shown} (container `{}`, image {})", p.name, p.image),
+            Ok(p) if !global.quiet => {
+                println!("ok: {shown} (container `{}`, image {})", p.name, p.image)
+            }
             Ok(_) => {}
             Err(diags) => {
                 code = exit::INVALID;
                 if global.json {
-                    println!("{}", json!({ "profile": target.path, "valid": false, "errors": diags.to_json() }));
+                    println!(
+                        "{}",
+                        json!({ "profile": target.path, "valid": false, "errors": diags.to_json() })
+                    );
                 } else {
                     eprint!("{}", diags.render(color));
-                    eprintln!("invalid: {shown} ({} error{})", diags.items.len(), if diags.items.len() == 1 { "" } else { "s" });
+                    eprintln!(
+                        "invalid: {shown} ({} error{})",
+                        diags.items.len(),
+                        if diags.items.len() == 1 { "" } else { "s" }
+                    );
                 }
             }
         }

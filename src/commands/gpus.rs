@@ -12,7 +12,11 @@ pub fn run(global: &Global) -> Result<i32> {
     let host = GpuHost::probe(&global.roots()).map_err(Error::Nvml)?;
     let held = runtime()?.block_on(async {
         match connect(global).await {
-            Ok(engine) => engine.managed().await.map(|m| crate::snapshot::held_gpus(&m, None)).ok(),
+            Ok(engine) => engine
+                .managed()
+                .await
+                .map(|m| crate::snapshot::held_gpus(&m, None))
+                .ok(),
             Err(e) => {
                 tracing::info!("not showing which containers hold GPUs: {e}");
                 None
@@ -39,7 +43,10 @@ pub fn run(global: &Global) -> Result<i32> {
     println!(
         "driver {}{}, {} GPU{}",
         host.driver_version,
-        host.cuda_version.as_ref().map(|c| format!(", CUDA {c}")).unwrap_or_default(),
+        host.cuda_version
+            .as_ref()
+            .map(|c| format!(", CUDA {c}"))
+            .unwrap_or_default(),
         host.gpus.len(),
         if host.gpus.len() == 1 { "" } else { "s" }
     );
@@ -49,14 +56,19 @@ pub fn run(global: &Global) -> Result<i32> {
         .map(|g| {
             [
                 g.index.to_string(),
-                g.name.clone().unwrap_or_else(|| "?".into()) + if g.mig == Some(true) { " [MIG]" } else { "" },
+                g.name.clone().unwrap_or_else(|| "?".into())
+                    + if g.mig == Some(true) { " [MIG]" } else { "" },
                 g.uuid.clone(),
                 format!("{} / {}", bytes(g.memory_used), bytes(g.memory_total)),
                 g.utilization.map_or("?".into(), |u| format!("{u}%")),
                 match &g.processes {
                     None => "?".into(),
                     Some(p) if p.is_empty() => "-".into(),
-                    Some(p) => p.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(","),
+                    Some(p) => p
+                        .iter()
+                        .map(|p| p.pid.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
                 },
                 match (&held, holder(g)) {
                     (None, _) => "?".into(),
@@ -66,11 +78,31 @@ pub fn run(global: &Global) -> Result<i32> {
             ]
         })
         .collect();
-    let header = ["IDX", "NAME", "UUID", "MEMORY USED", "UTIL", "PROCESSES", "HELD BY"].map(String::from);
-    let widths: Vec<usize> =
-        (0..7).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let header = [
+        "IDX",
+        "NAME",
+        "UUID",
+        "MEMORY USED",
+        "UTIL",
+        "PROCESSES",
+        "HELD BY",
+    ]
+    .map(String::from);
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     Ok(0)

@@ -13,7 +13,6 @@ use crate::cli::{Cli, Command, Global};
 use crate::engine::{DockerEngine, Engine, Observed};
 use crate::error::{Error, Result};
 use crate::profile::{self, Diagnostics, Profile};
-use crate::resolve::{self, ResolveError, Resolved};
 
 /// Runs the command; the result is the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -53,17 +52,29 @@ pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
             continue;
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
-            .map_err(|e| Error::Io(format!("cannot read folder {}: {}", arg.display(), profile::io_reason(&e))))?
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot read folder {}: {}",
+                    arg.display(),
+                    profile::io_reason(&e)
+                ))
+            })?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Error::EmptyFolder { path: arg.display().to_string() });
+            return Err(Error::EmptyFolder {
+                path: arg.display().to_string(),
+            });
         }
         let loaded: Vec<Target> = files.iter().map(|f| load(f)).collect();
         let bases: Vec<PathBuf> = loaded.iter().flat_map(|t| extended_files(t)).collect();
-        out.extend(loaded.into_iter().filter(|t| !bases.contains(&canonical(&t.path))));
+        out.extend(
+            loaded
+                .into_iter()
+                .filter(|t| !bases.contains(&canonical(&t.path))),
+        );
     }
     Ok(out)
 }
@@ -81,7 +92,12 @@ fn extended_files(target: &Target) -> Vec<PathBuf> {
         Ok(p) => &p.sources,
         Err(d) => &d.sources,
     };
-    sources.files().iter().skip(1).map(|f| canonical(&f.path)).collect()
+    sources
+        .files()
+        .iter()
+        .skip(1)
+        .map(|f| canonical(&f.path))
+        .collect()
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -100,31 +116,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Connects to the engine of `--host` / DOCKER_HOST.
 pub async fn connect(global: &Global) -> Result<DockerEngine> {
     Ok(DockerEngine::connect(global.host.as_deref()).await?)
-}
-
-/// Resolves a loaded profile against this host: its bind sources, then the
-/// snapshot, then the pure resolve. `engine` may be absent (`render` offline).
-pub async fn resolve_on_host(
-    profile: &Profile,
-    global: &Global,
-    engine: Option<&DockerEngine>,
-    managed: &[Observed],
-) -> Result<Resolved> {
-    let missing = resolve::check_bind_sources(profile, |p| p.exists());
-    if !missing.is_empty() {
-        return Err(located(profile, missing));
-    }
-    let host = crate::snapshot::host_for(profile, &global.roots(), engine, managed).await?;
-    resolve::resolve(profile, &host).map_err(|e| match e {
-        ResolveError::Profile(items) => located(profile, items),
-        ResolveError::NotEnoughFree(report) => Error::NotEnoughGpus(report),
-        ResolveError::Host(message) => Error::Host(message),
-    })
-}
-
-/// Errors found against the host, shown in the profile's source.
-fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
-    Error::Profile(Diagnostics { sources: Arc::clone(&profile.sources), items })
 }
 
 /// The engine's managed containers, or none when it is unreachable.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, managed_or_none, resolve_on_host, runtime};
+use super::{connect, managed_or_none, runtime};
 use crate::cli::{Global, RenderFormat};
 use crate::error::{Error, Result};
 use crate::profile;
@@ -23,13 +23,14 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
             }
         };
         let managed = managed_or_none(engine.as_ref()).await?;
-        resolve_on_host(&profile, global, engine.as_ref(), &managed).await
+        crate::snapshot::resolve_profile(&profile, global, engine.as_ref(), &managed).await
     })?;
     let spec = &resolved.spec;
     let labels = spec.all_labels(&profile.path);
     match format {
         RenderFormat::Json => {
-            let spec_json: serde_json::Value = serde_json::from_str(&spec.canonical_json()).unwrap_or_default();
+            let spec_json: serde_json::Value =
+                serde_json::from_str(&spec.canonical_json()).unwrap_or_default();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
@@ -56,7 +57,10 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
 
 /// A `docker run` command line equivalent to creating and starting `spec`,
 /// one option per line, quoted for a POSIX shell.
-pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<String, String>) -> String {
+pub fn docker_run(
+    spec: &ContainerSpec,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> String {
     let mut opts: Vec<Vec<String>> = vec![vec!["docker".into(), "run".into(), "-d".into()]];
     let mut opt = |parts: &[&str]| opts.push(parts.iter().map(|s| s.to_string()).collect());
     opt(&["--name", &spec.name]);
@@ -68,11 +72,18 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
     }
     let mut args: Vec<String> = Vec::new();
     if let Some(entrypoint) = &spec.entrypoint {
-        opt(&["--entrypoint", entrypoint.first().map_or("", String::as_str)]);
+        opt(&[
+            "--entrypoint",
+            entrypoint.first().map_or("", String::as_str),
+        ]);
         args.extend(entrypoint.iter().skip(1).cloned());
     }
     args.extend(spec.command.iter().flatten().cloned());
-    for (flag, value) in [("-w", &spec.working_dir), ("-u", &spec.user), ("-h", &spec.hostname)] {
+    for (flag, value) in [
+        ("-w", &spec.working_dir),
+        ("-u", &spec.user),
+        ("-h", &spec.hostname),
+    ] {
         if let Some(v) = value {
             opt(&[flag, v]);
         }
@@ -81,7 +92,10 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
         opt(&["-e", &format!("{k}={v}")]);
     }
     for d in &spec.devices {
-        opt(&["--device", &format!("{}:{}:{}", d.host, d.container, d.permissions)]);
+        opt(&[
+            "--device",
+            &format!("{}:{}:{}", d.host, d.container, d.permissions),
+        ]);
     }
     for m in &spec.mounts {
         let mut fields = vec![format!("type={}", m.kind)];
@@ -111,7 +125,11 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
     if let Some(s) = spec.shm_size {
         opt(&["--shm-size", &s.to_string()]);
     }
-    for (flag, value) in [("--network", &spec.network_mode), ("--ipc", &spec.ipc_mode), ("--pid", &spec.pid_mode)] {
+    for (flag, value) in [
+        ("--network", &spec.network_mode),
+        ("--ipc", &spec.ipc_mode),
+        ("--pid", &spec.pid_mode),
+    ] {
         if let Some(v) = value {
             opt(&[flag, v]);
         }
@@ -119,7 +137,11 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
     if spec.privileged {
         opt(&["--privileged"]);
     }
-    for (flag, list) in [("--cap-add", &spec.cap_add), ("--cap-drop", &spec.cap_drop), ("--security-opt", &spec.security_opt)] {
+    for (flag, list) in [
+        ("--cap-add", &spec.cap_add),
+        ("--cap-drop", &spec.cap_drop),
+        ("--security-opt", &spec.security_opt),
+    ] {
         for v in list {
             opt(&[flag, v]);
         }
@@ -151,7 +173,11 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
             Some((kind, _)) if kind == "NONE" => opt(&["--no-healthcheck"]),
             Some((kind, rest)) => {
                 // The CLI only takes a shell command; an argv is quoted into one.
-                let cmd = if kind == "CMD-SHELL" { rest.join(" ") } else { shell_words::join(rest) };
+                let cmd = if kind == "CMD-SHELL" {
+                    rest.join(" ")
+                } else {
+                    shell_words::join(rest)
+                };
                 opt(&["--health-cmd", &cmd]);
             }
             None => {}
@@ -175,9 +201,21 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
                 opt(&["--device", id]);
             }
         } else {
-            let caps: Vec<&String> = r.capabilities.iter().flatten().filter(|c| *c != "gpu").collect();
+            let caps: Vec<&String> = r
+                .capabilities
+                .iter()
+                .flatten()
+                .filter(|c| *c != "gpu")
+                .collect();
             let caps: Vec<&str> = caps.iter().map(|c| c.as_str()).collect();
-            opt(&["--gpus", &format!("\"device={}\",\"capabilities={}\"", r.device_ids.join(","), caps.join(","))]);
+            opt(&[
+                "--gpus",
+                &format!(
+                    "\"device={}\",\"capabilities={}\"",
+                    r.device_ids.join(","),
+                    caps.join(",")
+                ),
+            ]);
         }
     }
     for (k, v) in labels {
@@ -186,5 +224,8 @@ pub fn docker_run(spec: &ContainerSpec, labels: &std::collections::BTreeMap<Stri
     let mut last = vec![spec.image.clone()];
     last.extend(args);
     opts.push(last);
-    opts.iter().map(|o| shell_words::join(o)).collect::<Vec<_>>().join(" \\\n  ")
+    opts.iter()
+        .map(|o| shell_words::join(o))
+        .collect::<Vec<_>>()
+        .join(" \\\n  ")
 }

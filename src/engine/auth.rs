@@ -73,7 +73,10 @@ pub fn credentials_for(image: &str) -> Option<DockerCredentials> {
     if let Some(entry) = entry {
         let (username, password) = match &entry.auth {
             Some(auth) => decode(auth)?,
-            None => (entry.username.clone()?, entry.password.clone().unwrap_or_default()),
+            None => (
+                entry.username.clone()?,
+                entry.password.clone().unwrap_or_default(),
+            ),
         };
         return Some(DockerCredentials {
             username: Some(username),
@@ -87,7 +90,9 @@ pub fn credentials_for(image: &str) -> Option<DockerCredentials> {
 }
 
 fn decode(auth: &str) -> Option<(String, String)> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
@@ -113,7 +118,11 @@ fn from_helper(helper: &str, registry: &str) -> Option<DockerCredentials> {
     let answer: HelperAnswer = serde_json::from_slice(&out.stdout).ok()?;
     // A helper answers "<token>" as the user name for identity tokens.
     Some(if answer.username == "<token>" {
-        DockerCredentials { identitytoken: Some(answer.secret), serveraddress: Some(registry.into()), ..Default::default() }
+        DockerCredentials {
+            identitytoken: Some(answer.secret),
+            serveraddress: Some(registry.into()),
+            ..Default::default()
+        }
     } else {
         DockerCredentials {
             username: Some(answer.username),
@@ -131,8 +140,14 @@ mod tests {
     #[test]
     fn registry_is_the_first_component_when_it_is_a_host() {
         assert_eq!(registry_of("127.0.0.1:5000/demo:1"), "127.0.0.1:5000");
-        assert_eq!(registry_of("thub.autohome.com.cn/dm_ai/cs_images:ddm"), "thub.autohome.com.cn");
-        assert_eq!(registry_of("nvidia/cuda:12.4.1"), "https://index.docker.io/v1/");
+        assert_eq!(
+            registry_of("thub.autohome.com.cn/dm_ai/cs_images:ddm"),
+            "thub.autohome.com.cn"
+        );
+        assert_eq!(
+            registry_of("nvidia/cuda:12.4.1"),
+            "https://index.docker.io/v1/"
+        );
         assert_eq!(registry_of("busybox"), "https://index.docker.io/v1/");
     }
 

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, DeviceMapping, DeviceRequest, HealthConfig, HostConfig,
-    Mount, MountType, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerStateStatusEnum, DeviceMapping, DeviceRequest, HealthConfig,
+    HostConfig, Mount, MountType, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -36,9 +37,15 @@ impl DockerEngine {
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let unreachable = |reason: String| EngineError::Unreachable { address: address.clone(), reason };
+        let unreachable = |reason: String| EngineError::Unreachable {
+            address: address.clone(),
+            reason,
+        };
         let docker = Docker::connect_with_host(&address).map_err(|e| unreachable(describe(&e)))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(describe(&e)))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(describe(&e)))?;
         Ok(DockerEngine { docker, address })
     }
 }
@@ -65,7 +72,13 @@ fn call(what: &str) -> impl Fn(BollardError) -> EngineError + '_ {
 }
 
 fn is_not_found(e: &BollardError) -> bool {
-    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 impl Engine for DockerEngine {
@@ -81,15 +94,30 @@ impl Engine for DockerEngine {
     }
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
-        match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
             Ok(c) => {
                 let state = c.state.as_ref();
                 let config = c.config.as_ref();
                 Ok(Some(Observed {
                     id: c.id.clone().unwrap_or_default(),
-                    name: c.name.clone().unwrap_or_default().trim_start_matches('/').to_string(),
-                    state: state.and_then(|s| s.status).map_or(State::Created, state_of),
-                    labels: config.and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect(),
+                    name: c
+                        .name
+                        .clone()
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    state: state
+                        .and_then(|s| s.status)
+                        .map_or(State::Created, state_of),
+                    labels: config
+                        .and_then(|c| c.labels.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                     image_id: c.image.clone().unwrap_or_default(),
                     image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
                     started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
@@ -102,8 +130,15 @@ impl Engine for DockerEngine {
 
     async fn managed(&self) -> Result<Vec<Observed>> {
         let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        let list = self.docker.list_containers(Some(options)).await.map_err(call("listing containers"))?;
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(call("listing containers"))?;
         let mut out = Vec::new();
         for summary in list {
             // The summary lacks the start time; inspect each (few per host).
@@ -127,34 +162,58 @@ impl Engine for DockerEngine {
 
     async fn pull(&self, image: &str) -> Result<()> {
         let (name, tag) = split_tag(image);
-        let options = CreateImageOptionsBuilder::new().from_image(name).tag(tag).build();
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(name)
+            .tag(tag)
+            .build();
         let credentials = auth::credentials_for(image);
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let bars = progress::Pull::new(image);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
-                        return Err(EngineError::Pull { image: image.into(), reason: detail });
+                    if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone())
+                    {
+                        return Err(EngineError::Pull {
+                            image: image.into(),
+                            reason: detail,
+                        });
                     }
                     bars.update(&info);
                 }
-                Err(e) => return Err(EngineError::Pull { image: image.into(), reason: describe(&e) }),
+                Err(e) => {
+                    return Err(EngineError::Pull {
+                        image: image.into(),
+                        reason: describe(&e),
+                    });
+                }
             }
         }
         bars.finish();
         Ok(())
     }
 
-    async fn create(&self, name: &str, spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Result<String> {
+    async fn create(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let options = CreateContainerOptionsBuilder::new().name(name).build();
         let body = create_body(spec, labels);
-        let created = self.docker.create_container(Some(options), body).await.map_err(call("creating the container"))?;
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(call("creating the container"))?;
         Ok(created.id)
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        self.docker.start_container(id, None).await.map_err(call("starting the container"))
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(call("starting the container"))
     }
 
     async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()> {
@@ -164,22 +223,33 @@ impl Engine for DockerEngine {
         }
         match self.docker.stop_container(id, Some(options.build())).await {
             // 304: already stopped.
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             other => other.map_err(call("stopping the container")),
         }
     }
 
     async fn unpause(&self, id: &str) -> Result<()> {
-        self.docker.unpause_container(id).await.map_err(call("unpausing the container"))
+        self.docker
+            .unpause_container(id)
+            .await
+            .map_err(call("unpausing the container"))
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<()> {
         let options = RenameContainerOptionsBuilder::new().name(name).build();
-        self.docker.rename_container(id, options).await.map_err(call("renaming the container"))
+        self.docker
+            .rename_container(id, options)
+            .await
+            .map_err(call("renaming the container"))
     }
 
     async fn remove(&self, id: &str, volumes: bool) -> Result<()> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(volumes).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(volumes)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Err(e) if is_not_found(&e) => Ok(()),
             other => other.map_err(call("removing the container")),
@@ -187,12 +257,25 @@ impl Engine for DockerEngine {
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>> {
-        let changes = self.docker.container_changes(id).await.map_err(call("listing changed files"))?;
-        Ok(changes.unwrap_or_default().into_iter().map(|c| c.path).collect())
+        let changes = self
+            .docker
+            .container_changes(id)
+            .await
+            .map_err(call("listing changed files"))?;
+        Ok(changes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.path)
+            .collect())
     }
 
     async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
-        let options = CommitContainerOptionsBuilder::new().container(id).repo(repo).tag(tag).pause(true).build();
+        let options = CommitContainerOptionsBuilder::new()
+            .container(id)
+            .repo(repo)
+            .tag(tag)
+            .pause(true)
+            .build();
         let committed = self
             .docker
             .commit_container(options, bollard::models::ContainerConfig::default())
@@ -202,7 +285,11 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
             Err(e) if is_not_found(&e) => Ok(()),
             other => other.map_err(call("removing the volume")),
         }
@@ -300,7 +387,11 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         ulimits: (!spec.ulimits.is_empty()).then(|| {
             spec.ulimits
                 .iter()
-                .map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) })
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
                 .collect()
         }),
         memory: spec.memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
@@ -329,7 +420,9 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        stop_timeout: spec.stop_timeout.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        stop_timeout: spec
+            .stop_timeout
+            .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
             interval: h.interval_ns,
@@ -350,7 +443,13 @@ mod tests {
     #[test]
     fn tags_split_after_the_last_slash() {
         assert_eq!(split_tag("busybox"), ("busybox", "latest"));
-        assert_eq!(split_tag("localhost:5000/team/img:v2"), ("localhost:5000/team/img", "v2"));
-        assert_eq!(split_tag("localhost:5000/img"), ("localhost:5000/img", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/team/img:v2"),
+            ("localhost:5000/team/img", "v2")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/img"),
+            ("localhost:5000/img", "latest")
+        );
     }
 }

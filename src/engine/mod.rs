@@ -87,7 +87,12 @@ pub trait Engine {
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;
     /// Creates the container `name` from `spec` with `labels`; returns its id.
-    async fn create(&self, name: &str, spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Result<String>;
+    async fn create(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String>;
     async fn start(&self, id: &str) -> Result<()>;
     async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()>;
     async fn unpause(&self, id: &str) -> Result<()>;

@@ -19,7 +19,10 @@ impl Pull {
             let _ = m.println(format!("pulling {image}"));
             m
         });
-        Pull { multi, bars: Mutex::new(HashMap::new()) }
+        Pull {
+            multi,
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn update(&self, info: &CreateImageInfo) {
@@ -29,13 +32,17 @@ impl Pull {
             }
             return;
         };
-        let Ok(mut bars) = self.bars.lock() else { return };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
         let bar = bars.entry(layer.clone()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new(0));
             bar.set_style(
-                ProgressStyle::with_template("{prefix} {wide_msg} {bytes}/{total_bytes} [{bar:30}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} {wide_msg} {bytes}/{total_bytes} [{bar:30}]",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(layer.clone());
             bar

@@ -57,7 +57,10 @@ const BINARIES: &[(&str, &str)] = &[
 
 const BINARY_DIRS: &[&str] = &["usr/bin", "usr/sbin", "bin", "sbin", "usr/local/bin"];
 
-const PERSISTENCED_SOCKETS: &[&str] = &["run/nvidia-persistenced/socket", "var/run/nvidia-persistenced/socket"];
+const PERSISTENCED_SOCKETS: &[&str] = &[
+    "run/nvidia-persistenced/socket",
+    "var/run/nvidia-persistenced/socket",
+];
 
 /// Where the persistenced socket goes in the container.
 pub const PERSISTENCED_SOCKET: &str = "/run/nvidia-persistenced/socket";
@@ -87,53 +90,87 @@ impl DriverFiles {
         let mut libraries: BTreeSet<DriverFile> = BTreeSet::new();
         let wanted = |name: &str| -> Option<&'static str> {
             let stem = name.strip_suffix(version)?.strip_suffix(".so.")?;
-            LIBRARIES.iter().find(|(_, s)| *s == stem).map(|(cap, _)| *cap)
+            LIBRARIES
+                .iter()
+                .find(|(_, s)| *s == stem)
+                .map(|(cap, _)| *cap)
         };
         // The ld.so cache first: it is how the system itself finds the libraries.
         for (soname, path) in ld_cache(root) {
             let real = resolve_in_root(root, &path);
-            let Some(name) = real.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            let Some(name) = real
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
             if let Some(capability) = wanted(&name).filter(|_| real.is_file()) {
-                libraries.insert(DriverFile { capability, path: real, name, soname: Some(soname) });
+                libraries.insert(DriverFile {
+                    capability,
+                    path: real,
+                    name,
+                    soname: Some(soname),
+                });
             }
         }
         // Then the usual folders, for a cache that is stale or missing.
         for dir in library_dirs() {
             let dir = root.join(dir);
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let path = entry.path();
-                let Some(capability) = wanted(&name) else { continue };
+                let Some(capability) = wanted(&name) else {
+                    continue;
+                };
                 if !path.symlink_metadata().is_ok_and(|m| m.is_file())
                     || libraries.iter().any(|l| l.name == name)
                 {
                     continue;
                 }
                 let soname = soname_link(&dir, &name);
-                libraries.insert(DriverFile { capability, path, name, soname });
+                libraries.insert(DriverFile {
+                    capability,
+                    path,
+                    name,
+                    soname,
+                });
             }
         }
         let binaries = BINARIES
             .iter()
             .filter_map(|(capability, name)| {
-                BINARY_DIRS.iter().map(|d| root.join(d).join(name)).find(|p| p.is_file()).map(|path| DriverFile {
-                    capability,
-                    path,
-                    name: name.to_string(),
-                    soname: None,
-                })
+                BINARY_DIRS
+                    .iter()
+                    .map(|d| root.join(d).join(name))
+                    .find(|p| p.is_file())
+                    .map(|path| DriverFile {
+                        capability,
+                        path,
+                        name: name.to_string(),
+                        soname: None,
+                    })
             })
             .collect();
         let persistenced_socket = PERSISTENCED_SOCKETS
             .iter()
             .map(|s| root.join(s))
             .find(|p| p.symlink_metadata().is_ok());
-        DriverFiles { libraries: libraries.into_iter().collect(), binaries, persistenced_socket }
+        DriverFiles {
+            libraries: libraries.into_iter().collect(),
+            binaries,
+            persistenced_socket,
+        }
     }
 
     /// The files the given capabilities need (`all` takes every one).
-    pub fn for_capabilities<'a>(&'a self, caps: &'a [String]) -> impl Iterator<Item = &'a DriverFile> + 'a {
+    pub fn for_capabilities<'a>(
+        &'a self,
+        caps: &'a [String],
+    ) -> impl Iterator<Item = &'a DriverFile> + 'a {
         let needed = move |f: &&DriverFile| caps.iter().any(|c| c == "all" || c == f.capability);
         self.libraries.iter().chain(&self.binaries).filter(needed)
     }
@@ -168,8 +205,14 @@ fn resolve_in_root(root: &Path, inside: &Path) -> PathBuf {
     let mut path = inside.to_path_buf();
     for _ in 0..16 {
         let host = root.join(path.strip_prefix("/").unwrap_or(&path));
-        let Ok(target) = std::fs::read_link(&host) else { return host };
-        path = if target.is_absolute() { target } else { path.parent().unwrap_or(Path::new("/")).join(target) };
+        let Ok(target) = std::fs::read_link(&host) else {
+            return host;
+        };
+        path = if target.is_absolute() {
+            target
+        } else {
+            path.parent().unwrap_or(Path::new("/")).join(target)
+        };
         path = normalize(&path);
     }
     root.join(path.strip_prefix("/").unwrap_or(&path))
@@ -193,7 +236,9 @@ fn normalize(path: &Path) -> PathBuf {
 /// (soname, path inside the root). glibc's "new" format; a missing or
 /// unreadable cache is simply empty (the folder scan still runs).
 pub fn ld_cache(root: &Path) -> Vec<(String, PathBuf)> {
-    std::fs::read(root.join("etc/ld.so.cache")).map(|b| parse_ld_cache(&b)).unwrap_or_default()
+    std::fs::read(root.join("etc/ld.so.cache"))
+        .map(|b| parse_ld_cache(&b))
+        .unwrap_or_default()
 }
 
 const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
@@ -202,15 +247,23 @@ const ENTRY: usize = 24;
 
 fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
     // An old-format header may come first; string offsets count from the new one.
-    let Some(start) = bytes.windows(MAGIC.len()).position(|w| w == MAGIC) else { return Vec::new() };
+    let Some(start) = bytes.windows(MAGIC.len()).position(|w| w == MAGIC) else {
+        return Vec::new();
+    };
     let cache = &bytes[start..];
-    let u32_at = |at: usize| cache.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |at: usize| {
+        cache
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let string_at = |at: u32| {
         let tail = cache.get(at as usize..)?;
         let end = tail.iter().position(|&b| b == 0)?;
         std::str::from_utf8(&tail[..end]).ok().map(str::to_string)
     };
-    let Some(count) = u32_at(20) else { return Vec::new() };
+    let Some(count) = u32_at(20) else {
+        return Vec::new();
+    };
     let arch = match std::env::consts::ARCH {
         "x86_64" => Some(0x0300),
         "aarch64" => Some(0x0a00),
@@ -223,7 +276,10 @@ fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
             if arch.is_some_and(|a| flags & 0xff00 != a) {
                 return None;
             }
-            Some((string_at(u32_at(at + 4)?)?, PathBuf::from(string_at(u32_at(at + 8)?)?)))
+            Some((
+                string_at(u32_at(at + 4)?)?,
+                PathBuf::from(string_at(u32_at(at + 8)?)?),
+            ))
         })
         .collect()
 }

@@ -8,7 +8,12 @@ use serde::Serialize;
 use super::Gpu;
 
 /// The shared nodes a CUDA program may open, each used when present.
-pub const SHARED: &[&str] = &["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"];
+pub const SHARED: &[&str] = &[
+    "nvidiactl",
+    "nvidia-uvm",
+    "nvidia-uvm-tools",
+    "nvidia-modeset",
+];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeviceNodes {

@@ -19,9 +19,13 @@ pub struct Inventory {
 /// Why NVML gave no inventory; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum NvmlFailure {
-    #[error("no NVIDIA driver: {lib} could not be loaded ({reason}); install the driver, or point --nvml-lib at libnvidia-ml.so.1")]
+    #[error(
+        "no NVIDIA driver: {lib} could not be loaded ({reason}); install the driver, or point --nvml-lib at libnvidia-ml.so.1"
+    )]
     NotLoaded { lib: String, reason: String },
-    #[error("NVIDIA driver not loaded: nvmlInit failed with \"Driver Not Loaded\" (is the nvidia kernel module loaded? `nvidia-smi` shows the same)")]
+    #[error(
+        "NVIDIA driver not loaded: nvmlInit failed with \"Driver Not Loaded\" (is the nvidia kernel module loaded? `nvidia-smi` shows the same)"
+    )]
     DriverNotLoaded,
     #[error("NVML failed: {call}: {reason}")]
     Call { call: &'static str, reason: String },
@@ -42,14 +46,26 @@ pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
                 reason: other.to_string(),
             },
         })?;
-    let call = |call: &'static str| move |e: NvmlError| NvmlFailure::Call { call, reason: e.to_string() };
-    let driver_version = nvml.sys_driver_version().map_err(call("nvmlSystemGetDriverVersion"))?;
-    let cuda_version = known(nvml.sys_cuda_driver_version(), "nvmlSystemGetCudaDriverVersion")
-        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+    let call = |call: &'static str| {
+        move |e: NvmlError| NvmlFailure::Call {
+            call,
+            reason: e.to_string(),
+        }
+    };
+    let driver_version = nvml
+        .sys_driver_version()
+        .map_err(call("nvmlSystemGetDriverVersion"))?;
+    let cuda_version = known(
+        nvml.sys_cuda_driver_version(),
+        "nvmlSystemGetCudaDriverVersion",
+    )
+    .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
     let count = nvml.device_count().map_err(call("nvmlDeviceGetCount"))?;
     let mut gpus = Vec::with_capacity(count as usize);
     for index in 0..count {
-        let device = nvml.device_by_index(index).map_err(call("nvmlDeviceGetHandleByIndex"))?;
+        let device = nvml
+            .device_by_index(index)
+            .map_err(call("nvmlDeviceGetHandleByIndex"))?;
         let memory = known(device.memory_info(), "nvmlDeviceGetMemoryInfo");
         gpus.push(Gpu {
             index,
@@ -59,8 +75,13 @@ pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
             name: known(device.name(), "nvmlDeviceGetName"),
             memory_total: memory.as_ref().map(|m| m.total),
             memory_used: memory.as_ref().map(|m| m.used),
-            utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates").map(|u| u.gpu),
-            processes: known(device.running_compute_processes(), "nvmlDeviceGetComputeRunningProcesses").map(|ps| {
+            utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates")
+                .map(|u| u.gpu),
+            processes: known(
+                device.running_compute_processes(),
+                "nvmlDeviceGetComputeRunningProcesses",
+            )
+            .map(|ps| {
                 ps.into_iter()
                     .map(|p| GpuProcess {
                         pid: p.pid,

@@ -10,7 +10,11 @@ use crate::profile::{GpuRef, GpuSelection, Span};
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectError {
     /// A problem with what the profile asks for on this host, at `span`.
-    Profile { span: Span, message: String, help: Option<String> },
+    Profile {
+        span: Span,
+        message: String,
+        help: Option<String>,
+    },
     /// `{ count = N }` and fewer than N are free (exit 3).
     NotEnoughFree { wanted: u32, report: String },
 }
@@ -32,7 +36,10 @@ pub fn select<'h>(
         return Err(SelectError::Profile {
             span: span.clone(),
             message: "this host has no GPUs: NVML lists none".into(),
-            help: Some("`nvidia-smi -L` should list them; leave `gpus` out for a CPU-only container".into()),
+            help: Some(
+                "`nvidia-smi -L` should list them; leave `gpus` out for a CPU-only container"
+                    .into(),
+            ),
         });
     }
     match selection {
@@ -43,20 +50,34 @@ pub fn select<'h>(
 }
 
 fn by_ref<'h>(host: &'h GpuHost, gpu: &GpuRef, span: &Span) -> Result<&'h Gpu, SelectError> {
-    let error = |message: String, help: Option<String>| SelectError::Profile { span: span.clone(), message, help };
+    let error = |message: String, help: Option<String>| SelectError::Profile {
+        span: span.clone(),
+        message,
+        help,
+    };
     match gpu {
         GpuRef::Index(i) => host.gpus.iter().find(|g| g.index == *i).ok_or_else(|| {
             let n = host.gpus.len();
-            let range = if n == 1 { "0".to_string() } else { format!("0–{}", n - 1) };
+            let range = if n == 1 {
+                "0".to_string()
+            } else {
+                format!("0–{}", n - 1)
+            };
             error(
-                format!("GPU index {i} does not exist: this host has {n} GPU{} ({range})", plural(n)),
+                format!(
+                    "GPU index {i} does not exist: this host has {n} GPU{} ({range})",
+                    plural(n)
+                ),
                 Some("`launch gpus` lists them".into()),
             )
         }),
         GpuRef::Uuid(prefix) => {
             let lower = prefix.to_ascii_lowercase();
-            let matches: Vec<&Gpu> =
-                host.gpus.iter().filter(|g| g.uuid.to_ascii_lowercase().starts_with(&lower)).collect();
+            let matches: Vec<&Gpu> = host
+                .gpus
+                .iter()
+                .filter(|g| g.uuid.to_ascii_lowercase().starts_with(&lower))
+                .collect();
             match matches[..] {
                 [one] => Ok(one),
                 [] => Err(error(
@@ -64,7 +85,10 @@ fn by_ref<'h>(host: &'h GpuHost, gpu: &GpuRef, span: &Span) -> Result<&'h Gpu, S
                     Some(format!("this host has {}", list(host.gpus.iter()))),
                 )),
                 _ => Err(error(
-                    format!("GPU {prefix} is ambiguous: it matches {}", list(matches.into_iter())),
+                    format!(
+                        "GPU {prefix} is ambiguous: it matches {}",
+                        list(matches.into_iter())
+                    ),
                     Some("write more of the UUID".into()),
                 )),
             }
@@ -72,9 +96,17 @@ fn by_ref<'h>(host: &'h GpuHost, gpu: &GpuRef, span: &Span) -> Result<&'h Gpu, S
     }
 }
 
-fn by_count<'h>(host: &'h GpuHost, n: u32, held: &Held, previous: Option<&[String]>) -> Result<Vec<&'h Gpu>, SelectError> {
+fn by_count<'h>(
+    host: &'h GpuHost,
+    n: u32,
+    held: &Held,
+    previous: Option<&[String]>,
+) -> Result<Vec<&'h Gpu>, SelectError> {
     if let Some(previous) = previous {
-        let kept: Vec<&Gpu> = previous.iter().filter_map(|u| host.gpus.iter().find(|g| &g.uuid == u)).collect();
+        let kept: Vec<&Gpu> = previous
+            .iter()
+            .filter_map(|u| host.gpus.iter().find(|g| &g.uuid == u))
+            .collect();
         if kept.len() == n as usize && previous.len() == kept.len() {
             return Ok(kept);
         }
@@ -88,7 +120,10 @@ fn by_count<'h>(host: &'h GpuHost, n: u32, held: &Held, previous: Option<&[Strin
                 "running {} compute process{} (pid {})",
                 ps.len(),
                 if ps.len() == 1 { "" } else { "es" },
-                ps.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(", ")
+                ps.iter()
+                    .map(|p| p.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             _ => None,
         }
@@ -100,7 +135,14 @@ fn by_count<'h>(host: &'h GpuHost, n: u32, held: &Held, previous: Option<&[Strin
         let lines: Vec<String> = host
             .gpus
             .iter()
-            .map(|g| format!("  GPU {} {}: {}", g.index, g.uuid, busy(g).unwrap_or_else(|| "free".into())))
+            .map(|g| {
+                format!(
+                    "  GPU {} {}: {}",
+                    g.index,
+                    g.uuid,
+                    busy(g).unwrap_or_else(|| "free".into())
+                )
+            })
             .collect();
         return Err(SelectError::NotEnoughFree {
             wanted: n,
@@ -123,7 +165,9 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn list<'a>(gpus: impl Iterator<Item = &'a Gpu>) -> String {
-    gpus.map(|g| format!("{} (index {})", g.uuid, g.index)).collect::<Vec<_>>().join(", ")
+    gpus.map(|g| format!("{} (index {})", g.uuid, g.index))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -162,10 +206,15 @@ mod tests {
     fn index_out_of_range_names_the_valid_range() {
         let h = host(8);
         let sel = GpuSelection::List(vec![(GpuRef::Index(9), 5..6)]);
-        let Err(SelectError::Profile { message, span, .. }) = select(&sel, &(0..1), &h, &Held::new(), None) else {
+        let Err(SelectError::Profile { message, span, .. }) =
+            select(&sel, &(0..1), &h, &Held::new(), None)
+        else {
             panic!("expected an error")
         };
-        assert_eq!(message, "GPU index 9 does not exist: this host has 8 GPUs (0–7)");
+        assert_eq!(
+            message,
+            "GPU index 9 does not exist: this host has 8 GPUs (0–7)"
+        );
         assert_eq!(span, 5..6);
     }
 
@@ -174,12 +223,23 @@ mod tests {
         let mut h = host(3);
         h.gpus[1].uuid = "GPU-00ab-1".into();
         let sel = |p: &str| GpuSelection::List(vec![(GpuRef::Uuid(p.into()), 0..1)]);
-        assert_eq!(uuids(select(&sel("GPU-11"), &(0..1), &h, &Held::new(), None).unwrap()), ["GPU-11aa-1"]);
-        let Err(SelectError::Profile { message, .. }) = select(&sel("GPU-00"), &(0..1), &h, &Held::new(), None) else {
+        assert_eq!(
+            uuids(select(&sel("GPU-11"), &(0..1), &h, &Held::new(), None).unwrap()),
+            ["GPU-11aa-1"]
+        );
+        let Err(SelectError::Profile { message, .. }) =
+            select(&sel("GPU-00"), &(0..1), &h, &Held::new(), None)
+        else {
             panic!()
         };
-        assert!(message.contains("ambiguous") && message.contains("GPU-00aa-0") && message.contains("GPU-00ab-1"));
-        let Err(SelectError::Profile { message, .. }) = select(&sel("GPU-ff"), &(0..1), &h, &Held::new(), None) else {
+        assert!(
+            message.contains("ambiguous")
+                && message.contains("GPU-00aa-0")
+                && message.contains("GPU-00ab-1")
+        );
+        let Err(SelectError::Profile { message, .. }) =
+            select(&sel("GPU-ff"), &(0..1), &h, &Held::new(), None)
+        else {
             panic!()
         };
         assert_eq!(message, "GPU GPU-ff matches no device");
@@ -188,11 +248,19 @@ mod tests {
     #[test]
     fn count_skips_busy_and_held_gpus_and_prefers_free_memory() {
         let mut h = host(4);
-        h.gpus[3].processes = Some(vec![GpuProcess { pid: 42, used_memory: None }]);
+        h.gpus[3].processes = Some(vec![GpuProcess {
+            pid: 42,
+            used_memory: None,
+        }]);
         let held = Held::from([(h.gpus[2].uuid.clone(), "alice-dev".to_string())]);
         // GPU 3 uses least memory but is busy; GPU 2 is held; 1 beats 0 on memory.
-        assert_eq!(uuids(select(&GpuSelection::Count(1), &(0..1), &h, &held, None).unwrap()), [h.gpus[1].uuid.clone()]);
-        let Err(SelectError::NotEnoughFree { report, .. }) = select(&GpuSelection::Count(3), &(0..1), &h, &held, None) else {
+        assert_eq!(
+            uuids(select(&GpuSelection::Count(1), &(0..1), &h, &held, None).unwrap()),
+            [h.gpus[1].uuid.clone()]
+        );
+        let Err(SelectError::NotEnoughFree { report, .. }) =
+            select(&GpuSelection::Count(3), &(0..1), &h, &held, None)
+        else {
             panic!()
         };
         assert!(report.contains("held by container alice-dev"), "{report}");
@@ -204,8 +272,18 @@ mod tests {
         let mut h = host(4);
         let previous = vec![h.gpus[0].uuid.clone()];
         // Our own process now runs on GPU 0: we still keep it.
-        h.gpus[0].processes = Some(vec![GpuProcess { pid: 7, used_memory: Some(1) }]);
-        let got = select(&GpuSelection::Count(1), &(0..1), &h, &Held::new(), Some(&previous)).unwrap();
+        h.gpus[0].processes = Some(vec![GpuProcess {
+            pid: 7,
+            used_memory: Some(1),
+        }]);
+        let got = select(
+            &GpuSelection::Count(1),
+            &(0..1),
+            &h,
+            &Held::new(),
+            Some(&previous),
+        )
+        .unwrap();
         assert_eq!(uuids(got), previous);
     }
 }

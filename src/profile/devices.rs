@@ -20,11 +20,15 @@ pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
     };
     for path in [host, container] {
         if !path.starts_with('/') {
-            return Err(format!("device path `{path}` must be absolute, e.g. /dev/fuse"));
+            return Err(format!(
+                "device path `{path}` must be absolute, e.g. /dev/fuse"
+            ));
         }
     }
     if permissions.is_empty() || !permissions.chars().all(|c| "rwm".contains(c)) {
-        return Err(format!("device permissions `{permissions}` must be letters of `rwm`"));
+        return Err(format!(
+            "device permissions `{permissions}` must be letters of `rwm`"
+        ));
     }
     Ok(DeviceMapping {
         host: host.to_string(),
@@ -41,8 +45,15 @@ mod tests {
     fn forms() {
         assert_eq!(parse("/dev/fuse").unwrap().container, "/dev/fuse");
         assert_eq!(parse("/dev/fuse:rw").unwrap().permissions, "rw");
-        assert_eq!(parse("/dev/sda:/dev/xvda:r").unwrap().container, "/dev/xvda");
+        assert_eq!(
+            parse("/dev/sda:/dev/xvda:r").unwrap().container,
+            "/dev/xvda"
+        );
         assert!(parse("dev/fuse").unwrap_err().contains("`dev/fuse`"));
-        assert!(parse("/dev/fuse:/dev/fuse:rwx").unwrap_err().contains("`rwx`"));
+        assert!(
+            parse("/dev/fuse:/dev/fuse:rwx")
+                .unwrap_err()
+                .contains("`rwx`")
+        );
     }
 }

@@ -94,7 +94,11 @@ impl Diagnostics {
             Some(
                 Snippet::source(file.text)
                     .path(file.path.to_string_lossy())
-                    .annotation(AnnotationKind::Primary.span(start..end).label(d.label.as_deref())),
+                    .annotation(
+                        AnnotationKind::Primary
+                            .span(start..end)
+                            .label(d.label.as_deref()),
+                    ),
             )
         });
         let mut groups = vec![match located {
@@ -102,7 +106,9 @@ impl Diagnostics {
             None => Group::with_title(title),
         }];
         if let Some(help) = &d.help {
-            groups.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
+            groups.push(Group::with_title(
+                Level::HELP.secondary_title(help.as_str()),
+            ));
         }
         groups
     }
@@ -120,10 +126,13 @@ pub fn from_serde(message: &str, span: Span) -> Diagnostic {
     let message = message.trim_end();
     let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
     for (prefix, what) in [("unknown field", "key"), ("unknown variant", "value")] {
-        if let (true, Some((given, expected))) = (message.starts_with(prefix), quoted.split_first()) {
+        if let (true, Some((given, expected))) = (message.starts_with(prefix), quoted.split_first())
+        {
             let d = Diagnostic::new(span, format!("unknown {what} `{given}`"));
             return match did_you_mean(given, expected.iter().copied()) {
-                Some(near) => d.label(format!("did you mean `{near}`?")).help(expected_list(expected)),
+                Some(near) => d
+                    .label(format!("did you mean `{near}`?"))
+                    .help(expected_list(expected)),
                 None => d.help(expected_list(expected)),
             };
         }
@@ -137,7 +146,11 @@ fn expected_list(expected: &[&str]) -> String {
         [one] => format!("expected `{one}`"),
         _ => format!(
             "expected one of {}",
-            expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            expected
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -160,7 +173,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut diagonal = row[0];
         row[0] = i + 1;
         for (j, &cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
             diagonal = row[j + 1];
             row[j + 1] = next;
         }
@@ -183,7 +198,10 @@ mod tests {
 
     #[test]
     fn unknown_field_becomes_a_key_error_with_a_suggestion() {
-        let d = from_serde("unknown field `imgae`, expected one of `image`, `name`", 3..8);
+        let d = from_serde(
+            "unknown field `imgae`, expected one of `image`, `name`",
+            3..8,
+        );
         assert_eq!(d.message, "unknown key `imgae`");
         assert_eq!(d.label.as_deref(), Some("did you mean `image`?"));
         assert_eq!(d.span, Some(3..8));

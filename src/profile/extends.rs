@@ -20,7 +20,8 @@ pub fn merge(mut parent: Table, child: Table) -> Table {
                 let value = match (old.into_inner(), value.into_inner()) {
                     (DeValue::Table(mut a), DeValue::Table(b)) => {
                         // A child's GPU choice replaces the parent's, whatever its form.
-                        if name == "gpus" && (b.contains_key("devices") || b.contains_key("count")) {
+                        if name == "gpus" && (b.contains_key("devices") || b.contains_key("count"))
+                        {
                             a.remove("devices");
                             a.remove("count");
                         }
@@ -49,7 +50,10 @@ fn merge_by_key(
     let mut items: Vec<Value> = parent.iter().cloned().collect();
     for new in child.iter() {
         let key = key_of(new.get_ref());
-        match items.iter_mut().find(|old| key.is_some() && key_of(old.get_ref()) == key) {
+        match items
+            .iter_mut()
+            .find(|old| key.is_some() && key_of(old.get_ref()) == key)
+        {
             Some(old) => *old = new.clone(),
             None => items.push(new.clone()),
         }
@@ -77,9 +81,21 @@ fn volume_target(v: &DeValue<'_>) -> Option<String> {
         DeValue::String(s) => {
             let mut parts = s.split(':');
             let first = parts.next()?;
-            Some(parts.next().unwrap_or(first).trim_end_matches('/').to_string())
+            Some(
+                parts
+                    .next()
+                    .unwrap_or(first)
+                    .trim_end_matches('/')
+                    .to_string(),
+            )
         }
-        DeValue::Table(t) => Some(t.get("target")?.get_ref().as_str()?.trim_end_matches('/').to_string()),
+        DeValue::Table(t) => Some(
+            t.get("target")?
+                .get_ref()
+                .as_str()?
+                .trim_end_matches('/')
+                .to_string(),
+        ),
         _ => None,
     }
 }

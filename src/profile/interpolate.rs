@@ -6,7 +6,11 @@ pub enum InterpolationError {
     /// `${NAME}` with `NAME` unset and no default. `at` is the byte offset of the `$`.
     Unset { name: String, at: usize, len: usize },
     /// `${` without a closing `}`, or a name that is not a variable name.
-    Malformed { at: usize, len: usize, reason: &'static str },
+    Malformed {
+        at: usize,
+        len: usize,
+        reason: &'static str,
+    },
 }
 
 /// Replaces variables in `text`, looking them up with `lookup`.

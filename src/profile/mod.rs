@@ -129,8 +129,22 @@ pub struct RecreatePolicy {
 pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
     let mut sources = SourceMap::default();
     let mut items = Vec::new();
-    let profile = load::read(path, &mut sources, &mut items)
-        .and_then(|read| validate::validate(path, read, &sources, &mut items));
+    let profile = load::read(path, &mut sources, &mut items).and_then(|read| {
+        let (poisoned, before) = (read.poisoned.clone(), items.len());
+        let profile = validate::validate(path, read, &sources, &mut items);
+        // A value whose `${…}` failed is reported once, not again as invalid.
+        let mut index = 0;
+        items.retain(|d| {
+            index += 1;
+            let overlaps = |s: &Span| {
+                d.span
+                    .as_ref()
+                    .is_some_and(|d| d.start < s.end && s.start < d.end)
+            };
+            index <= before || !poisoned.iter().any(overlaps)
+        });
+        profile
+    });
     match profile {
         Some(mut profile) if items.is_empty() => {
             profile.sources = Arc::new(sources);
@@ -140,7 +154,7 @@ pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
             // Report in file order, whichever check found what.
             items.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
             Err(Diagnostics {
-            sources: Arc::new(sources),
+                sources: Arc::new(sources),
                 items,
             })
         }

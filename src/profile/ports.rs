@@ -40,7 +40,11 @@ pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
                 "sctp" => Protocol::Sctp,
-                _ => return Err(format!("unknown protocol `{proto}`: expected tcp, udp or sctp")),
+                _ => {
+                    return Err(format!(
+                        "unknown protocol `{proto}`: expected tcp, udp or sctp"
+                    ));
+                }
             },
         ),
         None => (spec, Protocol::Tcp),
@@ -48,15 +52,22 @@ pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
     // An IPv6 address is written in brackets: `[::1]:8080:80`.
     let (ip, rest) = match addr.strip_prefix('[') {
         Some(bracketed) => {
-            let (ip, rest) = bracketed
-                .split_once("]:")
-                .ok_or_else(|| format!("`{addr}`: an IPv6 address is written `[addr]:host:container`"))?;
+            let (ip, rest) = bracketed.split_once("]:").ok_or_else(|| {
+                format!("`{addr}`: an IPv6 address is written `[addr]:host:container`")
+            })?;
             (Some(ip), rest)
         }
         None => match addr.matches(':').count() {
             0 | 1 => (None, addr),
-            2 => addr.split_once(':').map(|(ip, rest)| (Some(ip), rest)).unwrap_or((None, addr)),
-            _ => return Err(format!("`{addr}` has too many `:`; expected [ip:]host:container")),
+            2 => addr
+                .split_once(':')
+                .map(|(ip, rest)| (Some(ip), rest))
+                .unwrap_or((None, addr)),
+            _ => {
+                return Err(format!(
+                    "`{addr}` has too many `:`; expected [ip:]host:container"
+                ));
+            }
         },
     };
     let host_ip = match ip {
@@ -135,7 +146,10 @@ mod tests {
     #[test]
     fn docker_forms() {
         let p = one("18307:9096");
-        assert_eq!((p.host_port, p.container_port, p.protocol), (Some(18307), 9096, Protocol::Tcp));
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (Some(18307), 9096, Protocol::Tcp)
+        );
         let p = one("127.0.0.1:8080:80/udp");
         assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(p.protocol, Protocol::Udp);
@@ -143,16 +157,28 @@ mod tests {
         assert_eq!(one("80").host_port, None);
         assert_eq!(one("127.0.0.1::80").host_port, None);
         let r = parse("8000-8002:9000-9002").unwrap();
-        assert_eq!(r.iter().map(|p| (p.host_port.unwrap(), p.container_port)).collect::<Vec<_>>(),
-            vec![(8000, 9000), (8001, 9001), (8002, 9002)]);
+        assert_eq!(
+            r.iter()
+                .map(|p| (p.host_port.unwrap(), p.container_port))
+                .collect::<Vec<_>>(),
+            vec![(8000, 9000), (8001, 9001), (8002, 9002)]
+        );
     }
 
     #[test]
     fn errors_name_the_token() {
         assert!(parse("70000:80").unwrap_err().contains("`70000`"));
-        assert!(parse("8000-8002:9000").unwrap_err().contains("differ in length"));
+        assert!(
+            parse("8000-8002:9000")
+                .unwrap_err()
+                .contains("differ in length")
+        );
         assert!(parse("80/icmp").unwrap_err().contains("`icmp`"));
-        assert!(parse("300.1.1.1:80:80").unwrap_err().contains("`300.1.1.1`"));
+        assert!(
+            parse("300.1.1.1:80:80")
+                .unwrap_err()
+                .contains("`300.1.1.1`")
+        );
         assert!(parse("abc:80").unwrap_err().contains("`abc`"));
     }
 }

@@ -14,8 +14,8 @@ use serde::{Deserialize, de::value::MapAccessDeserializer, de::value::SeqAccessD
 
 use super::source::Span;
 
-/// A value with the span it was written at.
-#[derive(Debug, Clone, Deserialize)]
+/// A value with the span it was written at. Compares by value alone.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(transparent)]
 pub struct Sp<T>(toml::Spanned<T>);
 
@@ -49,7 +49,10 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
 /// One profile file. Every key of DESIGN.md §2.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "launch profile", description = "One GPU container, as `launch` runs it.")]
+#[schemars(
+    title = "launch profile",
+    description = "One GPU container, as `launch` runs it."
+)]
 pub struct RawProfile {
     /// Image to run, e.g. `nvidia/cuda:12.4.1-runtime-ubuntu22.04`. Required.
     pub image: Option<Sp<String>>,
@@ -69,11 +72,11 @@ pub struct RawProfile {
     pub user: Option<Sp<String>>,
     pub hostname: Option<Sp<String>>,
     /// Environment variables; values may be strings, integers or booleans.
-    pub env: Option<BTreeMap<String, Sp<EnvValue>>>,
+    pub env: Option<BTreeMap<Sp<String>, Sp<EnvValue>>>,
     /// dotenv files, relative to the profile; `env` wins over them.
     pub env_file: Option<Sp<OneOrMany>>,
     /// Container labels. The `launch.` prefix is reserved.
-    pub labels: Option<BTreeMap<String, Sp<String>>>,
+    pub labels: Option<BTreeMap<Sp<String>, Sp<String>>>,
     /// GPUs: `"all"`, `[0, 3]`, `["GPU-8f6c…", 1]`, `{ count = 2 }`, or the long table.
     pub gpus: Option<Sp<Gpus>>,
     /// Published ports, docker syntax: `[ip:]host:container[/tcp|udp]`, ranges allowed.
@@ -96,7 +99,7 @@ pub struct RawProfile {
     pub cap_drop: Option<Vec<Sp<String>>>,
     pub security_opt: Option<Vec<Sp<String>>>,
     /// `memlock = -1`, `nofile = "65536:65536"`, `stack = { soft = 1, hard = 2 }`.
-    pub ulimits: Option<BTreeMap<String, Sp<Ulimit>>>,
+    pub ulimits: Option<BTreeMap<Sp<String>, Sp<Ulimit>>>,
     /// Memory limit: `"32G"` or bytes.
     pub memory: Option<Sp<Size>>,
     /// CPU limit, e.g. `4` or `"2.5"`.
@@ -313,17 +316,21 @@ visit!(EnvValue, "a string, an integer or a boolean", {
     }
 });
 
-visit!(Size, "a size such as \"8G\" or \"512m\", or a number of bytes", {
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-        Ok(Size::Text(v.to_string()))
+visit!(
+    Size,
+    "a size such as \"8G\" or \"512m\", or a number of bytes",
+    {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+            Ok(Size::Text(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+            Ok(Size::Bytes(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+            Ok(Size::Bytes(i64::try_from(v).unwrap_or(i64::MAX)))
+        }
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-        Ok(Size::Bytes(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-        Ok(Size::Bytes(i64::try_from(v).unwrap_or(i64::MAX)))
-    }
-});
+);
 
 visit!(Cpus, "a number of CPUs such as 4 or 2.5", {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Cpus, E> {
@@ -352,21 +359,28 @@ visit!(Ulimit, "an integer, \"soft:hard\", or { soft, hard }", {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Ulimit, A::Error> {
         let p = UlimitPair::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(Ulimit::Pair { soft: p.soft, hard: p.hard })
+        Ok(Ulimit::Pair {
+            soft: p.soft,
+            hard: p.hard,
+        })
     }
 });
 
-visit!(GpuId, "a GPU index (0, 1, …) or a UUID such as \"GPU-8f6c…\"", {
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<GpuId, E> {
-        Ok(GpuId::Index(v))
+visit!(
+    GpuId,
+    "a GPU index (0, 1, …) or a UUID such as \"GPU-8f6c…\"",
+    {
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<GpuId, E> {
+            Ok(GpuId::Index(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<GpuId, E> {
+            Ok(GpuId::Index(i64::try_from(v).unwrap_or(i64::MAX)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<GpuId, E> {
+            Ok(GpuId::Uuid(v.to_string()))
+        }
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<GpuId, E> {
-        Ok(GpuId::Index(i64::try_from(v).unwrap_or(i64::MAX)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<GpuId, E> {
-        Ok(GpuId::Uuid(v.to_string()))
-    }
-});
+);
 
 visit!(GpuDevices, "\"all\" or a list of GPU indices and UUIDs", {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<GpuDevices, E> {
@@ -377,26 +391,34 @@ visit!(GpuDevices, "\"all\" or a list of GPU indices and UUIDs", {
     }
 });
 
-visit!(Gpus, "\"all\", a list of GPU indices and UUIDs, or a table such as { count = 2 }", {
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Gpus, E> {
-        Ok(Gpus::Word(v.to_string()))
+visit!(
+    Gpus,
+    "\"all\", a list of GPU indices and UUIDs, or a table such as { count = 2 }",
+    {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Gpus, E> {
+            Ok(Gpus::Word(v.to_string()))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Gpus, A::Error> {
+            Vec::deserialize(SeqAccessDeserializer::new(seq)).map(Gpus::List)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Gpus, A::Error> {
+            GpusTable::deserialize(MapAccessDeserializer::new(map)).map(Gpus::Table)
+        }
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Gpus, A::Error> {
-        Vec::deserialize(SeqAccessDeserializer::new(seq)).map(Gpus::List)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Gpus, A::Error> {
-        GpusTable::deserialize(MapAccessDeserializer::new(map)).map(Gpus::Table)
-    }
-});
+);
 
-visit!(Volume, "\"source:target[:ro|rw]\" or a table { source, target, … }", {
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Volume, E> {
-        Ok(Volume::Short(v.to_string()))
+visit!(
+    Volume,
+    "\"source:target[:ro|rw]\" or a table { source, target, … }",
+    {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Volume, E> {
+            Ok(Volume::Short(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Volume, A::Error> {
+            VolumeTable::deserialize(MapAccessDeserializer::new(map)).map(Volume::Long)
+        }
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Volume, A::Error> {
-        VolumeTable::deserialize(MapAccessDeserializer::new(map)).map(Volume::Long)
-    }
-});
+);
 
 // JSON Schemas of the many-shaped values, written to match the visitors above.
 
@@ -448,7 +470,8 @@ schema!(Ulimit, "Ulimit", |_g| json_schema!({
         }
     ]
 }));
-schema!(GpuId, "GpuId", |_g| Schema::try_from(GPU_ID()).expect("a literal object schema"));
+schema!(GpuId, "GpuId", |_g| Schema::try_from(GPU_ID())
+    .expect("a literal object schema"));
 schema!(GpuDevices, "GpuDevices", |_g| json_schema!({
     "anyOf": [{ "const": "all" }, { "type": "array", "items": GPU_ID() }]
 }));

@@ -16,19 +16,67 @@ use super::{
 
 /// Linux capabilities, as `docker run --cap-add` knows them (without `CAP_`).
 const CAPABILITIES: &[&str] = &[
-    "ALL", "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF",
-    "CHECKPOINT_RESTORE", "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID",
-    "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE",
-    "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP",
-    "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE",
-    "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
-    "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
 ];
 
 /// `ulimit` names Docker accepts.
 const ULIMITS: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// NVIDIA_DRIVER_CAPABILITIES values the NVIDIA Container Toolkit knows.
@@ -37,7 +85,12 @@ pub const GPU_CAPABILITIES: &[&str] = &[
 ];
 
 const SECURITY_OPTS: &[&str] = &[
-    "no-new-privileges", "label", "apparmor", "seccomp", "systempaths", "writable-cgroups",
+    "no-new-privileges",
+    "label",
+    "apparmor",
+    "seccomp",
+    "systempaths",
+    "writable-cgroups",
 ];
 
 /// Docker's smallest memory limit.
@@ -54,7 +107,9 @@ impl Checker<'_> {
     fn dir_of(&self, span: &Span) -> PathBuf {
         let file = self.sources.file_at(span.start).map(|f| f.path.as_path());
         let path = std::path::absolute(file.unwrap_or(Path::new("."))).unwrap_or_default();
-        path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     fn error(&mut self, span: Span, message: impl Into<String>) {
@@ -62,7 +117,11 @@ impl Checker<'_> {
     }
 
     /// Runs `check` on a present value; an `Err` becomes a diagnostic at its span.
-    fn map<T, U>(&mut self, value: &Option<Sp<T>>, check: impl FnOnce(&T) -> Result<U, String>) -> Option<U> {
+    fn map<T, U>(
+        &mut self,
+        value: &Option<Sp<T>>,
+        check: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
         let value = value.as_ref()?;
         match check(value.get()) {
             Ok(v) => Some(v),
@@ -74,7 +133,11 @@ impl Checker<'_> {
     }
 
     /// Like `map` for each entry of a list.
-    fn each<T, U>(&mut self, list: &Option<Vec<Sp<T>>>, mut check: impl FnMut(&T) -> Result<U, String>) -> Vec<U> {
+    fn each<T, U>(
+        &mut self,
+        list: &Option<Vec<Sp<T>>>,
+        mut check: impl FnMut(&T) -> Result<U, String>,
+    ) -> Vec<U> {
         let mut out = Vec::new();
         for item in list.iter().flatten() {
             match check(item.get()) {
@@ -98,7 +161,9 @@ pub fn validate(
     let start = read.whole.start..read.whole.start;
 
     let image = match &raw.image {
-        Some(image) => c.map(&Some(image.clone()), |i| image_reference(i).map(|_| i.clone())),
+        Some(image) => c.map(&Some(image.clone()), |i| {
+            image_reference(i).map(|_| i.clone())
+        }),
         None => {
             c.diags.push(
                 Diagnostic::new(start.clone(), "missing required key `image`")
@@ -110,13 +175,19 @@ pub fn validate(
     let name = match &raw.name {
         Some(_) => c.map(&raw.name, |n| container_name(n).map(|_| n.clone())),
         None => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             match container_name(&stem) {
                 Ok(()) => Some(stem),
                 Err(e) => {
                     c.diags.push(
-                        Diagnostic::new(start.clone(), format!("the file name gives no valid container name: {e}"))
-                            .help("set `name` in the profile"),
+                        Diagnostic::new(
+                            start.clone(),
+                            format!("the file name gives no valid container name: {e}"),
+                        )
+                        .help("set `name` in the profile"),
                     );
                     None
                 }
@@ -148,14 +219,19 @@ pub fn validate(
     let nano_cpus = c.map(&raw.cpus, cpus);
     let cpuset = c.map(&raw.cpuset, |s| cpuset(s).map(|_| s.clone()));
     let network = c.map(&raw.network, |n| network(n).map(|_| n.clone()));
-    let ipc = c.map(&raw.ipc, |v| namespace(v, "ipc", &["host", "private", "shareable", "none"]));
+    let ipc = c.map(&raw.ipc, |v| {
+        namespace(v, "ipc", &["host", "private", "shareable", "none"])
+    });
     let pid = c.map(&raw.pid, |v| namespace(v, "pid", &["host", "private"]));
     let cap_add = c.each(&raw.cap_add, capability);
     let cap_drop = c.each(&raw.cap_drop, capability);
     let security_opt = c.each(&raw.security_opt, security_opt);
     let ulimits = ulimits(&mut c, &raw.ulimits);
     let restart = c.map(&raw.restart, restart);
-    let healthcheck = raw.healthcheck.as_ref().and_then(|h| healthcheck(&mut c, h));
+    let healthcheck = raw
+        .healthcheck
+        .as_ref()
+        .and_then(|h| healthcheck(&mut c, h));
     let recreate = recreate(&mut c, &raw.recreate);
 
     Some(Profile {
@@ -224,9 +300,13 @@ fn image_reference(image: &str) -> Result<(), String> {
     }
     let (name, digest) = image.split_once('@').unwrap_or((image, ""));
     if !digest.is_empty()
-        && !(digest.starts_with("sha256:") && digest.len() == 71 && digest[7..].bytes().all(|b| b.is_ascii_hexdigit()))
+        && !(digest.starts_with("sha256:")
+            && digest.len() == 71
+            && digest[7..].bytes().all(|b| b.is_ascii_hexdigit()))
     {
-        return Err(format!("image digest `{digest}` is not sha256:<64 hex digits>"));
+        return Err(format!(
+            "image digest `{digest}` is not sha256:<64 hex digits>"
+        ));
     }
     let last_slash = name.rfind('/').map_or(0, |i| i + 1);
     let (repo, tag) = match name[last_slash..].rfind(':') {
@@ -236,23 +316,32 @@ fn image_reference(image: &str) -> Result<(), String> {
     if let Some(tag) = tag {
         let ok = !tag.is_empty()
             && tag.len() <= 128
-            && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok {
-            return Err(format!("image tag `{tag}` is not valid: letters, digits, `_`, `.`, `-`"));
+            return Err(format!(
+                "image tag `{tag}` is not valid: letters, digits, `_`, `.`, `-`"
+            ));
         }
     }
     let mut components = repo.split('/').peekable();
     let first = components.next().unwrap_or_default();
     // The first component is a registry host when it looks like one.
-    let has_registry = components.peek().is_some()
-        && (first.contains(['.', ':']) || first == "localhost");
+    let has_registry =
+        components.peek().is_some() && (first.contains(['.', ':']) || first == "localhost");
     for (i, part) in repo.split('/').enumerate() {
         if i == 0 && has_registry {
             continue;
         }
         let ok = !part.is_empty()
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
             && part.starts_with(|c: char| c.is_ascii_alphanumeric());
         if !ok {
             return Err(format!(
@@ -284,7 +373,9 @@ fn absolute_container_path(path: &str, key: &str) -> Result<String, String> {
     if path.starts_with('/') {
         Ok(path.to_string())
     } else {
-        Err(format!("{key} `{path}` must be an absolute path in the container"))
+        Err(format!(
+            "{key} `{path}` must be an absolute path in the container"
+        ))
     }
 }
 
@@ -299,7 +390,9 @@ fn hostname(name: &str) -> Result<(), String> {
     if name.len() <= 253 && name.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(format!("hostname `{name}` is not valid: labels of letters, digits and `-`, joined by `.`"))
+        Err(format!(
+            "hostname `{name}` is not valid: labels of letters, digits and `-`, joined by `.`"
+        ))
     }
 }
 
@@ -320,21 +413,31 @@ fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
                             env.insert(k, v);
                         }
                         Err(e) => {
-                            c.error(file.span(), format!("env_file {}: {}", path.display(), dotenv_reason(&e)));
+                            c.error(
+                                file.span(),
+                                format!("env_file {}: {}", path.display(), dotenv_reason(&e)),
+                            );
                             break;
                         }
                     }
                 }
             }
-            Err(e) => c.error(file.span(), format!("env_file {}: {}", path.display(), dotenv_reason(&e))),
+            Err(e) => c.error(
+                file.span(),
+                format!("env_file {}: {}", path.display(), dotenv_reason(&e)),
+            ),
         }
     }
     for (key, value) in raw.env.iter().flatten() {
-        if key.is_empty() || key.contains('=') {
-            c.error(value.span(), format!("environment variable name `{key}` may not be empty or contain `=`"));
+        let name = key.get();
+        if name.is_empty() || name.contains('=') {
+            c.error(
+                key.span(),
+                format!("environment variable name `{name}` may not be empty or contain `=`"),
+            );
             continue;
         }
-        env.insert(key.clone(), value.get().0.clone());
+        env.insert(name.clone(), value.get().0.clone());
     }
     env
 }
@@ -347,16 +450,20 @@ fn dotenv_reason(e: &dotenvy::Error) -> String {
     }
 }
 
-fn labels(c: &mut Checker, labels: &Option<BTreeMap<String, Sp<String>>>) -> BTreeMap<String, String> {
+fn labels(
+    c: &mut Checker,
+    labels: &Option<BTreeMap<Sp<String>, Sp<String>>>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, value) in labels.iter().flatten() {
+        let (span, key) = (key.span(), key.get());
         if key.starts_with("launch.") {
             c.error(
-                value.span(),
+                span,
                 format!("label `{key}` is in the reserved `launch.` namespace; launch writes those itself"),
             );
         } else if key.is_empty() {
-            c.error(value.span(), "a label name may not be empty");
+            c.error(span, "a label name may not be empty");
         } else {
             out.insert(key.clone(), value.get().clone());
         }
@@ -379,7 +486,10 @@ fn gpus(c: &mut Checker, gpus: &Sp<Gpus>) -> Option<GpuRequest> {
             request.selection = match (&t.devices, &t.count) {
                 (Some(d), Some(n)) => {
                     let _ = d;
-                    c.error(n.span(), "`count` and `devices` exclude each other: pick GPUs by count or by name");
+                    c.error(
+                        n.span(),
+                        "`count` and `devices` exclude each other: pick GPUs by count or by name",
+                    );
                     return None;
                 }
                 (Some(d), None) => match d.get() {
@@ -389,7 +499,10 @@ fn gpus(c: &mut Checker, gpus: &Sp<Gpus>) -> Option<GpuRequest> {
                 (None, Some(n)) => match u32::try_from(*n.get()) {
                     Ok(count) if count >= 1 => GpuSelection::Count(count),
                     _ => {
-                        c.error(n.span(), format!("`count` must be at least 1, found `{}`", n.get()));
+                        c.error(
+                            n.span(),
+                            format!("`count` must be at least 1, found `{}`", n.get()),
+                        );
                         return None;
                     }
                 },
@@ -427,7 +540,10 @@ fn gpu_word(c: &mut Checker, word: &str, span: Span) -> Option<GpuSelection> {
 
 fn gpu_list(c: &mut Checker, list: &[Sp<GpuId>], span: Span) -> Option<GpuSelection> {
     if list.is_empty() {
-        c.error(span, "`gpus = []` selects no GPU; leave `gpus` out for a container without GPUs");
+        c.error(
+            span,
+            "`gpus = []` selects no GPU; leave `gpus` out for a container without GPUs",
+        );
         return None;
     }
     let mut seen = HashSet::new();
@@ -441,14 +557,18 @@ fn gpu_list(c: &mut Checker, list: &[Sp<GpuId>], span: Span) -> Option<GpuSelect
                     continue;
                 }
             },
-            GpuId::Uuid(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => match s.parse() {
-                Ok(i) => GpuRef::Index(i),
-                Err(_) => {
-                    c.error(item.span(), format!("GPU index `{s}` is too large"));
-                    continue;
+            GpuId::Uuid(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => {
+                match s.parse() {
+                    Ok(i) => GpuRef::Index(i),
+                    Err(_) => {
+                        c.error(item.span(), format!("GPU index `{s}` is too large"));
+                        continue;
+                    }
                 }
-            },
-            GpuId::Uuid(s) if s.starts_with("GPU-") || s.starts_with("MIG-") => GpuRef::Uuid(s.clone()),
+            }
+            GpuId::Uuid(s) if s.starts_with("GPU-") || s.starts_with("MIG-") => {
+                GpuRef::Uuid(s.clone())
+            }
             GpuId::Uuid(s) => {
                 c.error(
                     item.span(),
@@ -477,12 +597,19 @@ fn ports(c: &mut Checker, list: &Option<Vec<Sp<String>>>) -> Vec<ports::PortBind
             Ok(bindings) => {
                 for b in bindings {
                     let clash = out.iter().find(|o| {
-                        o.host_port.is_some() && o.host_port == b.host_port && o.protocol == b.protocol && o.host_ip == b.host_ip
+                        o.host_port.is_some()
+                            && o.host_port == b.host_port
+                            && o.protocol == b.protocol
+                            && o.host_ip == b.host_ip
                     });
                     if let Some(o) = clash {
                         c.error(
                             item.span(),
-                            format!("host port {}/{} is published twice", o.host_port.unwrap_or_default(), o.protocol),
+                            format!(
+                                "host port {}/{} is published twice",
+                                o.host_port.unwrap_or_default(),
+                                o.protocol
+                            ),
                         );
                     } else {
                         out.push(b);
@@ -500,7 +627,10 @@ fn mounts(c: &mut Checker, list: &Option<Vec<Sp<raw::Volume>>>) -> Vec<volumes::
     for item in list.iter().flatten() {
         match volumes::parse(item.get(), &c.dir_of(&item.span()), item.span()) {
             Ok(m) if out.iter().any(|o| o.target == m.target) => {
-                c.error(item.span(), format!("mount target `{}` is used twice", m.target));
+                c.error(
+                    item.span(),
+                    format!("mount target `{}` is used twice", m.target),
+                );
             }
             Ok(m) => out.push(m),
             Err(message) => c.error(item.span(), message),
@@ -521,7 +651,9 @@ fn unique<T>(
     let mut out = Vec::new();
     for item in list.iter().flatten() {
         match parse(item.get()) {
-            Ok(v) if !seen.insert(key(&v)) => c.error(item.span(), format!("{what} `{}` is used twice", key(&v))),
+            Ok(v) if !seen.insert(key(&v)) => {
+                c.error(item.span(), format!("{what} `{}` is used twice", key(&v)))
+            }
             Ok(v) => out.push(v),
             Err(message) => c.error(item.span(), message),
         }
@@ -536,7 +668,11 @@ pub fn size(value: &Size, key: &str, min: u64) -> Result<u64, String> {
         Size::Text(text) => parse_size::Config::new()
             .with_binary()
             .parse_size(text)
-            .map_err(|_| format!("{key} `{text}` is not a size: write e.g. \"8G\", \"512m\" or a number of bytes"))?,
+            .map_err(|_| {
+                format!(
+                    "{key} `{text}` is not a size: write e.g. \"8G\", \"512m\" or a number of bytes"
+                )
+            })?,
     };
     if bytes < min {
         let shown = match value {
@@ -546,7 +682,10 @@ pub fn size(value: &Size, key: &str, min: u64) -> Result<u64, String> {
         return Err(if min == 1 {
             format!("{key} `{shown}` must be more than zero")
         } else {
-            format!("{key} `{shown}` is below Docker's minimum of {} MiB", min >> 20)
+            format!(
+                "{key} `{shown}` is below Docker's minimum of {} MiB",
+                min >> 20
+            )
         });
     }
     Ok(bytes)
@@ -555,7 +694,12 @@ pub fn size(value: &Size, key: &str, min: u64) -> Result<u64, String> {
 fn cpus(value: &Cpus) -> Result<i64, String> {
     let (n, shown) = match value {
         Cpus::Number(n) => (*n, n.to_string()),
-        Cpus::Text(t) => (t.trim().parse::<f64>().map_err(|_| format!("cpus `{t}` is not a number"))?, t.clone()),
+        Cpus::Text(t) => (
+            t.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("cpus `{t}` is not a number"))?,
+            t.clone(),
+        ),
     };
     if !(n > 0.0 && n.is_finite() && n <= 4096.0) {
         return Err(format!("cpus `{shown}` must be a number of CPUs above 0"));
@@ -572,19 +716,28 @@ fn cpuset(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("cpuset `{value}` is not a CPU list such as \"0-3,8\""))
+        Err(format!(
+            "cpuset `{value}` is not a CPU list such as \"0-3,8\""
+        ))
     }
 }
 
 fn network(value: &str) -> Result<(), String> {
     let target = value.strip_prefix("container:").unwrap_or(value);
     if matches!(value, "bridge" | "host" | "none" | "default")
-        || target.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && target.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        || target
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
         Ok(())
     } else {
-        Err(format!("network `{value}` is not `bridge`, `host`, `none` or a network name"))
+        Err(format!(
+            "network `{value}` is not `bridge`, `host`, `none` or a network name"
+        ))
     }
 }
 
@@ -606,7 +759,11 @@ fn capability(value: &String) -> Result<String, String> {
     if CAPABILITIES.contains(&name) {
         Ok(name.to_string())
     } else {
-        Err(unknown("capability", value, CAPABILITIES))
+        // Suggest from the name without `CAP_`, but show what was written.
+        Err(match did_you_mean(name, CAPABILITIES.iter().copied()) {
+            Some(near) => format!("unknown capability `{value}`: did you mean `{near}`?"),
+            None => format!("unknown capability `{value}`"),
+        })
     }
 }
 
@@ -623,20 +780,28 @@ fn security_opt(value: &String) -> Result<String, String> {
 fn unknown(what: &str, value: &str, known: &[&str]) -> String {
     match did_you_mean(value, known.iter().copied()) {
         Some(near) => format!("unknown {what} `{value}`: did you mean `{near}`?"),
-        None if known.len() <= 8 => format!("unknown {what} `{value}`: expected one of {}", known.join(", ")),
+        None if known.len() <= 8 => format!(
+            "unknown {what} `{value}`: expected one of {}",
+            known.join(", ")
+        ),
         None => format!("unknown {what} `{value}`"),
     }
 }
 
-fn ulimits(c: &mut Checker, list: &Option<BTreeMap<String, Sp<raw::Ulimit>>>) -> Vec<Ulimit> {
+fn ulimits(c: &mut Checker, list: &Option<BTreeMap<Sp<String>, Sp<raw::Ulimit>>>) -> Vec<Ulimit> {
     let mut out = Vec::new();
-    for (name, value) in list.iter().flatten() {
+    for (key, value) in list.iter().flatten() {
+        let name = key.get();
         if !ULIMITS.contains(&name.as_str()) {
-            c.error(value.span(), unknown("ulimit", name, ULIMITS));
+            c.error(key.span(), unknown("ulimit", name, ULIMITS));
             continue;
         }
         match ulimit(value.get()) {
-            Ok((soft, hard)) => out.push(Ulimit { name: name.clone(), soft, hard }),
+            Ok((soft, hard)) => out.push(Ulimit {
+                name: name.clone(),
+                soft,
+                hard,
+            }),
             Err(message) => c.error(value.span(), format!("ulimit `{name}`: {message}")),
         }
     }
@@ -644,7 +809,11 @@ fn ulimits(c: &mut Checker, list: &Option<BTreeMap<String, Sp<raw::Ulimit>>>) ->
 }
 
 fn ulimit(value: &raw::Ulimit) -> Result<(i64, i64), String> {
-    let number = |s: &str| s.trim().parse::<i64>().map_err(|_| format!("`{s}` is not a number"));
+    let number = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{s}` is not a number"))
+    };
     let (soft, hard) = match value {
         raw::Ulimit::Single(v) => (*v, *v),
         raw::Ulimit::Pair { soft, hard } => (*soft, *hard),
@@ -666,7 +835,9 @@ fn ulimit(value: &raw::Ulimit) -> Result<(i64, i64), String> {
 }
 
 fn restart(value: &String) -> Result<RestartPolicy, String> {
-    let (name, count) = value.split_once(':').map_or((value.as_str(), None), |(n, c)| (n, Some(c)));
+    let (name, count) = value
+        .split_once(':')
+        .map_or((value.as_str(), None), |(n, c)| (n, Some(c)));
     match (name, count) {
         ("no" | "always" | "unless-stopped" | "on-failure", None) => Ok(RestartPolicy {
             name: name.to_string(),
@@ -674,9 +845,22 @@ fn restart(value: &String) -> Result<RestartPolicy, String> {
         }),
         ("on-failure", Some(n)) => n
             .parse()
-            .map(|n| RestartPolicy { name: name.into(), max_retries: Some(n) })
+            .map(|n| RestartPolicy {
+                name: name.into(),
+                max_retries: Some(n),
+            })
             .map_err(|_| format!("restart retry count `{n}` is not a number")),
-        _ => Err(unknown("restart policy", value, &["no", "always", "unless-stopped", "on-failure", "on-failure:N"])),
+        _ => Err(unknown(
+            "restart policy",
+            value,
+            &[
+                "no",
+                "always",
+                "unless-stopped",
+                "on-failure",
+                "on-failure:N",
+            ],
+        )),
     }
 }
 
@@ -706,7 +890,11 @@ fn healthcheck(c: &mut Checker, h: &Sp<raw::Healthcheck>) -> Option<Healthcheck>
             humantime::parse_duration(s)
                 .ok()
                 .and_then(|d| i64::try_from(d.as_nanos()).ok())
-                .ok_or_else(|| format!("healthcheck {key} `{s}` is not a duration such as \"30s\" or \"1m30s\""))
+                .ok_or_else(|| {
+                    format!(
+                        "healthcheck {key} `{s}` is not a duration such as \"30s\" or \"1m30s\""
+                    )
+                })
         })
     };
     Some(Healthcheck {
@@ -724,7 +912,13 @@ fn recreate(c: &mut Checker, r: &Option<Sp<raw::Recreate>>) -> RecreatePolicy {
     };
     let r = r.get();
     RecreatePolicy {
-        changed_files: r.changed_files.as_ref().map(|c| *c.get()).unwrap_or_default(),
-        ignore: c.each(&r.ignore, |p| absolute_container_path(p, "recreate.ignore path")),
+        changed_files: r
+            .changed_files
+            .as_ref()
+            .map(|c| *c.get())
+            .unwrap_or_default(),
+        ignore: c.each(&r.ignore, |p| {
+            absolute_container_path(p, "recreate.ignore path")
+        }),
     }
 }

@@ -40,7 +40,13 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
                 "rw" => false,
                 _ => return Err(format!("mount mode `{mode}` is not `ro` or `rw`")),
             };
-            (None, Some(source.to_string()), target.to_string(), read_only, false)
+            (
+                None,
+                Some(source.to_string()),
+                target.to_string(),
+                read_only,
+                false,
+            )
         }
         Volume::Long(t) => (
             t.kind.as_ref().map(|k| *k.get()),
@@ -54,7 +60,9 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
         ),
     };
     if !target.starts_with('/') {
-        return Err(format!("mount target `{target}` must be an absolute path in the container"));
+        return Err(format!(
+            "mount target `{target}` must be an absolute path in the container"
+        ));
     }
     if target == "/" {
         return Err("mount target `/` would hide the image's root filesystem".into());
@@ -68,7 +76,9 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
         (_, None) => return Err("a bind mount or volume needs `source`".into()),
         (Some(VolumeType::Bind), Some(_)) => MountKind::Bind,
         (Some(VolumeType::Volume), Some(s)) if is_path(s) => {
-            return Err(format!("volume name `{s}` looks like a path; use type = \"bind\""));
+            return Err(format!(
+                "volume name `{s}` looks like a path; use type = \"bind\""
+            ));
         }
         (Some(VolumeType::Volume), Some(_)) => MountKind::Volume,
         (None, Some(s)) if is_path(s) => MountKind::Bind,
@@ -102,7 +112,11 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
 /// An absolute, normalised host path: `~` expanded, relative to `dir`.
 fn bind_source(source: &str, dir: &Path) -> Result<String, String> {
     let path = super::expand_home(source);
-    let path = if path.is_relative() { dir.join(path) } else { path };
+    let path = if path.is_relative() {
+        dir.join(path)
+    } else {
+        path
+    };
     let mut clean = PathBuf::new();
     for part in path.components() {
         match part {
@@ -124,15 +138,25 @@ mod tests {
     use super::*;
 
     fn short(spec: &str) -> Result<Mount, String> {
-        parse(&Volume::Short(spec.into()), Path::new("/srv/profiles"), 0..0)
+        parse(
+            &Volume::Short(spec.into()),
+            Path::new("/srv/profiles"),
+            0..0,
+        )
     }
 
     #[test]
     fn short_forms() {
         let m = short("/data/aidata:/data").unwrap();
-        assert_eq!((m.kind, m.source.as_deref(), m.read_only), (MountKind::Bind, Some("/data/aidata"), false));
+        assert_eq!(
+            (m.kind, m.source.as_deref(), m.read_only),
+            (MountKind::Bind, Some("/data/aidata"), false)
+        );
         assert!(short("/etc/localtime:/etc/localtime:ro").unwrap().read_only);
-        assert_eq!(short("./cache:/root/.cache").unwrap().source.as_deref(), Some("/srv/profiles/cache"));
+        assert_eq!(
+            short("./cache:/root/.cache").unwrap().source.as_deref(),
+            Some("/srv/profiles/cache")
+        );
         assert_eq!(short("../x:/x").unwrap().source.as_deref(), Some("/srv/x"));
         assert_eq!(short("models:/models").unwrap().kind, MountKind::Volume);
     }

@@ -1,0 +1,251 @@
+//! apply: carrying out a plan through the engine, including the safe
+//! recreate of DESIGN.md §5: nothing the user has is lost, and a failed
+//! recreate leaves the old container as it was.
+
+use std::collections::BTreeMap;
+
+use crate::engine::{Engine, Observed, State};
+use crate::error::{Error, Result};
+use crate::profile::{ChangedFiles, MountKind, Profile};
+use crate::spec::ContainerSpec;
+
+use super::plan::{Action, short};
+
+/// Paths whose changes never block a recreate: scratch space by convention.
+const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/log"];
+
+/// What apply did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub id: Option<String>,
+    /// The image a `snapshot` recreate committed the old container to.
+    pub snapshot: Option<String>,
+    /// Changed files a `discard` recreate threw away.
+    pub discarded: Vec<String>,
+}
+
+pub async fn apply<E: Engine>(
+    engine: &E,
+    profile: &Profile,
+    spec: &ContainerSpec,
+    observed: Option<&Observed>,
+    action: &Action,
+) -> Result<Applied> {
+    let labels = spec.all_labels(&profile.path);
+    let id = || observed.map(|o| o.id.clone());
+    match action {
+        Action::Nothing => Ok(Applied {
+            id: id(),
+            ..Default::default()
+        }),
+        Action::Refuse(reason) => Err(Error::Refused(reason.clone())),
+        Action::Start => {
+            let o = existing(observed)?;
+            engine.start(&o.id).await?;
+            Ok(Applied {
+                id: id(),
+                ..Default::default()
+            })
+        }
+        Action::Unpause => {
+            let o = existing(observed)?;
+            engine.unpause(&o.id).await?;
+            Ok(Applied {
+                id: id(),
+                ..Default::default()
+            })
+        }
+        Action::Create => {
+            create_bind_sources(profile)?;
+            let id = create_and_start(engine, spec, &labels).await?;
+            Ok(Applied {
+                id: Some(id),
+                ..Default::default()
+            })
+        }
+        Action::Recreate { .. } => {
+            recreate(engine, profile, spec, &labels, existing(observed)?).await
+        }
+    }
+}
+
+fn existing(observed: Option<&Observed>) -> Result<&Observed> {
+    observed
+        .ok_or_else(|| Error::Io("internal: the plan needs a container that does not exist".into()))
+}
+
+/// Creates and starts; a container that was created but failed to start is
+/// removed again, so a failure leaves nothing behind.
+async fn create_and_start<E: Engine>(
+    engine: &E,
+    spec: &ContainerSpec,
+    labels: &BTreeMap<String, String>,
+) -> Result<String> {
+    let id = engine.create(&spec.name, spec, labels).await?;
+    if let Err(e) = engine.start(&id).await {
+        if let Err(cleanup) = engine.remove(&id, false).await {
+            tracing::warn!(
+                "could not remove the container that failed to start ({}): {cleanup}",
+                short(&id)
+            );
+        }
+        return Err(e.into());
+    }
+    Ok(id)
+}
+
+/// `create = true` bind sources are made before Docker sees them.
+fn create_bind_sources(profile: &Profile) -> Result<()> {
+    for m in profile
+        .volumes
+        .iter()
+        .filter(|m| m.kind == MountKind::Bind && m.create)
+    {
+        if let Some(source) = &m.source {
+            std::fs::create_dir_all(source)
+                .map_err(|e| Error::Io(format!("cannot create bind source {source}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+async fn recreate<E: Engine>(
+    engine: &E,
+    profile: &Profile,
+    spec: &ContainerSpec,
+    labels: &BTreeMap<String, String>,
+    old: &Observed,
+) -> Result<Applied> {
+    let mut applied = Applied::default();
+    // 1. What would be lost with the old container's writable layer.
+    let changed = significant_changes(engine.changes(&old.id).await?, &profile.recreate.ignore);
+    if !changed.is_empty() {
+        match profile.recreate.changed_files {
+            ChangedFiles::Refuse => {
+                return Err(Error::Refused(format!(
+                    "container {} must be recreated, but files changed inside it would be lost:\n{}\n\
+                     Keep them in a mounted volume, or set [recreate] changed_files = \"snapshot\" (commit them to an \
+                     image first) or \"discard\"; paths that do not matter can go in [recreate] ignore.",
+                    old.name,
+                    list(&changed)
+                )));
+            }
+            ChangedFiles::Snapshot => {
+                let repo = format!("launch-snapshots/{}", old.name.to_ascii_lowercase());
+                let tag = utc_timestamp();
+                engine.commit(&old.id, &repo, &tag).await?;
+                applied.snapshot = Some(format!("{repo}:{tag}"));
+            }
+            ChangedFiles::Discard => applied.discarded = changed,
+        }
+    }
+    create_bind_sources(profile)?;
+    // 2. Stop the old one and move it aside; the name is then free.
+    let was_up = matches!(
+        old.state,
+        State::Running | State::Paused | State::Restarting
+    );
+    if old.state == State::Paused {
+        engine.unpause(&old.id).await?;
+    }
+    engine.stop(&old.id, None).await?;
+    let aside = format!("{}-launch-old-{}", old.name, short(&old.id));
+    engine.rename(&old.id, &aside).await?;
+    match create_and_start(engine, spec, labels).await {
+        Ok(id) => {
+            // 3. Only now is the old container removed (its volumes stay).
+            engine.remove(&old.id, false).await?;
+            applied.id = Some(id);
+            Ok(applied)
+        }
+        Err(e) => {
+            // Roll back: the old container gets its name back, running as before.
+            let restored = async {
+                engine.rename(&old.id, &old.name).await?;
+                if was_up {
+                    engine.start(&old.id).await?;
+                }
+                Ok::<(), crate::engine::EngineError>(())
+            }
+            .await;
+            Err(Error::RecreateFailed {
+                name: old.name.clone(),
+                cause: e.to_string(),
+                rollback: match restored {
+                    Ok(()) => "the old container is back under its name, as it was".into(),
+                    Err(r) => {
+                        format!("rolling back failed too ({r}): the old container is {aside}")
+                    }
+                },
+            })
+        }
+    }
+}
+
+/// `docker diff` paths that matter: not scratch, not ignored, and not merely
+/// the parent folder of another change.
+pub fn significant_changes(paths: Vec<String>, ignore: &[String]) -> Vec<String> {
+    let under = |path: &str, dir: &str| {
+        path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
+    };
+    let kept: Vec<String> = paths
+        .into_iter()
+        .filter(|p| !SCRATCH.iter().any(|d| under(p, d)) && !ignore.iter().any(|d| under(p, d)))
+        .collect();
+    let mut out: Vec<String> = kept
+        .iter()
+        .filter(|p| !kept.iter().any(|q| q != *p && under(q, p)))
+        .cloned()
+        .collect();
+    out.sort();
+    out
+}
+
+fn list(paths: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut lines: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {p}")).collect();
+    if paths.len() > SHOWN {
+        lines.push(format!("  … and {} more", paths.len() - SHOWN));
+    }
+    lines.join("\n")
+}
+
+/// `20261127T183224Z`: sortable, and valid as an image tag.
+fn utc_timestamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_ignored_and_parent_folders_are_not_changes() {
+        let paths = [
+            "/root",
+            "/root/model.pt",
+            "/tmp/x",
+            "/var/log/app.log",
+            "/etc",
+            "/etc/motd",
+            "/cache/a",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            significant_changes(paths, &["/cache".into()]),
+            ["/etc/motd", "/root/model.pt"]
+        );
+    }
+
+    #[test]
+    fn timestamps_are_valid_tags() {
+        let t = utc_timestamp();
+        assert!(
+            t.ends_with('Z') && t.contains('T') && t.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{t}"
+        );
+    }
+}

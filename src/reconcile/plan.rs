@@ -1,0 +1,226 @@
+//! plan: the desired spec against what the engine reports → what to do
+//! (DESIGN.md §5). Pure.
+
+use crate::engine::{Observed, State};
+use crate::spec::{ContainerSpec, label};
+
+use super::diff::{self, Change};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create and start: no container of that name.
+    Create,
+    Start,
+    Unpause,
+    /// Replace the container; `why` says what changed.
+    Recreate {
+        why: String,
+    },
+    Nothing,
+    /// Touch nothing (exit 3).
+    Refuse(String),
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Start => "start",
+            Action::Unpause => "unpause",
+            Action::Recreate { .. } => "recreate",
+            Action::Nothing => "nothing",
+            Action::Refuse(_) => "refuse",
+        }
+    }
+
+    pub fn changes_something(&self) -> bool {
+        !matches!(self, Action::Nothing | Action::Refuse(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub action: Action,
+    /// Field by field, from the container's `launch.spec` label to the desired spec.
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Never recreate; only start or unpause what exists.
+    pub no_recreate: bool,
+    /// Recreate even when nothing changed.
+    pub force_recreate: bool,
+}
+
+/// `image_id`: the id of the image the spec names, as the engine has it now
+/// (after any pull); `None` when unknown (not pulled, or `plan` without pulling).
+pub fn plan(
+    desired: &ContainerSpec,
+    observed: Option<&Observed>,
+    image_id: Option<&str>,
+    options: Options,
+) -> Plan {
+    let Some(found) = observed else {
+        return Plan {
+            action: Action::Create,
+            changes: Vec::new(),
+        };
+    };
+    if found.labels.get(label::MANAGED).map(String::as_str) != Some("true") {
+        return Plan {
+            action: Action::Refuse(format!(
+                "a container named {} exists that launch did not create (id {}, image {}); launch never touches it: \
+                 rename or remove it yourself, or set another `name` in the profile",
+                found.name,
+                short(&found.id),
+                found.image
+            )),
+            changes: Vec::new(),
+        };
+    }
+    let current = found
+        .labels
+        .get(label::SPEC)
+        .and_then(|s| ContainerSpec::from_label(s));
+    let changes = match &current {
+        Some(current) => diff::diff(current, desired),
+        None => Vec::new(),
+    };
+    let same_hash =
+        found.labels.get(label::SPEC_HASH).map(String::as_str) == Some(desired.hash().as_str());
+    let image_moved = image_id.is_some_and(|id| !found.image_id.is_empty() && id != found.image_id);
+    let why = if options.force_recreate {
+        Some("--force-recreate".to_string())
+    } else if !same_hash {
+        Some(if changes.is_empty() {
+            "the spec changed".to_string()
+        } else {
+            format!("changed: {}", diff::fields(&changes).join(", "))
+        })
+    } else if image_moved {
+        Some(format!(
+            "the image {} now has a different id (pulled)",
+            desired.image
+        ))
+    } else {
+        None
+    };
+    let action = match why {
+        Some(why) if !options.no_recreate => Action::Recreate { why },
+        _ => match found.state {
+            State::Running | State::Restarting => Action::Nothing,
+            State::Paused => Action::Unpause,
+            State::Created | State::Exited | State::Dead => Action::Start,
+            State::Removing => Action::Refuse(format!(
+                "container {} is being removed; try again",
+                found.name
+            )),
+        },
+    };
+    Plan { action, changes }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn spec(image: &str) -> ContainerSpec {
+        ContainerSpec {
+            schema: 1,
+            name: "train".into(),
+            image: image.into(),
+            ..Default::default()
+        }
+    }
+
+    fn observed(spec: &ContainerSpec, state: State) -> Observed {
+        Observed {
+            id: "0123456789abcdef".into(),
+            name: spec.name.clone(),
+            state,
+            labels: spec.all_labels(std::path::Path::new("/p.toml")),
+            image_id: "sha256:aaa".into(),
+            image: spec.image.clone(),
+            started_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn follows_the_reconcile_table() {
+        let s = spec("busybox");
+        let o = Options::default();
+        assert_eq!(plan(&s, None, None, o).action, Action::Create);
+        assert_eq!(
+            plan(
+                &s,
+                Some(&observed(&s, State::Running)),
+                Some("sha256:aaa"),
+                o
+            )
+            .action,
+            Action::Nothing
+        );
+        assert_eq!(
+            plan(&s, Some(&observed(&s, State::Exited)), None, o).action,
+            Action::Start
+        );
+        assert_eq!(
+            plan(&s, Some(&observed(&s, State::Paused)), None, o).action,
+            Action::Unpause
+        );
+        let moved = plan(
+            &s,
+            Some(&observed(&s, State::Running)),
+            Some("sha256:bbb"),
+            o,
+        )
+        .action;
+        assert!(matches!(moved, Action::Recreate { .. }), "{moved:?}");
+    }
+
+    #[test]
+    fn a_changed_spec_recreates_and_names_the_field() {
+        let old = spec("busybox");
+        let new = spec("busybox:1.36");
+        let p = plan(
+            &new,
+            Some(&observed(&old, State::Running)),
+            None,
+            Options::default(),
+        );
+        assert_eq!(
+            p.action,
+            Action::Recreate {
+                why: "changed: image".into()
+            }
+        );
+        let p = plan(
+            &new,
+            Some(&observed(&old, State::Running)),
+            None,
+            Options {
+                no_recreate: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.action, Action::Nothing);
+    }
+
+    #[test]
+    fn foreign_containers_are_refused() {
+        let s = spec("busybox");
+        let mut o = observed(&s, State::Running);
+        o.labels = BTreeMap::new();
+        assert!(matches!(
+            plan(&s, Some(&o), None, Options::default()).action,
+            Action::Refuse(_)
+        ));
+    }
+}
