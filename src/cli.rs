@@ -90,6 +90,29 @@ impl Global {
     }
 }
 
+#[derive(Debug, Args, Default)]
+pub struct UpArgs {
+    /// Profiles or folders of profiles (every *.toml in a folder, applied concurrently).
+    #[arg(value_name = "PROFILE|DIR", required = true)]
+    pub profiles: Vec<PathBuf>,
+    /// Override the profiles' `pull` policy.
+    #[arg(long, value_enum)]
+    pub pull: Option<PullArg>,
+    /// Never recreate: only create, start or unpause.
+    #[arg(long, conflicts_with = "force_recreate")]
+    pub no_recreate: bool,
+    /// Recreate even when nothing changed.
+    #[arg(long)]
+    pub force_recreate: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PullArg {
+    Missing,
+    Always,
+    Never,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RenderFormat {
     DockerRun,
@@ -98,6 +121,38 @@ pub enum RenderFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make the containers match the profiles: create, start, or recreate
+    /// only what changed. Safe to run every minute from cron.
+    ///
+    /// A container of the same name that launch did not create is never
+    /// touched (exit 3). A recreate first checks the old container for changed
+    /// files ([recreate] changed_files), and rolls back if the new one fails.
+    Up(UpArgs),
+
+    /// Show what `up` would do, with a field-by-field diff. Exits 4 when it
+    /// would change something, 0 when all is up to date.
+    Plan {
+        #[arg(value_name = "PROFILE|DIR", required = true)]
+        profiles: Vec<PathBuf>,
+    },
+
+    /// Stop and remove the containers of profiles (or containers by name).
+    /// Named volumes are kept unless --volumes.
+    Down {
+        #[arg(value_name = "PROFILE|DIR|NAME", required = true)]
+        targets: Vec<String>,
+        /// Also remove the named volumes the containers use.
+        #[arg(long)]
+        volumes: bool,
+    },
+
+    /// List launch-managed containers: state, GPUs, image, profile, drift.
+    Status {
+        /// Only these profiles' containers.
+        #[arg(value_name = "PROFILE|DIR")]
+        profiles: Vec<PathBuf>,
+    },
+
     /// Validate profiles offline: no engine, no NVIDIA driver needed.
     ///
     /// Checks syntax, keys, values and `extends`, and prints every problem with

@@ -2,8 +2,12 @@
 //! command was given.
 
 mod check;
+mod down;
 mod gpus;
+mod plan;
 mod render;
+mod status;
+mod up;
 
 use std::path::{Path, PathBuf};
 
@@ -29,9 +33,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             clap_complete::generate(shell, &mut cmd, "launch", &mut std::io::stdout());
             Ok(0)
         }
-        None => Err(Error::Usage(
-            "`launch PROFILE` (apply) is not built yet; use `launch check PROFILE`".into(),
-        )),
+        Some(Command::Up(args)) => up::run(&args, &cli.global),
+        Some(Command::Plan { profiles }) => plan::run(&profiles, &cli.global),
+        Some(Command::Down { targets, volumes }) => down::run(&targets, volumes, &cli.global),
+        Some(Command::Status { profiles }) => status::run(&profiles, &cli.global),
+        None if cli.profiles.is_empty() => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let _ = cmd.print_help();
+            Ok(crate::error::exit::INVALID)
+        }
+        None => up::run(&crate::cli::UpArgs { profiles: cli.profiles, ..Default::default() }, &cli.global),
     }
 }
 
@@ -124,4 +135,19 @@ pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observ
         Some(e) => Ok(e.managed().await?),
         None => Ok(Vec::new()),
     }
+}
+
+/// Prints why a target's profile did not load; returns exit code 2.
+pub fn report_invalid(target: &Target, global: &Global) -> i32 {
+    if let Err(d) = &target.loaded {
+        if global.json {
+            println!(
+                "{}",
+                serde_json::json!({ "profile": target.path, "action": "invalid", "errors": d.to_json(), "exit_code": 2 })
+            );
+        } else {
+            eprint!("{}", d.render(std::io::IsTerminal::is_terminal(&std::io::stderr())));
+        }
+    }
+    crate::error::exit::INVALID
 }

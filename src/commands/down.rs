@@ -1,0 +1,82 @@
+//! `launch down`: stop and remove what launch made; named volumes stay
+//! unless asked.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{connect, runtime, targets};
+use crate::cli::Global;
+use crate::engine::{Engine, EngineError};
+use crate::error::{Error, Result, exit};
+use crate::reconcile::{lock, plan::short};
+use crate::spec::{ContainerSpec, label};
+
+pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<i32> {
+    // A path means its profile's container; anything else is a container name.
+    let mut names = Vec::new();
+    for arg in args {
+        if Path::new(arg).exists() {
+            for t in targets(&[arg.into()])? {
+                match t.loaded {
+                    Ok(p) => names.push(p.name),
+                    Err(d) => return Err(Error::Profile(d)),
+                }
+            }
+        } else {
+            names.push(arg.clone());
+        }
+    }
+    runtime()?.block_on(async {
+        let engine = connect(global).await?;
+        let mut code = exit::OK;
+        for name in names {
+            let _lock = lock::acquire(&name).await?;
+            let result = down_one(&engine, &name, volumes).await;
+            let (action, this, message) = match &result {
+                Ok(Some(message)) => ("remove", exit::OK, message.clone()),
+                Ok(None) => ("nothing", exit::OK, "no such container".to_string()),
+                Err(e) => ("error", e.exit_code(), e.to_string()),
+            };
+            if global.json {
+                println!("{}", json!({ "name": name, "action": action, "message": message, "exit_code": this }));
+            } else if this != exit::OK {
+                eprintln!("error: {name}: {message}");
+            } else if !global.quiet {
+                println!("{name}: {message}");
+            }
+            code = code.max(this);
+        }
+        Ok(code)
+    })
+}
+
+async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Option<String>> {
+    let Some(found) = engine.find(name).await? else { return Ok(None) };
+    if found.labels.get(label::MANAGED).map(String::as_str) != Some("true") {
+        return Err(Error::Refused(format!(
+            "container {name} was not created by launch (id {}); launch never removes it",
+            short(&found.id)
+        )));
+    }
+    engine.stop(&found.id, None).await?;
+    engine.remove(&found.id, false).await?;
+    let mut message = format!("stopped and removed ({})", short(&found.id));
+    if volumes {
+        let spec = found.labels.get(label::SPEC).and_then(|s| ContainerSpec::from_label(s)).unwrap_or_default();
+        let named: Vec<String> =
+            spec.mounts.iter().filter(|m| m.kind == "volume").filter_map(|m| m.source.clone()).collect();
+        for v in &named {
+            match engine.remove_volume(v).await {
+                Ok(()) => {}
+                // Still used by another container: keep it and say so.
+                Err(EngineError::Call(reason)) => tracing::warn!("volume {v} kept: {reason}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !named.is_empty() {
+            message.push_str(&format!("; volumes removed: {}", named.join(", ")));
+        }
+    }
+    Ok(Some(message))
+}

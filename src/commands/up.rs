@@ -1,0 +1,100 @@
+//! `launch up` (and plain `launch PROFILE`): apply profiles, concurrently.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use super::{Target, connect, report_invalid, runtime, targets};
+use crate::cli::{Global, PullArg, UpArgs};
+use crate::error::{Error, Result, exit};
+use crate::profile::PullPolicy;
+use crate::reconcile::{self, Action, Options, Outcome, plan::short};
+
+pub fn run(args: &UpArgs, global: &Global) -> Result<i32> {
+    let targets = targets(&args.profiles)?;
+    let options = Options { no_recreate: args.no_recreate, force_recreate: args.force_recreate };
+    let pull = args.pull.map(|p| match p {
+        PullArg::Missing => PullPolicy::Missing,
+        PullArg::Always => PullPolicy::Always,
+        PullArg::Never => PullPolicy::Never,
+    });
+    let rt = runtime()?;
+    rt.block_on(async {
+        let engine = connect(global).await?;
+        let runs = targets.iter().map(|t| async {
+            match &t.loaded {
+                Ok(profile) => Some(reconcile::up(&engine, profile, global, options, pull).await),
+                Err(_) => None,
+            }
+        });
+        let results = join_all(runs).await;
+        let mut code = exit::OK;
+        for (target, result) in targets.iter().zip(results) {
+            let this = match result {
+                None => report_invalid(target, global),
+                Some(Ok(outcome)) => {
+                    report(target, &outcome, global);
+                    exit::OK
+                }
+                Some(Err(e)) => report_error(target, &e, global),
+            };
+            code = code.max(this);
+        }
+        Ok(code)
+    })
+}
+
+fn report(target: &Target, o: &Outcome, global: &Global) {
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "profile": target.path,
+                "name": o.name,
+                "action": o.action.name(),
+                "id": o.id,
+                "gpus": o.gpus,
+                "changes": o.changes.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "snapshot": o.applied.snapshot,
+                "discarded": o.applied.discarded,
+                "exit_code": 0,
+            })
+        );
+        return;
+    }
+    if global.quiet {
+        return;
+    }
+    let id = o.id.as_deref().map(short).unwrap_or_default();
+    let line = match &o.action {
+        Action::Create => format!("created and started ({id})"),
+        Action::Start => format!("started ({id})"),
+        Action::Unpause => format!("unpaused ({id})"),
+        Action::Nothing => "up to date".to_string(),
+        Action::Recreate { why } => format!("recreated ({id}): {why}"),
+        Action::Refuse(r) => format!("refused: {r}"),
+    };
+    println!("{}: {line}", o.name);
+    if let Some(snapshot) = &o.applied.snapshot {
+        println!("{}: the old container's changed files were committed to {snapshot}", o.name);
+    }
+    if !o.applied.discarded.is_empty() {
+        println!("{}: discarded {} changed path(s) of the old container", o.name, o.applied.discarded.len());
+    }
+}
+
+/// Prints a failed run; returns its exit code.
+pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
+    let name = target.loaded.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    if global.json {
+        println!(
+            "{}",
+            json!({ "profile": target.path, "name": name, "action": "error", "error": e.to_string(), "exit_code": e.exit_code() })
+        );
+    } else {
+        match e {
+            Error::Profile(_) => eprint!("{}", e.render(false)),
+            _ => eprintln!("error: {name}: {e}"),
+        }
+    }
+    e.exit_code()
+}
