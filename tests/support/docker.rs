@@ -1,0 +1,164 @@
+//! A real Docker daemon for tests, driven through the docker CLI (launch
+//! itself talks to it through bollard). Everything a test creates is
+//! registered with a `Scratch` and removed when it drops, also on failure.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Whether a daemon answers; when none does, tests skip with a reason, or
+/// fail under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs them).
+pub fn available(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("LAUNCH_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "{test}: no Docker daemon answers, and LAUNCH_REQUIRE_DOCKER=1"
+        );
+        eprintln!("skipping {test}: no Docker daemon answers (set LAUNCH_REQUIRE_DOCKER=1 to fail instead)");
+    }
+    ok
+}
+
+/// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Like `docker`, but returns None on failure.
+pub fn try_docker(args: &[&str]) -> Option<String> {
+    let out = Command::new("docker").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `docker inspect -f FORMAT NAME`.
+pub fn inspect(name: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, name])
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Names, containers and images of one test; all removed on drop.
+pub struct Scratch {
+    prefix: String,
+    containers: std::cell::RefCell<Vec<String>>,
+    images: std::cell::RefCell<Vec<String>>,
+    volumes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Scratch {
+            prefix: format!("lt-{}-{}-{n}", test.replace('_', "-"), std::process::id()),
+            containers: Default::default(),
+            images: Default::default(),
+            volumes: Default::default(),
+        }
+    }
+
+    /// A unique container name, removed (with any `-launch-old-*` sibling) on drop.
+    pub fn name(&self, what: &str) -> String {
+        let name = format!("{}-{what}", self.prefix);
+        self.containers.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// A unique lowercase image reference, removed on drop.
+    pub fn image_name(&self, what: &str) -> String {
+        let name = format!("launch-test/{}-{what}:1", self.prefix);
+        self.images.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// Registers an image made some other way (a snapshot, a pull) for removal.
+    pub fn track_image(&self, reference: &str) {
+        self.images.borrow_mut().push(reference.to_string());
+    }
+
+    pub fn track_volume(&self, name: &str) {
+        self.volumes.borrow_mut().push(name.to_string());
+    }
+
+    /// A busybox image built offline: a rootfs tar with /bin/busybox and its
+    /// applet links, imported through the engine's image-create endpoint
+    /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents).
+    pub fn busybox_image(&self, what: &str, extra: &[(&str, &str)]) -> String {
+        let image = self.image_name(what);
+        let root = tempfile::tempdir().expect("temp dir");
+        build_rootfs(root.path(), extra);
+        let tar = Command::new("tar")
+            .args(["-C", &root.path().display().to_string(), "-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tar runs");
+        let status = Command::new("docker")
+            .args(["import", "-", &image])
+            .stdin(tar.stdout.expect("tar output"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("docker import runs");
+        assert!(status.success(), "docker import {image}");
+        image
+    }
+}
+
+/// The static busybox of Debian's busybox-static.
+pub fn busybox() -> &'static str {
+    "/bin/busybox"
+}
+
+fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
+    for dir in ["bin", "tmp", "etc", "root", "var/log", "run", "data"] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    std::fs::copy(busybox(), root.join("bin/busybox")).expect("copy busybox (Debian's busybox-static)");
+    let applets = Command::new(busybox()).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    for (path, contents) in extra {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, contents).expect("write extra file");
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Containers first (they hold images), including recreate leftovers.
+        let leftovers = try_docker(&["ps", "-aq", "--filter", &format!("name={}", self.prefix)]).unwrap_or_default();
+        for id in leftovers.lines().filter(|l| !l.is_empty()) {
+            let _ = try_docker(&["rm", "-f", "-v", id]);
+        }
+        for name in self.containers.borrow().iter() {
+            let _ = try_docker(&["rm", "-f", "-v", name]);
+        }
+        let snapshots = try_docker(&["images", "-q", "--filter", &format!("reference=launch-snapshots/{}*", self.prefix)])
+            .unwrap_or_default();
+        for id in snapshots.lines().filter(|l| !l.is_empty()) {
+            let _ = try_docker(&["rmi", "-f", id]);
+        }
+        for image in self.images.borrow().iter() {
+            let _ = try_docker(&["rmi", "-f", image]);
+        }
+        for volume in self.volumes.borrow().iter() {
+            let _ = try_docker(&["volume", "rm", "-f", volume]);
+        }
+    }
+}
