@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::engine::{Engine, Observed, State};
 use crate::error::{Error, Result};
 use crate::profile::{ChangedFiles, MountKind, Profile};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, label};
 
 use super::plan::{Action, short};
 
@@ -118,7 +118,23 @@ async fn recreate<E: Engine>(
 ) -> Result<Applied> {
     let mut applied = Applied::default();
     // 1. What would be lost with the old container's writable layer.
-    let changed = significant_changes(engine.changes(&old.id).await?, &profile.recreate.ignore);
+    // Docker lists a mount point it had to create as a change of the writable
+    // layer (`A /data`, and `A`/`C` for its parent folders): those are the
+    // mounts of the old container (its spec label) and of the new one.
+    let old_spec = old
+        .labels
+        .get(label::SPEC)
+        .and_then(|s| ContainerSpec::from_label(s));
+    let mount_targets: Vec<String> = old_spec
+        .iter()
+        .chain([spec])
+        .flat_map(|s| s.mounts.iter().map(|m| m.target.clone()))
+        .collect();
+    let changed = significant_changes(
+        engine.changes(&old.id).await?,
+        &profile.recreate.ignore,
+        &mount_targets,
+    );
     if !changed.is_empty() {
         match profile.recreate.changed_files {
             ChangedFiles::Refuse => {
@@ -182,15 +198,27 @@ async fn recreate<E: Engine>(
     }
 }
 
-/// `docker diff` paths that matter: not scratch, not ignored, and not merely
+/// `docker diff` paths that matter: not scratch, not ignored, not a mount
+/// point (`mounts`: container paths) or a folder above one, and not merely
 /// the parent folder of another change.
-pub fn significant_changes(paths: Vec<String>, ignore: &[String]) -> Vec<String> {
+pub fn significant_changes(
+    paths: Vec<String>,
+    ignore: &[String],
+    mounts: &[String],
+) -> Vec<String> {
     let under = |path: &str, dir: &str| {
         path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
     };
+    // Only the folders on the way to a mount point, not what else they hold.
+    let above_mount = |path: &str| mounts.iter().any(|m| under(m, path));
     let kept: Vec<String> = paths
         .into_iter()
-        .filter(|p| !SCRATCH.iter().any(|d| under(p, d)) && !ignore.iter().any(|d| under(p, d)))
+        .filter(|p| {
+            !SCRATCH.iter().any(|d| under(p, d))
+                && !ignore.iter().any(|d| under(p, d))
+                && !mounts.iter().any(|m| under(p, m))
+                && !above_mount(p)
+        })
         .collect();
     let mut out: Vec<String> = kept
         .iter()
@@ -235,8 +263,30 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(
-            significant_changes(paths, &["/cache".into()]),
+            significant_changes(paths, &["/cache".into()], &[]),
             ["/etc/motd", "/root/model.pt"]
+        );
+    }
+
+    #[test]
+    fn mount_points_and_the_folders_above_them_are_not_changes() {
+        let paths = [
+            "/data",
+            "/usr",
+            "/usr/local",
+            "/usr/local/nvidia",
+            "/usr/local/nvidia/lib64",
+            "/usr/local/nvidia/lib64/libcuda.so.1",
+            "/usr/local/bin",
+            "/usr/local/bin/tool",
+            "/root",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mounts = ["/data", "/usr/local/nvidia/lib64/libcuda.so.1"].map(String::from);
+        assert_eq!(
+            significant_changes(paths, &[], &mounts),
+            ["/root", "/usr/local/bin/tool"]
         );
     }
 
