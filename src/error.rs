@@ -18,9 +18,6 @@ pub enum Error {
     #[error("invalid profile")]
     Profile(Diagnostics),
 
-    #[error("{0}")]
-    Usage(String),
-
     #[error("{path}: no *.toml profiles in this folder")]
     EmptyFolder { path: String },
 
@@ -58,7 +55,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Profile(_) | Error::Usage(_) | Error::EmptyFolder { .. } => exit::INVALID,
+            Error::Profile(_) | Error::EmptyFolder { .. } => exit::INVALID,
             Error::Io(_)
             | Error::Nvml(_)
             | Error::Engine(_)

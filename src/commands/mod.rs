@@ -11,8 +11,6 @@ mod up;
 
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
-
 use crate::cli::{Cli, Command, Global};
 use crate::engine::{DockerEngine, Engine, Observed};
 use crate::error::{Error, Result};

@@ -59,6 +59,8 @@ pub struct RawProfile {
     /// Container name; default: the profile's file name without `.toml`.
     pub name: Option<Sp<String>>,
     /// Profiles this one builds on, relative to this file. Tables merge key by key.
+    // Followed and removed while loading (see `load`); declared for the schema.
+    #[allow(dead_code)]
     pub extends: Option<Sp<OneOrMany>>,
     /// When to pull the image: `missing` (default), `always` or `never`.
     pub pull: Option<Sp<PullPolicy>>,
