@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 /// it creates, starts, or recreates it only when something changed, so a cron
 /// job can run it every minute.
 #[derive(Debug, Parser)]
-#[command(name = "launch", version, args_conflicts_with_subcommands = true)]
+#[command(name = "launch", version)]
 #[command(
     after_help = "Exit codes: 0 done, 1 runtime error, 2 invalid profile or usage, \
 3 refused, 4 `plan` found changes.\n\nRun `launch schema > launch.schema.json` and add \

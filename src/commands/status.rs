@@ -33,7 +33,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
                 println!(
                     "{}",
                     json!({
-                        "name": c.name, "id": c.id, "state": c.state.as_str(), "image": c.image,
+                        "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
                         "gpus": gpus.split(',').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
                         "driver": c.labels.get(label::DRIVER), "profile": profile, "drift": drift,
                     })

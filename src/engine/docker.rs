@@ -25,8 +25,6 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 pub struct DockerEngine {
     docker: Docker,
-    /// Where it connected, for messages.
-    pub address: String,
 }
 
 impl DockerEngine {
@@ -46,7 +44,8 @@ impl DockerEngine {
             .negotiate_version()
             .await
             .map_err(|e| unreachable(describe(&e)))?;
-        Ok(DockerEngine { docker, address })
+        tracing::debug!("connected to {address} (API {})", docker.client_version());
+        Ok(DockerEngine { docker })
     }
 }
 
@@ -89,7 +88,6 @@ impl Engine for DockerEngine {
         Ok(Facts {
             runtimes,
             cdi_spec_dirs: info.cdi_spec_dirs.unwrap_or_default(),
-            server_version: info.server_version.unwrap_or_default(),
         })
     }
 

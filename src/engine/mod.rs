@@ -57,7 +57,6 @@ pub struct Facts {
     pub runtimes: Vec<String>,
     /// Docker 25+ with CDI enabled lists its spec folders.
     pub cdi_spec_dirs: Vec<String>,
-    pub server_version: String,
 }
 
 /// Why an engine call failed, in words for the user.

@@ -166,7 +166,22 @@ async fn recreate<E: Engine>(
     }
     engine.stop(&old.id, None).await?;
     let aside = format!("{}-launch-old-{}", old.name, short(&old.id));
-    engine.rename(&old.id, &aside).await?;
+    if let Err(e) = engine.rename(&old.id, &aside).await {
+        // Nothing new exists yet: the old container only needs to run again.
+        let restarted = if was_up {
+            engine.start(&old.id).await
+        } else {
+            Ok(())
+        };
+        return Err(Error::RecreateFailed {
+            name: old.name.clone(),
+            cause: e.to_string(),
+            rollback: match restarted {
+                Ok(()) => "the old container is back under its name, as it was".into(),
+                Err(r) => format!("starting the old container again failed too ({r})"),
+            },
+        });
+    }
     match create_and_start(engine, spec, labels).await {
         Ok(id) => {
             // 3. Only now is the old container removed (its volumes stay).

@@ -20,14 +20,19 @@ pub fn available(test: &str) -> bool {
             std::env::var("LAUNCH_REQUIRE_DOCKER").as_deref() != Ok("1"),
             "{test}: no Docker daemon answers, and LAUNCH_REQUIRE_DOCKER=1"
         );
-        eprintln!("skipping {test}: no Docker daemon answers (set LAUNCH_REQUIRE_DOCKER=1 to fail instead)");
+        eprintln!(
+            "skipping {test}: no Docker daemon answers (set LAUNCH_REQUIRE_DOCKER=1 to fail instead)"
+        );
     }
     ok
 }
 
 /// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker runs");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
     assert!(
         out.status.success(),
         "docker {}: {}",
@@ -40,7 +45,9 @@ pub fn docker(args: &[&str]) -> String {
 /// Like `docker`, but returns None on failure.
 pub fn try_docker(args: &[&str]) -> Option<String> {
     let out = Command::new("docker").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// `docker inspect -f FORMAT NAME`.
@@ -99,17 +106,19 @@ impl Scratch {
         let image = self.image_name(what);
         let root = tempfile::tempdir().expect("temp dir");
         build_rootfs(root.path(), extra);
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .args(["-C", &root.path().display().to_string(), "-c", "."])
             .stdout(Stdio::piped())
             .spawn()
             .expect("tar runs");
         let status = Command::new("docker")
             .args(["import", "-", &image])
-            .stdin(tar.stdout.expect("tar output"))
+            .stdin(tar.stdout.take().expect("tar output"))
             .stdout(Stdio::null())
             .status()
             .expect("docker import runs");
+        let tarred = tar.wait().expect("tar ends");
+        assert!(tarred.success(), "tar of the rootfs for {image}");
         assert!(status.success(), "docker import {image}");
         image
     }
@@ -124,8 +133,12 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
     for dir in ["bin", "tmp", "etc", "root", "var/log", "run", "data"] {
         std::fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
-    std::fs::copy(busybox(), root.join("bin/busybox")).expect("copy busybox (Debian's busybox-static)");
-    let applets = Command::new(busybox()).arg("--list").output().expect("busybox --list");
+    std::fs::copy(busybox(), root.join("bin/busybox"))
+        .expect("copy busybox (Debian's busybox-static)");
+    let applets = Command::new(busybox())
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&applets.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
@@ -142,15 +155,21 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
 impl Drop for Scratch {
     fn drop(&mut self) {
         // Containers first (they hold images), including recreate leftovers.
-        let leftovers = try_docker(&["ps", "-aq", "--filter", &format!("name={}", self.prefix)]).unwrap_or_default();
+        let leftovers = try_docker(&["ps", "-aq", "--filter", &format!("name={}", self.prefix)])
+            .unwrap_or_default();
         for id in leftovers.lines().filter(|l| !l.is_empty()) {
             let _ = try_docker(&["rm", "-f", "-v", id]);
         }
         for name in self.containers.borrow().iter() {
             let _ = try_docker(&["rm", "-f", "-v", name]);
         }
-        let snapshots = try_docker(&["images", "-q", "--filter", &format!("reference=launch-snapshots/{}*", self.prefix)])
-            .unwrap_or_default();
+        let snapshots = try_docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("reference=launch-snapshots/{}*", self.prefix),
+        ])
+        .unwrap_or_default();
         for id in snapshots.lines().filter(|l| !l.is_empty()) {
             let _ = try_docker(&["rmi", "-f", id]);
         }

@@ -1,0 +1,1155 @@
+//! `launch up`, `plan`, `down` and `status` against a real Docker daemon
+//! (DESIGN.md §5, §6): a profile becomes a running container, and running
+//! again changes only what the profile changed, safely.
+
+mod support;
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::cli::{Launch, Output, Profiles};
+use support::docker::{Scratch, available, docker, inspect, try_docker};
+use support::fake_gpu::FakeGpuHost;
+
+/// Served by busybox httpd in the tests that publish a port.
+const PAGE: &str = "hello from a launch container\n";
+
+/// One test's world: an offline busybox image, a container name, and one
+/// profile file that the test rewrites between runs. All removed on drop.
+struct World {
+    scratch: Scratch,
+    profiles: Profiles,
+    image: String,
+    name: String,
+    path: PathBuf,
+    /// Global options for every run (the fake GPU host's roots).
+    args: RefCell<Vec<String>>,
+}
+
+impl World {
+    fn new(test: &str) -> World {
+        let scratch = Scratch::new(test);
+        let image = scratch.busybox_image("img", &[("/www/index.html", PAGE)]);
+        let name = scratch.name("app");
+        let profiles = Profiles::new();
+        let path = profiles.path().join("app.toml");
+        World {
+            scratch,
+            profiles,
+            image,
+            name,
+            path,
+            args: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Writes the profile: the defaults below, except the keys `body` sets,
+    /// then `body` (which may end in `[tables]`).
+    fn write(&self, body: &str) -> &Path {
+        let defaults = [
+            ("image", format!("{:?}", self.image)),
+            ("name", format!("{:?}", self.name)),
+            ("pull", "\"never\"".to_string()),
+            ("command", r#"["sleep", "1000"]"#.to_string()),
+            // busybox sleep as PID 1 ignores SIGTERM: don't wait 10 s for it.
+            ("stop_timeout", "0".to_string()),
+        ];
+        let mut text = String::new();
+        for (key, value) in defaults {
+            let overridden = body.lines().any(|l| {
+                l.trim_start().starts_with(&format!("{key} "))
+                    || l.trim_start().starts_with(&format!("{key}="))
+            });
+            if !overridden {
+                text += &format!("{key} = {value}\n");
+            }
+        }
+        text += body;
+        text.push('\n');
+        std::fs::write(&self.path, text).expect("write the profile");
+        &self.path
+    }
+
+    fn set_args(&self, args: Vec<String>) {
+        *self.args.borrow_mut() = args;
+    }
+
+    fn launch(&self, command: &[&str]) -> Output {
+        // Global options after the subcommand: before it, clap takes the
+        // subcommand's name for a profile (`launch --json up` runs profile `up`).
+        launch(&self.profiles)
+            .args(command)
+            .args(self.args.borrow().iter())
+            .arg(&self.path)
+            .run()
+    }
+
+    fn up(&self) -> Output {
+        self.launch(&["up"])
+    }
+
+    fn plan(&self) -> Output {
+        self.launch(&["plan"])
+    }
+
+    fn id(&self) -> String {
+        inspect(&self.name, "{{.Id}}")
+    }
+
+    fn status(&self) -> String {
+        inspect(&self.name, "{{.State.Status}}")
+    }
+
+    /// Runs a shell script in the container; its trimmed stdout.
+    fn exec(&self, script: &str) -> String {
+        docker(&["exec", &self.name, "sh", "-c", script])
+    }
+
+    /// Every container whose name contains this test's container name: the
+    /// container itself, and any `-launch-old-` leftover of a recreate.
+    fn containers(&self) -> Vec<String> {
+        let names = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name={}", self.name),
+            "--format",
+            "{{.Names}}",
+        ]);
+        let mut names: Vec<String> = names.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    }
+
+    /// Exactly one container of this name exists, running: no leftovers.
+    fn assert_alone_and_running(&self) {
+        assert_eq!(
+            self.containers(),
+            std::slice::from_ref(&self.name),
+            "one container, no recreate leftovers"
+        );
+        assert_eq!(self.status(), "running");
+    }
+}
+
+/// `launch`, keeping its lock files in the profiles' temp folder (removed
+/// with it) instead of the shared /tmp/launch-locks.
+fn launch(profiles: &Profiles) -> Launch {
+    Launch::new().env("LAUNCH_LOCK_DIR", lock_dir(profiles))
+}
+
+fn lock_dir(profiles: &Profiles) -> PathBuf {
+    profiles.path().join(".locks")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.code, o.stdout, o.stderr
+    )
+}
+
+/// Applies `before`, then `after`: `plan` must announce a recreate naming
+/// `field` (exit 4), and `up` must replace the container with a new one, alone
+/// and running, which the caller then inspects.
+fn assert_recreates(w: &World, before: &str, after: &str, field: &str) {
+    w.write(before);
+    w.up().code(0);
+    let old = w.id();
+
+    w.write(after);
+    let plan = w.plan().code(4);
+    assert!(
+        plan.stdout.contains("recreate") && plan.stdout.contains(field),
+        "plan should name {field}: {}",
+        show(&plan)
+    );
+    assert_eq!(w.id(), old, "plan changes nothing");
+
+    let up = w.up().code(0);
+    assert!(up.stdout.contains("recreated"), "{}", show(&up));
+    assert_ne!(w.id(), old, "a changed {field} gives a new container");
+    w.assert_alone_and_running();
+    assert_eq!(
+        w.plan().code,
+        0,
+        "after the recreate, the container matches the profile"
+    );
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// GET / from 127.0.0.1:port, polling until the server answers (or 10 s).
+fn http_get(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match attempt {
+            Ok(body) if body.starts_with("HTTP/1.") && body.contains(" 200 ") => return body,
+            other => assert!(
+                Instant::now() < deadline,
+                "nothing serves on 127.0.0.1:{port}: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether anything accepts connections on 127.0.0.1:port.
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
+}
+
+// ---- reconcile: nothing, start, unpause ------------------------------------
+
+#[test]
+fn running_again_leaves_the_container_alone() {
+    if !available("running_again_leaves_the_container_alone") {
+        return;
+    }
+    let w = World::new("again");
+    w.write("");
+    let first = w.up().code(0);
+    assert!(
+        first.stdout.contains("created and started"),
+        "{}",
+        show(&first)
+    );
+    let before = inspect(&w.name, "{{.Id}} {{.State.StartedAt}}");
+
+    let second = w.up().code(0);
+    assert!(second.stdout.contains("up to date"), "{}", show(&second));
+    assert_eq!(
+        inspect(&w.name, "{{.Id}} {{.State.StartedAt}}"),
+        before,
+        "same container, never restarted"
+    );
+    w.assert_alone_and_running();
+}
+
+#[test]
+fn a_stopped_container_is_started_again() {
+    if !available("a_stopped_container_is_started_again") {
+        return;
+    }
+    let w = World::new("stopped");
+    w.write("");
+    w.up().code(0);
+    let id = w.id();
+    docker(&["stop", &w.name]);
+    assert_eq!(w.status(), "exited");
+
+    let out = w.up().code(0);
+    assert!(out.stdout.contains("started"), "{}", show(&out));
+    assert_eq!(w.id(), id, "started, not recreated");
+    w.assert_alone_and_running();
+}
+
+#[test]
+fn a_paused_container_is_unpaused() {
+    if !available("a_paused_container_is_unpaused") {
+        return;
+    }
+    let w = World::new("paused");
+    w.write("");
+    w.up().code(0);
+    let id = w.id();
+    docker(&["pause", &w.name]);
+    assert_eq!(w.status(), "paused");
+
+    let out = w.up().code(0);
+    assert!(out.stdout.contains("unpaused"), "{}", show(&out));
+    assert_eq!(w.id(), id, "unpaused, not recreated");
+    w.assert_alone_and_running();
+}
+
+// ---- each changed field recreates ------------------------------------------
+
+#[test]
+fn a_changed_image_recreates_the_container() {
+    if !available("a_changed_image_recreates_the_container") {
+        return;
+    }
+    let w = World::new("image");
+    let other = w
+        .scratch
+        .busybox_image("other", &[("/etc/flavour", "other image")]);
+    assert_recreates(&w, "", &format!("image = {other:?}"), "image");
+    assert_eq!(inspect(&w.name, "{{.Config.Image}}"), other);
+    assert_eq!(w.exec("cat /etc/flavour"), "other image");
+}
+
+#[test]
+fn a_changed_command_recreates_the_container() {
+    if !available("a_changed_command_recreates_the_container") {
+        return;
+    }
+    let w = World::new("command");
+    assert_recreates(
+        &w,
+        r#"command = "sleep 1000""#,
+        r#"command = "sleep 1001""#,
+        "command",
+    );
+    assert_eq!(w.exec("tr '\\0' ' ' < /proc/1/cmdline"), "sleep 1001");
+}
+
+#[test]
+fn an_added_env_variable_recreates_the_container() {
+    if !available("an_added_env_variable_recreates_the_container") {
+        return;
+    }
+    let w = World::new("env-added");
+    assert_recreates(
+        &w,
+        r#"env = { A = "1" }"#,
+        r#"env = { A = "1", B = 2 }"#,
+        "env.B",
+    );
+    assert_eq!(w.exec("echo $A-$B"), "1-2");
+}
+
+#[test]
+fn a_removed_env_variable_recreates_the_container() {
+    if !available("a_removed_env_variable_recreates_the_container") {
+        return;
+    }
+    let w = World::new("env-removed");
+    assert_recreates(
+        &w,
+        r#"env = { A = "1", B = "2" }"#,
+        r#"env = { A = "1" }"#,
+        "env.B",
+    );
+    assert_eq!(w.exec("echo $A-${B-unset}"), "1-unset");
+}
+
+#[test]
+fn a_changed_volume_recreates_the_container() {
+    if !available("a_changed_volume_recreates_the_container") {
+        return;
+    }
+    let w = World::new("volumes");
+    let host = w.profiles.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("hello.txt"), "from the host").unwrap();
+    assert_recreates(&w, "", r#"volumes = ["./shared:/srv/shared:ro"]"#, "mounts");
+    assert_eq!(w.exec("cat /srv/shared/hello.txt"), "from the host");
+    assert_eq!(
+        inspect(&w.name, "{{range .Mounts}}{{.Source}} {{.RW}}{{end}}"),
+        format!("{} false", host.display())
+    );
+}
+
+#[test]
+fn changed_ports_recreate_the_container() {
+    if !available("changed_ports_recreate_the_container") {
+        return;
+    }
+    let w = World::new("ports");
+    let (first, second) = (free_port(), free_port());
+    let web = r#"command = ["httpd", "-f", "-p", "80", "-h", "/www"]"#;
+    w.write(&format!("{web}\nports = [\"127.0.0.1:{first}:80\"]"));
+    w.up().code(0);
+    assert!(http_get(first).ends_with(PAGE));
+
+    assert_recreates(
+        &w,
+        &format!("{web}\nports = [\"127.0.0.1:{first}:80\"]"),
+        &format!("{web}\nports = [\"127.0.0.1:{second}:80\"]"),
+        "ports",
+    );
+    assert!(http_get(second).ends_with(PAGE), "the new port serves");
+    assert!(!listening(first), "the old port is closed");
+}
+
+#[test]
+fn a_changed_device_recreates_the_container() {
+    if !available("a_changed_device_recreates_the_container") {
+        return;
+    }
+    let w = World::new("devices");
+    assert_recreates(&w, "", r#"devices = ["/dev/null:/dev/xnull"]"#, "devices");
+    assert_eq!(
+        w.exec("test -c /dev/xnull && echo a character device"),
+        "a character device"
+    );
+}
+
+#[test]
+fn a_changed_shm_size_recreates_the_container() {
+    if !available("a_changed_shm_size_recreates_the_container") {
+        return;
+    }
+    let w = World::new("shm");
+    assert_recreates(
+        &w,
+        r#"shm_size = "64M""#,
+        r#"shm_size = "128M""#,
+        "shm_size",
+    );
+    assert_eq!(
+        inspect(&w.name, "{{.HostConfig.ShmSize}}"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(
+        w.exec("df -k /dev/shm | tail -n 1 | awk '{print $2}'"),
+        "131072"
+    );
+}
+
+#[test]
+fn a_changed_network_recreates_the_container() {
+    if !available("a_changed_network_recreates_the_container") {
+        return;
+    }
+    let w = World::new("network");
+    w.write("");
+    w.up().code(0);
+    assert!(
+        w.exec("ls /sys/class/net").contains("eth0"),
+        "bridge gives an eth0"
+    );
+
+    assert_recreates(&w, "", r#"network = "none""#, "network_mode");
+    assert_eq!(inspect(&w.name, "{{.HostConfig.NetworkMode}}"), "none");
+    assert_eq!(w.exec("ls /sys/class/net"), "lo", "no network but loopback");
+
+    assert_recreates(
+        &w,
+        r#"network = "none""#,
+        r#"network = "host""#,
+        "network_mode",
+    );
+    assert_eq!(inspect(&w.name, "{{.HostConfig.NetworkMode}}"), "host");
+    // The host's own interfaces (not the veths that other tests' containers
+    // come and go with).
+    let seen = w.exec("ls /sys/class/net");
+    let seen: Vec<&str> = seen.split_whitespace().collect();
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .expect("the host's interfaces")
+        .map(|e| {
+            e.expect("an interface")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| !n.starts_with("veth"))
+        .collect();
+    assert!(host.len() > 1, "the host has more than loopback: {host:?}");
+    for interface in &host {
+        assert!(
+            seen.contains(&interface.as_str()),
+            "{interface} in {seen:?}"
+        );
+    }
+}
+
+/// `[gpus] devices = [..]` in `devices` mode on the fake host.
+fn gpu_profile(index: u32) -> String {
+    format!("[gpus]\ndevices = [{index}]\nmode = \"devices\"")
+}
+
+#[test]
+fn other_gpus_recreate_the_container_with_the_new_gpu() {
+    if !available("other_gpus_recreate_the_container_with_the_new_gpu") {
+        return;
+    }
+    let w = World::new("gpus");
+    let host = FakeGpuHost::builder().gpus(2).build();
+    w.set_args(host.args());
+    let (gpu0, gpu1) = (&host.gpus[0], &host.gpus[1]);
+
+    w.write(&gpu_profile(0));
+    w.up().code(0);
+    assert_eq!(w.exec("echo $NVIDIA_VISIBLE_DEVICES"), gpu0.uuid);
+
+    assert_recreates(&w, &gpu_profile(0), &gpu_profile(1), &gpu1.uuid);
+    assert_eq!(w.exec("echo $NVIDIA_VISIBLE_DEVICES"), gpu1.uuid);
+    let node = |gpu: &support::fake_gpu::FakeGpu| format!("/dev/nvidia{}", gpu.minor);
+    assert_eq!(
+        w.exec(&format!("test -c {} && echo present", node(gpu1))),
+        "present",
+        "the new GPU's device node"
+    );
+    assert_eq!(
+        w.exec(&format!("test -e {} || echo absent", node(gpu0))),
+        "absent",
+        "not the old GPU's"
+    );
+    assert_eq!(
+        inspect(&w.name, "{{index .Config.Labels \"launch.gpus\"}}"),
+        gpu1.uuid
+    );
+}
+
+#[test]
+fn a_driver_upgrade_recreates_the_container_with_the_new_libraries() {
+    if !available("a_driver_upgrade_recreates_the_container_with_the_new_libraries") {
+        return;
+    }
+    let w = World::new("driver");
+    let old = FakeGpuHost::builder()
+        .gpus(2)
+        .driver_version("550.54.15")
+        .build();
+    let new = FakeGpuHost::builder()
+        .gpus(2)
+        .driver_version("560.35.03")
+        .build();
+
+    w.set_args(old.args());
+    w.write(&gpu_profile(0));
+    w.up().code(0);
+    let id = w.id();
+    assert!(
+        w.exec("ls /usr/local/nvidia/lib64")
+            .contains("libcuda.so.550.54.15")
+    );
+
+    w.set_args(new.args());
+    let plan = w.plan().code(4);
+    assert!(
+        plan.stdout.contains("driver_version") && plan.stdout.contains("560.35.03"),
+        "{}",
+        show(&plan)
+    );
+    let up = w.up().code(0);
+    assert!(up.stdout.contains("recreated"), "{}", show(&up));
+    assert_ne!(w.id(), id, "a new driver means a new container");
+    w.assert_alone_and_running();
+    let libs = w.exec("ls /usr/local/nvidia/lib64");
+    assert!(
+        libs.contains("libcuda.so.560.35.03") && !libs.contains("550.54.15"),
+        "{libs}"
+    );
+    assert_eq!(
+        inspect(&w.name, "{{index .Config.Labels \"launch.driver\"}}"),
+        "560.35.03"
+    );
+    assert_eq!(w.exec("echo $NVIDIA_VISIBLE_DEVICES"), new.gpus[0].uuid);
+}
+
+#[test]
+fn a_bind_mount_point_alone_does_not_block_a_recreate() {
+    if !available("a_bind_mount_point_alone_does_not_block_a_recreate") {
+        return;
+    }
+    // Docker creates mount points missing from the image (/srv/cache/models
+    // here) in the container's writable layer, so `docker diff` lists them
+    // and their parent folders; they hold nothing of the user's. /data is in
+    // the image already.
+    let w = World::new("bind-point");
+    let volumes = r#"volumes = [
+  { source = "./data", target = "/data", create = true },
+  { source = "./models", target = "/srv/cache/models", create = true },
+]"#;
+    w.write(volumes);
+    w.up().code(0);
+    w.exec("echo kept > /srv/cache/models/weights; echo scratch > /tmp/scratch");
+    let diff = docker(&["diff", &w.name]);
+    assert!(
+        diff.contains("/srv/cache/models"),
+        "docker lists the mount point: {diff}"
+    );
+
+    assert_recreates(
+        &w,
+        volumes,
+        &format!("{volumes}\nenv = {{ RUN = \"2\" }}"),
+        "env",
+    );
+    assert_eq!(
+        w.exec("cat /srv/cache/models/weights"),
+        "kept",
+        "what was in the mount is still there"
+    );
+}
+
+// ---- plan --------------------------------------------------------------------
+
+#[test]
+fn plan_exits_4_when_up_would_act_and_0_when_in_sync() {
+    if !available("plan_exits_4_when_up_would_act_and_0_when_in_sync") {
+        return;
+    }
+    let w = World::new("plan");
+    w.write(r#"shm_size = "64M""#);
+    let create = w.plan().code(4);
+    assert!(
+        create.stdout.contains("create and start"),
+        "{}",
+        show(&create)
+    );
+    assert!(w.containers().is_empty(), "plan creates nothing");
+
+    w.up().code(0);
+    let in_sync = w.plan().code(0);
+    assert!(
+        in_sync.stdout.contains("nothing to do"),
+        "{}",
+        show(&in_sync)
+    );
+
+    docker(&["stop", &w.name]);
+    let start = w.plan().code(4);
+    assert!(
+        start.stdout.contains(&format!("{}: start", w.name)),
+        "{}",
+        show(&start)
+    );
+    w.up().code(0);
+
+    let id = w.id();
+    w.write(r#"shm_size = "1G""#);
+    let change = w.plan().code(4);
+    assert!(
+        change.stdout.contains("recreate (changed: shm_size)")
+            && change
+                .stdout
+                .contains(&format!("~ shm_size: {} → {}", 64u64 << 20, 1u64 << 30)),
+        "{}",
+        show(&change)
+    );
+    let json = w.launch(&["plan", "--json"]).code(4);
+    let v: Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["action"], "recreate");
+    assert_eq!(v["name"], w.name.as_str());
+    assert_eq!(w.id(), id, "plan touches nothing");
+    assert_eq!(
+        inspect(&w.name, "{{.HostConfig.ShmSize}}"),
+        (64u64 << 20).to_string()
+    );
+}
+
+// ---- a container launch did not make ----------------------------------------
+
+#[test]
+fn a_container_launch_did_not_make_is_never_touched() {
+    if !available("a_container_launch_did_not_make_is_never_touched") {
+        return;
+    }
+    let w = World::new("foreign");
+    docker(&["run", "-d", "--name", &w.name, &w.image, "sleep", "1000"]);
+    let id = w.id();
+    w.write("");
+
+    let up = w.up().code(3);
+    assert!(up.stderr.contains("launch did not create"), "{}", show(&up));
+    assert_eq!(w.plan().code, 3, "plan refuses too");
+    let down = launch(&w.profiles).args(["down", &w.name]).run().code(3);
+    assert!(
+        down.stderr.contains("not created by launch"),
+        "{}",
+        show(&down)
+    );
+
+    assert_eq!(w.id(), id, "the same container");
+    w.assert_alone_and_running();
+    assert_eq!(
+        inspect(&w.name, "{{index .Config.Labels \"launch.managed\"}}"),
+        ""
+    );
+}
+
+// ---- concurrent runs ---------------------------------------------------------
+
+#[test]
+fn eight_concurrent_runs_make_one_container() {
+    if !available("eight_concurrent_runs_make_one_container") {
+        return;
+    }
+    let w = World::new("concurrent");
+    w.write("");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_launch"))
+                .arg("up")
+                .arg(&w.path)
+                .env("NO_COLOR", "1")
+                .env("LAUNCH_LOCK_DIR", lock_dir(&w.profiles))
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("launch starts")
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("launch runs"))
+        .collect();
+
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "every run succeeds: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let created = outputs
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).contains("created and started"))
+        .count();
+    let unchanged = outputs
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).contains("up to date"))
+        .count();
+    assert_eq!(
+        (created, unchanged),
+        (1, 7),
+        "one run creates, the others find it"
+    );
+    w.assert_alone_and_running();
+}
+
+// ---- files changed inside the container -------------------------------------
+
+/// Runs the container, changes a file that matters (and one in /tmp, which
+/// does not), then changes the command so that `up` must recreate. Returns
+/// the old container's id and the result of that `up`.
+fn recreate_with_changed_files(w: &World, recreate: &str) -> (String, Output) {
+    w.write(&format!("command = \"sleep 1000\"\n{recreate}"));
+    w.up().code(0);
+    w.exec("echo precious > /root/notes.txt; echo scratch > /tmp/scratch.txt");
+    let id = w.id();
+    w.write(&format!("command = \"sleep 1001\"\n{recreate}"));
+    (id, w.up())
+}
+
+#[test]
+fn changed_files_refuse_a_recreate_by_default() {
+    if !available("changed_files_refuse_a_recreate_by_default") {
+        return;
+    }
+    let w = World::new("refuse");
+    let (id, out) = recreate_with_changed_files(&w, "");
+    let out = out.code(3);
+    assert!(
+        out.stderr.contains("/root/notes.txt"),
+        "names what would be lost: {}",
+        show(&out)
+    );
+    assert!(
+        !out.stderr.contains("/tmp"),
+        "scratch space does not count: {}",
+        show(&out)
+    );
+    assert!(
+        out.stderr.contains("changed_files"),
+        "says how to go on: {}",
+        show(&out)
+    );
+    assert_eq!(w.id(), id, "the old container stays");
+    w.assert_alone_and_running();
+    assert_eq!(w.exec("cat /root/notes.txt"), "precious");
+}
+
+#[test]
+fn changed_files_are_snapshotted_to_an_image_before_a_recreate() {
+    if !available("changed_files_are_snapshotted_to_an_image_before_a_recreate") {
+        return;
+    }
+    let w = World::new("snapshot");
+    let (id, out) = recreate_with_changed_files(&w, "[recreate]\nchanged_files = \"snapshot\"");
+    let out = out.code(0);
+    let prefix = format!("launch-snapshots/{}:", w.name);
+    let snapshot = out
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("the output names the snapshot {prefix}…: {}", show(&out)))
+        .to_string();
+    w.scratch.track_image(&snapshot);
+    assert_ne!(w.id(), id, "recreated");
+    w.assert_alone_and_running();
+    assert_eq!(
+        w.exec("test -e /root/notes.txt || echo gone"),
+        "gone",
+        "the new container starts clean"
+    );
+
+    let peek = w.scratch.name("peek");
+    let saved = docker(&[
+        "run",
+        "--rm",
+        "--name",
+        &peek,
+        &snapshot,
+        "cat",
+        "/root/notes.txt",
+    ]);
+    assert_eq!(saved, "precious", "the snapshot holds the changed file");
+}
+
+#[test]
+fn changed_files_are_discarded_when_the_profile_says_so() {
+    if !available("changed_files_are_discarded_when_the_profile_says_so") {
+        return;
+    }
+    let w = World::new("discard");
+    let (id, out) = recreate_with_changed_files(&w, "[recreate]\nchanged_files = \"discard\"");
+    let out = out.code(0);
+    assert!(
+        out.stdout.contains("discarded 1 changed path"),
+        "{}",
+        show(&out)
+    );
+    assert_ne!(w.id(), id, "recreated");
+    w.assert_alone_and_running();
+    assert_eq!(w.exec("test -e /root/notes.txt || echo gone"), "gone");
+}
+
+// ---- a recreate that fails rolls back ---------------------------------------
+
+/// After a failed recreate: exit 1 saying so, the old container under its
+/// name with its id, running, its spec unchanged, and nothing else left.
+fn assert_rolled_back(w: &World, out: &Output, id: &str, hash: &str) {
+    assert_eq!(out.code, 1, "{}", show(out));
+    assert!(
+        out.stderr.contains("recreating") && out.stderr.contains("back under its name"),
+        "says it failed and rolled back: {}",
+        show(out)
+    );
+    assert_eq!(w.id(), id, "the old container keeps its name");
+    w.assert_alone_and_running();
+    assert_eq!(
+        inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}"),
+        hash,
+        "as it was"
+    );
+}
+
+#[test]
+fn a_recreate_whose_port_is_taken_rolls_back_to_the_old_container() {
+    if !available("a_recreate_whose_port_is_taken_rolls_back_to_the_old_container") {
+        return;
+    }
+    let w = World::new("rollback-port");
+    w.write("");
+    w.up().code(0);
+    let id = w.id();
+    let hash = inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}");
+
+    // Another container holds the port the new spec wants.
+    let port = free_port();
+    let holder = w.scratch.name("holder");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &holder,
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        &w.image,
+        "sleep",
+        "1000",
+    ]);
+    w.write(&format!("ports = [\"127.0.0.1:{port}:80\"]"));
+    let out = w.up();
+    assert!(
+        out.stderr.contains(&port.to_string()),
+        "the engine's reason: {}",
+        show(&out)
+    );
+    assert_rolled_back(&w, &out, &id, &hash);
+
+    // Once the port is free, the same profile goes through.
+    docker(&["rm", "-f", &holder]);
+    w.up().code(0);
+    assert_ne!(w.id(), id);
+    w.assert_alone_and_running();
+}
+
+#[test]
+fn a_privileged_recreate_that_cannot_start_rolls_back() {
+    if !available("a_privileged_recreate_that_cannot_start_rolls_back") {
+        return;
+    }
+    // Privileged containers cannot start on these test machines (DESIGN.md
+    // §7), which makes a real failing start.
+    let w = World::new("rollback-priv");
+    w.write("");
+    w.up().code(0);
+    let id = w.id();
+    let hash = inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}");
+
+    w.write("privileged = true");
+    let plan = w.plan().code(4);
+    assert!(
+        plan.stdout.contains("recreate (changed: privileged)")
+            && plan.stdout.contains("+ privileged: true"),
+        "{}",
+        show(&plan)
+    );
+    let out = w.up();
+    assert_rolled_back(&w, &out, &id, &hash);
+    assert_eq!(inspect(&w.name, "{{.HostConfig.Privileged}}"), "false");
+}
+
+#[test]
+fn a_recreate_that_cannot_move_the_old_container_aside_leaves_it_running() {
+    if !available("a_recreate_that_cannot_move_the_old_container_aside_leaves_it_running") {
+        return;
+    }
+    let w = World::new("rollback-aside");
+    w.write("");
+    w.up().code(0);
+    let id = w.id();
+    let hash = inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}");
+
+    // The name the old container would be renamed to is taken.
+    let aside = format!("{}-launch-old-{}", w.name, &id[..12]);
+    docker(&["create", "--name", &aside, &w.image, "sleep", "1"]);
+    w.write("env = { NEW = \"1\" }");
+    let out = w.up();
+    assert_eq!(out.code, 1, "{}", show(&out));
+    assert!(
+        out.stderr.contains("renaming") && out.stderr.contains("back under its name"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(w.id(), id);
+    assert_eq!(w.status(), "running", "started again");
+    let mut expected = vec![w.name.clone(), aside];
+    expected.sort();
+    assert_eq!(w.containers(), expected, "nothing new was left behind");
+    assert_eq!(
+        inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}"),
+        hash
+    );
+}
+
+// ---- down ---------------------------------------------------------------------
+
+#[test]
+fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
+    if !available("down_removes_the_container_and_keeps_named_volumes_unless_asked") {
+        return;
+    }
+    let w = World::new("down");
+    let volume = format!("{}-data", w.name);
+    w.scratch.track_volume(&volume);
+    w.write(&format!("volumes = [\"{volume}:/data\"]"));
+    w.up().code(0);
+    w.exec("echo kept > /data/file");
+
+    let out = w.launch(&["down"]).code(0);
+    assert!(out.stdout.contains("stopped and removed"), "{}", show(&out));
+    assert!(w.containers().is_empty(), "the container is gone");
+    assert!(
+        try_docker(&["volume", "inspect", &volume]).is_some(),
+        "the volume stays"
+    );
+
+    w.up().code(0);
+    assert_eq!(
+        w.exec("cat /data/file"),
+        "kept",
+        "a new container finds the data"
+    );
+
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", &w.name])
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains(&format!("volumes removed: {volume}")),
+        "{}",
+        show(&out)
+    );
+    assert!(w.containers().is_empty());
+    assert!(
+        try_docker(&["volume", "inspect", &volume]).is_none(),
+        "--volumes removes it"
+    );
+
+    let again = w.launch(&["down"]).code(0);
+    assert!(
+        again.stdout.contains("no such container"),
+        "{}",
+        show(&again)
+    );
+}
+
+// ---- engine, folders, output --------------------------------------------------
+
+#[test]
+fn an_unreachable_engine_is_a_runtime_error_naming_the_address() {
+    // Needs no daemon: these addresses never answer.
+    let profiles = Profiles::new();
+    let path = profiles.write("app.toml", "image = \"busybox\"\npull = \"never\"\n");
+    for host in ["unix:///nonexistent.sock", "tcp://127.0.0.1:1"] {
+        for command in [&["up"][..], &["plan"], &["status"], &["down"]] {
+            let out = Launch::new()
+                .args(["--host", host])
+                .args(command)
+                .arg(&path)
+                .run();
+            assert_eq!(out.code, 1, "{command:?} with {host}: {}", show(&out));
+            assert!(
+                out.stderr
+                    .contains(&format!("cannot reach the container engine at {host}")),
+                "{command:?} names {host}: {}",
+                show(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_folder_with_one_bad_profile_applies_the_good_ones_and_exits_2() {
+    if !available("a_folder_with_one_bad_profile_applies_the_good_ones_and_exits_2") {
+        return;
+    }
+    let s = Scratch::new("folder");
+    let image = s.busybox_image("img", &[]);
+    let (a, b) = (s.name("a"), s.name("b"));
+    let dir = Profiles::new();
+    for name in [&a, &b] {
+        dir.write(
+            &format!("{name}.toml"),
+            &format!(
+                "image = {image:?}\npull = \"never\"\ncommand = \"sleep 1000\"\nstop_timeout = 0\n"
+            ),
+        );
+    }
+    dir.write(
+        "broken.toml",
+        &format!("image = {image:?}\nshm_sise = \"1G\"\n"),
+    );
+
+    let out = launch(&dir).arg("up").arg(dir.path()).run().code(2);
+    assert!(
+        out.stderr.contains("broken.toml") && out.stderr.contains("shm_sise"),
+        "{}",
+        show(&out)
+    );
+    for name in [&a, &b] {
+        assert!(
+            out.stdout.contains(&format!("{name}: created and started")),
+            "{}",
+            show(&out)
+        );
+        assert_eq!(inspect(name, "{{.State.Status}}"), "running");
+    }
+}
+
+#[test]
+fn up_json_prints_one_object_per_profile_with_the_action_taken() {
+    if !available("up_json_prints_one_object_per_profile_with_the_action_taken") {
+        return;
+    }
+    let s = Scratch::new("json");
+    let image = s.busybox_image("img", &[]);
+    let (a, b) = (s.name("a"), s.name("b"));
+    let dir = Profiles::new();
+    let write = |name: &str, command: &str| {
+        dir.write(
+            &format!("{name}.toml"),
+            &format!(
+                "image = {image:?}\npull = \"never\"\ncommand = {command:?}\nstop_timeout = 0\n"
+            ),
+        )
+    };
+    write(&a, "sleep 1000");
+    write(&b, "sleep 1000");
+    let actions = || -> Vec<(String, String)> {
+        let out = launch(&dir)
+            .args(["up", "--json"])
+            .arg(dir.path())
+            .run()
+            .code(0);
+        let mut seen: Vec<(String, String)> = out
+            .stdout
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert_eq!(v["exit_code"], 0, "{line}");
+                assert!(v["id"].as_str().is_some_and(|id| id.len() == 64), "{line}");
+                (
+                    v["name"].as_str().unwrap().to_string(),
+                    v["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let pair = |x: &str, y: &str| vec![(a.clone(), x.to_string()), (b.clone(), y.to_string())];
+
+    assert_eq!(actions(), pair("create", "create"));
+    assert_eq!(actions(), pair("nothing", "nothing"));
+    write(&b, "sleep 1001");
+    docker(&["stop", &a]);
+    assert_eq!(actions(), pair("start", "recreate"));
+}
+
+#[test]
+fn status_json_shows_state_gpus_image_profile_and_drift() {
+    if !available("status_json_shows_state_gpus_image_profile_and_drift") {
+        return;
+    }
+    let w = World::new("status");
+    let host = FakeGpuHost::builder().gpus(2).build();
+    w.set_args(host.args());
+    w.write(&format!("command = \"sleep 1000\"\n{}", gpu_profile(1)));
+    w.up().code(0);
+
+    let status = || -> Value {
+        let out = w.launch(&["status", "--json"]).code(0);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one object for the one profile: {}",
+            show(&out)
+        );
+        serde_json::from_str(lines[0]).expect("JSON")
+    };
+    let v = status();
+    assert_eq!(v["name"], w.name.as_str());
+    assert_eq!(v["id"], w.id().as_str());
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["image"], w.image.as_str());
+    assert_eq!(v["gpus"], serde_json::json!([host.gpus[1].uuid]));
+    assert_eq!(v["driver"], host.driver_version.as_str());
+    assert_eq!(v["profile"], w.path.display().to_string().as_str());
+    assert_eq!(v["drift"], "in sync");
+
+    docker(&["pause", &w.name]);
+    w.write(&format!("command = \"sleep 1001\"\n{}", gpu_profile(1)));
+    let v = status();
+    assert_eq!(v["state"], "paused");
+    assert_eq!(v["drift"], "changed: command");
+
+    // The table says the same.
+    let table = w.launch(&["status"]).code(0);
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", w.name)))
+        .unwrap_or_else(|| panic!("a row for {}: {}", w.name, show(&table)));
+    assert!(
+        row.contains("paused") && row.contains("changed: command"),
+        "{row}"
+    );
+}
