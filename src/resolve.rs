@@ -1,7 +1,6 @@
 //! resolve: Profile + a snapshot of the host → ContainerSpec. Pure: every fact
 //! about the host comes in through `Host`; all GPU decisions happen here.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::gpu::driver::PERSISTENCED_SOCKET;
@@ -405,7 +404,90 @@ pub fn check_bind_sources(
         .collect()
 }
 
-/// The environment a spec gives, for display.
-pub fn env_lines(env: &BTreeMap<String, String>) -> Vec<String> {
-    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(facts: ToolkitFacts) -> ModeChoice {
+        choose_mode(GpuMode::Auto, &facts)
+    }
+
+    fn reachable() -> ToolkitFacts {
+        ToolkitFacts {
+            engine_reachable: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_mode_set_in_the_profile_is_kept() {
+        let facts = ToolkitFacts {
+            runtimes: vec!["nvidia".into()],
+            ..reachable()
+        };
+        let choice = choose_mode(GpuMode::Devices, &facts);
+        assert_eq!(choice.mode, GpuMode::Devices);
+        assert_eq!(choice.why, "set by `mode` in the profile");
+    }
+
+    #[test]
+    fn auto_prefers_the_toolkit_when_the_engine_has_the_nvidia_runtime() {
+        let choice = auto(ToolkitFacts {
+            runtimes: vec!["runc".into(), "nvidia".into()],
+            engine_cdi: true,
+            nvidia_cdi_spec: Some("/etc/cdi/nvidia.yaml".into()),
+            ..reachable()
+        });
+        assert_eq!(choice.mode, GpuMode::Toolkit);
+        assert!(choice.why.contains("`nvidia` runtime"), "{}", choice.why);
+    }
+
+    #[test]
+    fn auto_takes_the_toolkit_when_its_hook_is_installed() {
+        let choice = auto(ToolkitFacts {
+            toolkit_hook: Some("/usr/bin/nvidia-container-runtime-hook".into()),
+            ..reachable()
+        });
+        assert_eq!(choice.mode, GpuMode::Toolkit);
+        assert!(
+            choice
+                .why
+                .contains("/usr/bin/nvidia-container-runtime-hook"),
+            "{}",
+            choice.why
+        );
+    }
+
+    #[test]
+    fn auto_takes_cdi_only_when_the_engine_reads_cdi_and_a_spec_exists() {
+        let spec = Some(PathBuf::from("/etc/cdi/nvidia.yaml"));
+        let choice = auto(ToolkitFacts {
+            engine_cdi: true,
+            nvidia_cdi_spec: spec.clone(),
+            ..reachable()
+        });
+        assert_eq!(choice.mode, GpuMode::Cdi);
+        assert!(
+            choice.why.contains("/etc/cdi/nvidia.yaml"),
+            "{}",
+            choice.why
+        );
+
+        // Docker 20.10 has no CDI: a spec on disk is not enough.
+        let choice = auto(ToolkitFacts {
+            nvidia_cdi_spec: spec,
+            ..reachable()
+        });
+        assert_eq!(choice.mode, GpuMode::Devices);
+    }
+
+    #[test]
+    fn auto_falls_back_to_devices_and_says_when_no_engine_answered() {
+        let choice = auto(reachable());
+        assert_eq!(choice.mode, GpuMode::Devices);
+        assert!(!choice.why.contains("no engine answered"), "{}", choice.why);
+        let choice = auto(ToolkitFacts::default());
+        assert_eq!(choice.mode, GpuMode::Devices);
+        assert!(choice.why.contains("no engine answered"), "{}", choice.why);
+    }
 }

@@ -224,18 +224,103 @@ mod tests {
         );
     }
 
-    /// The hash of this spec is part of every container already running:
-    /// if this test fails, an upgrade of launch would recreate them all.
+    /// A small spec with one of each kind of field a GPU profile sets.
+    fn gpu_spec() -> ContainerSpec {
+        ContainerSpec {
+            schema: SCHEMA,
+            name: "train".into(),
+            image: "busybox".into(),
+            command: Some(vec!["sleep".into(), "1000".into()]),
+            env: BTreeMap::from([
+                ("NVIDIA_VISIBLE_DEVICES".into(), "GPU-1".into()),
+                ("A".into(), "1".into()),
+            ]),
+            devices: vec![Device {
+                host: "/dev/nvidia2".into(),
+                container: "/dev/nvidia2".into(),
+                permissions: "rwm".into(),
+            }],
+            mounts: vec![Mount {
+                kind: "bind".into(),
+                source: Some("/data".into()),
+                target: "/data".into(),
+                read_only: true,
+            }],
+            ports: vec![Port {
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(8080),
+            }],
+            shm_size: Some(1 << 30),
+            device_requests: vec![DeviceRequest {
+                driver: String::new(),
+                device_ids: vec!["GPU-1".into()],
+                capabilities: vec![vec!["gpu".into(), "compute".into()]],
+            }],
+            gpu: Some(GpuAssignment {
+                mode: "toolkit".into(),
+                uuids: vec!["GPU-1".into()],
+                capabilities: vec!["compute".into()],
+                driver_version: "550.54.15".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// These hashes are part of every container already running: if this test
+    /// fails, an upgrade of launch would recreate them all. Change the literals
+    /// only together with `SCHEMA`, on purpose.
     #[test]
-    fn hash_is_stable_across_versions() {
-        assert_eq!(spec().hash(), {
-            let digest =
-                Sha256::digest(br#"{"env":{"A":"1"},"image":"busybox","name":"train","schema":1}"#);
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        });
+    fn the_hash_of_a_fixed_spec_is_pinned() {
+        assert_eq!(
+            spec().hash(),
+            "d95b4897a48f3e128a05530a1ed0511f767022f5f6e2d5465c1cb6e8ebf449ee"
+        );
+        assert_eq!(
+            gpu_spec().canonical_json(),
+            concat!(
+                r#"{"command":["sleep","1000"],"#,
+                r#""device_requests":[{"capabilities":[["gpu","compute"]],"device_ids":["GPU-1"],"driver":""}],"#,
+                r#""devices":[{"container":"/dev/nvidia2","host":"/dev/nvidia2","permissions":"rwm"}],"#,
+                r#""env":{"A":"1","NVIDIA_VISIBLE_DEVICES":"GPU-1"},"#,
+                r#""gpu":{"capabilities":["compute"],"driver_version":"550.54.15","mode":"toolkit","uuids":["GPU-1"]},"#,
+                r#""image":"busybox","#,
+                r#""mounts":[{"read_only":true,"source":"/data","target":"/data","type":"bind"}],"#,
+                r#""name":"train","#,
+                r#""ports":[{"container_port":80,"host_ip":"127.0.0.1","host_port":8080,"protocol":"tcp"}],"#,
+                r#""schema":1,"shm_size":1073741824}"#
+            )
+        );
+        assert_eq!(
+            gpu_spec().hash(),
+            "5e3401fd58fe6f6a57fe4e10eb1585fcd9560f25f68e1005e1baf1206b414ac2"
+        );
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_driver_version_and_the_gpus() {
+        let base = gpu_spec();
+        let mut upgraded = base.clone();
+        upgraded.gpu.as_mut().unwrap().driver_version = "550.90.07".into();
+        let mut other_gpu = base.clone();
+        other_gpu.gpu.as_mut().unwrap().uuids = vec!["GPU-2".into()];
+        let hashes = [base.hash(), upgraded.hash(), other_gpu.hash()];
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes[0], hashes[2]);
+        assert_ne!(hashes[1], hashes[2]);
+    }
+
+    #[test]
+    fn fields_left_at_their_empty_default_do_not_reach_the_hash() {
+        // A field added later with an empty default must hash as before:
+        // the canonical JSON leaves out null, false, [] and {}.
+        let mut s = spec();
+        s.tty = false;
+        s.cap_add = Vec::new();
+        s.labels = BTreeMap::new();
+        s.healthcheck = None;
+        assert_eq!(s.hash(), spec().hash());
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub fn docker_run(
     last.extend(args);
     opts.push(last);
     opts.iter()
-        .map(|o| shell_words::join(o))
+        .map(shell_words::join)
         .collect::<Vec<_>>()
         .join(" \\\n  ")
 }

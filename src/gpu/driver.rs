@@ -5,7 +5,7 @@
 //! for driver 550.54.15): a library of another version left behind by an
 //! upgrade would fail with "driver/library version mismatch".
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -87,7 +87,10 @@ pub struct DriverFile {
 
 impl DriverFiles {
     pub fn find(root: &Path, version: &str) -> DriverFiles {
-        let mut libraries: BTreeSet<DriverFile> = BTreeSet::new();
+        // One entry per file, by name: the cache lists a library under each
+        // name that leads to it (`libcuda.so.1` and the linker name
+        // `libcuda.so`), and mounting it twice at one target fails.
+        let mut libraries: BTreeMap<String, DriverFile> = BTreeMap::new();
         let wanted = |name: &str| -> Option<&'static str> {
             let stem = name.strip_suffix(version)?.strip_suffix(".so.")?;
             LIBRARIES
@@ -105,13 +108,20 @@ impl DriverFiles {
             else {
                 continue;
             };
-            if let Some(capability) = wanted(&name).filter(|_| real.is_file()) {
-                libraries.insert(DriverFile {
-                    capability,
-                    path: real,
-                    name,
-                    soname: Some(soname),
-                });
+            let Some(capability) = wanted(&name).filter(|_| real.is_file()) else {
+                continue;
+            };
+            // A soname has a version (`libcuda.so.1`); a linker name
+            // (`libcuda.so`, from a -dev package) is not what programs load.
+            let soname = Some(soname).filter(|s| is_soname_of(s, &name));
+            let entry = libraries.entry(name.clone()).or_insert(DriverFile {
+                capability,
+                path: real,
+                name,
+                soname: None,
+            });
+            if entry.soname.is_none() {
+                entry.soname = soname;
             }
         }
         // Then the usual folders, for a cache that is stale or missing.
@@ -127,17 +137,20 @@ impl DriverFiles {
                     continue;
                 };
                 if !path.symlink_metadata().is_ok_and(|m| m.is_file())
-                    || libraries.iter().any(|l| l.name == name)
+                    || libraries.contains_key(&name)
                 {
                     continue;
                 }
                 let soname = soname_link(&dir, &name);
-                libraries.insert(DriverFile {
-                    capability,
-                    path,
-                    name,
-                    soname,
-                });
+                libraries.insert(
+                    name.clone(),
+                    DriverFile {
+                        capability,
+                        path,
+                        name,
+                        soname,
+                    },
+                );
             }
         }
         let binaries = BINARIES
@@ -160,7 +173,7 @@ impl DriverFiles {
             .map(|s| root.join(s))
             .find(|p| p.symlink_metadata().is_ok());
         DriverFiles {
-            libraries: libraries.into_iter().collect(),
+            libraries: libraries.into_values().collect(),
             binaries,
             persistenced_socket,
         }
@@ -186,6 +199,16 @@ fn library_dirs() -> Vec<String> {
         "usr/lib".into(),
         "lib".into(),
     ]
+}
+
+/// Whether `soname` (`libcuda.so.1`) names a version of the library file
+/// `name` (`libcuda.so.550.54.15`), rather than being its linker name
+/// (`libcuda.so`) or the file's own name.
+fn is_soname_of(soname: &str, name: &str) -> bool {
+    let Some(base) = name.split(".so.").next() else {
+        return false;
+    };
+    soname != name && soname.starts_with(&format!("{base}.so."))
 }
 
 /// A link in `dir` such as `libcuda.so.1` → `libcuda.so.550.54.15`.

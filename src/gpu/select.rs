@@ -44,7 +44,23 @@ pub fn select<'h>(
     }
     match selection {
         GpuSelection::All => Ok(host.gpus.iter().collect()),
-        GpuSelection::List(list) => list.iter().map(|(r, span)| by_ref(host, r, span)).collect(),
+        GpuSelection::List(list) => {
+            let mut chosen: Vec<&Gpu> = Vec::with_capacity(list.len());
+            for (r, span) in list {
+                let gpu = by_ref(host, r, span)?;
+                // `check` catches `[0, 0]`; an index and a UUID naming one
+                // GPU only show on the host.
+                if chosen.iter().any(|g| g.uuid == gpu.uuid) {
+                    return Err(SelectError::Profile {
+                        span: span.clone(),
+                        message: format!("GPU {} (index {}) is listed twice", gpu.uuid, gpu.index),
+                        help: Some("list each GPU once".into()),
+                    });
+                }
+                chosen.push(gpu);
+            }
+            Ok(chosen)
+        }
         GpuSelection::Count(n) => by_count(host, *n, held, previous),
     }
 }
@@ -221,7 +237,7 @@ mod tests {
     #[test]
     fn uuid_prefixes_must_be_unique() {
         let mut h = host(3);
-        h.gpus[1].uuid = "GPU-00ab-1".into();
+        h.gpus[2].uuid = "GPU-00ab-2".into();
         let sel = |p: &str| GpuSelection::List(vec![(GpuRef::Uuid(p.into()), 0..1)]);
         assert_eq!(
             uuids(select(&sel("GPU-11"), &(0..1), &h, &Held::new(), None).unwrap()),
@@ -235,7 +251,9 @@ mod tests {
         assert!(
             message.contains("ambiguous")
                 && message.contains("GPU-00aa-0")
-                && message.contains("GPU-00ab-1")
+                && message.contains("GPU-00ab-2")
+                && !message.contains("GPU-11aa-1"),
+            "{message}"
         );
         let Err(SelectError::Profile { message, .. }) =
             select(&sel("GPU-ff"), &(0..1), &h, &Held::new(), None)
@@ -243,6 +261,22 @@ mod tests {
             panic!()
         };
         assert_eq!(message, "GPU GPU-ff matches no device");
+    }
+
+    #[test]
+    fn an_index_and_a_uuid_of_one_gpu_are_listed_twice() {
+        let h = host(2);
+        let sel = GpuSelection::List(vec![
+            (GpuRef::Index(1), 0..1),
+            (GpuRef::Uuid("GPU-11aa".into()), 4..14),
+        ]);
+        let Err(SelectError::Profile { message, span, .. }) =
+            select(&sel, &(0..1), &h, &Held::new(), None)
+        else {
+            panic!("expected an error")
+        };
+        assert_eq!(message, "GPU GPU-11aa-1 (index 1) is listed twice");
+        assert_eq!(span, 4..14);
     }
 
     #[test]
