@@ -39,7 +39,10 @@ pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<i32> {
                 Err(e) => ("error", e.exit_code(), e.to_string()),
             };
             if global.json {
-                println!("{}", json!({ "name": name, "action": action, "message": message, "exit_code": this }));
+                println!(
+                    "{}",
+                    json!({ "name": name, "action": action, "message": message, "exit_code": this })
+                );
             } else if this != exit::OK {
                 eprintln!("error: {name}: {message}");
             } else if !global.quiet {
@@ -52,7 +55,9 @@ pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<i32> {
 }
 
 async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Option<String>> {
-    let Some(found) = engine.find(name).await? else { return Ok(None) };
+    let Some(found) = engine.find(name).await? else {
+        return Ok(None);
+    };
     if found.labels.get(label::MANAGED).map(String::as_str) != Some("true") {
         return Err(Error::Refused(format!(
             "container {name} was not created by launch (id {}); launch never removes it",
@@ -63,9 +68,17 @@ async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
     engine.remove(&found.id, false).await?;
     let mut message = format!("stopped and removed ({})", short(&found.id));
     if volumes {
-        let spec = found.labels.get(label::SPEC).and_then(|s| ContainerSpec::from_label(s)).unwrap_or_default();
-        let named: Vec<String> =
-            spec.mounts.iter().filter(|m| m.kind == "volume").filter_map(|m| m.source.clone()).collect();
+        let spec = found
+            .labels
+            .get(label::SPEC)
+            .and_then(|s| ContainerSpec::from_label(s))
+            .unwrap_or_default();
+        let named: Vec<String> = spec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .filter_map(|m| m.source.clone())
+            .collect();
         for v in &named {
             match engine.remove_volume(v).await {
                 Ok(()) => {}

@@ -40,7 +40,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let _ = cmd.print_help();
             Ok(crate::error::exit::INVALID)
         }
-        None => up::run(&crate::cli::UpArgs { profiles: cli.profiles, ..Default::default() }, &cli.global),
+        None => up::run(
+            &crate::cli::UpArgs {
+                profiles: cli.profiles,
+                ..Default::default()
+            },
+            &cli.global,
+        ),
     }
 }
 
@@ -78,7 +84,7 @@ pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
             });
         }
         let loaded: Vec<Target> = files.iter().map(|f| load(f)).collect();
-        let bases: Vec<PathBuf> = loaded.iter().flat_map(|t| extended_files(t)).collect();
+        let bases: Vec<PathBuf> = loaded.iter().flat_map(extended_files).collect();
         out.extend(
             loaded
                 .into_iter()
@@ -144,7 +150,10 @@ pub fn report_invalid(target: &Target, global: &Global) -> i32 {
                 serde_json::json!({ "profile": target.path, "action": "invalid", "errors": d.to_json(), "exit_code": 2 })
             );
         } else {
-            eprint!("{}", d.render(std::io::IsTerminal::is_terminal(&std::io::stderr())));
+            eprint!(
+                "{}",
+                d.render(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            );
         }
     }
     crate::error::exit::INVALID

@@ -15,7 +15,9 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<i32> {
         let engine = connect(global).await?;
         let previews = join_all(targets.iter().map(|t| async {
             match &t.loaded {
-                Ok(p) => Some(reconcile::preview(&engine, p, global, Options::default(), None).await),
+                Ok(p) => {
+                    Some(reconcile::preview(&engine, p, global, Options::default(), None).await)
+                }
                 Err(_) => None,
             }
         }))
@@ -27,7 +29,8 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<i32> {
                 Some(Err(e)) => report_error(target, &e, global),
                 Some(Ok(p)) => {
                     let name = &p.resolved.spec.name;
-                    let changes: Vec<String> = p.plan.changes.iter().map(|c| c.to_string()).collect();
+                    let changes: Vec<String> =
+                        p.plan.changes.iter().map(|c| c.to_string()).collect();
                     if global.json {
                         println!(
                             "{}",
@@ -48,7 +51,11 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<i32> {
                             Action::Recreate { why } => format!("recreate ({why})"),
                             Action::Refuse(r) => format!("refuse: {r}"),
                         };
-                        let pull = if p.pull { format!("pull {}, then ", p.resolved.spec.image) } else { String::new() };
+                        let pull = if p.pull {
+                            format!("pull {}, then ", p.resolved.spec.image)
+                        } else {
+                            String::new()
+                        };
                         println!("{name}: {pull}{what}");
                         if matches!(p.plan.action, Action::Recreate { .. }) {
                             for c in &changes {

@@ -17,7 +17,12 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
     let wanted: Option<Vec<String>> = if args.is_empty() {
         None
     } else {
-        Some(targets(args)?.into_iter().filter_map(|t| t.loaded.ok().map(|p| p.name)).collect())
+        Some(
+            targets(args)?
+                .into_iter()
+                .filter_map(|t| t.loaded.ok().map(|p| p.name))
+                .collect(),
+        )
     };
     runtime()?.block_on(async {
         let engine = connect(global).await?;
@@ -67,22 +72,37 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
 }
 
 /// Whether the container still matches its profile: what `up` would change.
-async fn drift(engine: &DockerEngine, c: &Observed, managed: &[Observed], global: &Global) -> String {
-    let Some(path) = c.labels.get(label::PROFILE) else { return "unknown (no profile label)".into() };
+async fn drift(
+    engine: &DockerEngine,
+    c: &Observed,
+    managed: &[Observed],
+    global: &Global,
+) -> String {
+    let Some(path) = c.labels.get(label::PROFILE) else {
+        return "unknown (no profile label)".into();
+    };
     let profile = match profile::load(std::path::Path::new(path)) {
         Ok(p) => p,
         Err(_) if !std::path::Path::new(path).exists() => return "profile missing".into(),
         Err(_) => return "profile invalid (launch check shows why)".into(),
     };
-    let resolved = match crate::snapshot::resolve_profile(&profile, global, Some(engine), managed).await {
-        Ok(r) => r,
-        Err(e) => return format!("unknown ({e})"),
-    };
+    let resolved =
+        match crate::snapshot::resolve_profile(&profile, global, Some(engine), managed).await {
+            Ok(r) => r,
+            Err(e) => return format!("unknown ({e})"),
+        };
     if c.labels.get(label::SPEC_HASH) == Some(&resolved.spec.hash()) {
         return "in sync".into();
     }
-    match c.labels.get(label::SPEC).and_then(|s| ContainerSpec::from_label(s)) {
-        Some(current) => format!("changed: {}", diff::fields(&diff::diff(&current, &resolved.spec)).join(", ")),
+    match c
+        .labels
+        .get(label::SPEC)
+        .and_then(|s| ContainerSpec::from_label(s))
+    {
+        Some(current) => format!(
+            "changed: {}",
+            diff::fields(&diff::diff(&current, &resolved.spec)).join(", ")
+        ),
         None => "changed".into(),
     }
 }

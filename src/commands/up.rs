@@ -11,7 +11,10 @@ use crate::reconcile::{self, Action, Options, Outcome, plan::short};
 
 pub fn run(args: &UpArgs, global: &Global) -> Result<i32> {
     let targets = targets(&args.profiles)?;
-    let options = Options { no_recreate: args.no_recreate, force_recreate: args.force_recreate };
+    let options = Options {
+        no_recreate: args.no_recreate,
+        force_recreate: args.force_recreate,
+    };
     let pull = args.pull.map(|p| match p {
         PullArg::Missing => PullPolicy::Missing,
         PullArg::Always => PullPolicy::Always,
@@ -75,16 +78,27 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
     };
     println!("{}: {line}", o.name);
     if let Some(snapshot) = &o.applied.snapshot {
-        println!("{}: the old container's changed files were committed to {snapshot}", o.name);
+        println!(
+            "{}: the old container's changed files were committed to {snapshot}",
+            o.name
+        );
     }
     if !o.applied.discarded.is_empty() {
-        println!("{}: discarded {} changed path(s) of the old container", o.name, o.applied.discarded.len());
+        println!(
+            "{}: discarded {} changed path(s) of the old container",
+            o.name,
+            o.applied.discarded.len()
+        );
     }
 }
 
 /// Prints a failed run; returns its exit code.
 pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
-    let name = target.loaded.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    let name = target
+        .loaded
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     if global.json {
         println!(
             "{}",

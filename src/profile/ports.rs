@@ -86,14 +86,14 @@ pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
         Some("") | None => None,
         Some(h) => Some(range(h)?),
     };
-    if let Some(host) = &host {
-        if host.clone().count() != container.clone().count() {
-            return Err(format!(
-                "host range `{}` and container range `{}` differ in length",
-                show(host),
-                show(&container)
-            ));
-        }
+    if let Some(host) = &host
+        && host.clone().count() != container.clone().count()
+    {
+        return Err(format!(
+            "host range `{}` and container range `{}` differ in length",
+            show(host),
+            show(&container)
+        ));
     }
     Ok(container
         .enumerate()

@@ -225,9 +225,9 @@ pub fn validate(
     let pid = c.map(&raw.pid, |v| namespace(v, "pid", &["host", "private"]));
     let cap_add = c.each(&raw.cap_add, capability);
     let cap_drop = c.each(&raw.cap_drop, capability);
-    let security_opt = c.each(&raw.security_opt, security_opt);
+    let security_opt = c.each(&raw.security_opt, |s| security_opt(s));
     let ulimits = ulimits(&mut c, &raw.ulimits);
-    let restart = c.map(&raw.restart, restart);
+    let restart = c.map(&raw.restart, |r| restart(r));
     let healthcheck = raw
         .healthcheck
         .as_ref()
@@ -299,11 +299,10 @@ fn image_reference(image: &str) -> Result<(), String> {
         return Err(format!("image `{image}` contains whitespace ({bad:?})"));
     }
     let (name, digest) = image.split_once('@').unwrap_or((image, ""));
-    if !digest.is_empty()
-        && !(digest.starts_with("sha256:")
-            && digest.len() == 71
-            && digest[7..].bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    let valid_digest = digest.starts_with("sha256:")
+        && digest.len() == 71
+        && digest[7..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !digest.is_empty() && !valid_digest {
         return Err(format!(
             "image digest `{digest}` is not sha256:<64 hex digits>"
         ));
@@ -767,10 +766,10 @@ fn capability(value: &String) -> Result<String, String> {
     }
 }
 
-fn security_opt(value: &String) -> Result<String, String> {
+fn security_opt(value: &str) -> Result<String, String> {
     let kind = value.split(['=', ':']).next().unwrap_or_default();
     if SECURITY_OPTS.contains(&kind) {
-        Ok(value.clone())
+        Ok(value.to_string())
     } else {
         Err(unknown("security option", kind, SECURITY_OPTS))
     }
@@ -834,10 +833,10 @@ fn ulimit(value: &raw::Ulimit) -> Result<(i64, i64), String> {
     Ok((soft, hard))
 }
 
-fn restart(value: &String) -> Result<RestartPolicy, String> {
+fn restart(value: &str) -> Result<RestartPolicy, String> {
     let (name, count) = value
         .split_once(':')
-        .map_or((value.as_str(), None), |(n, c)| (n, Some(c)));
+        .map_or((value, None), |(n, c)| (n, Some(c)));
     match (name, count) {
         ("no" | "always" | "unless-stopped" | "on-failure", None) => Ok(RestartPolicy {
             name: name.to_string(),
