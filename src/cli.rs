@@ -104,6 +104,14 @@ pub struct UpArgs {
     /// Recreate even when nothing changed.
     #[arg(long)]
     pub force_recreate: bool,
+    /// Wait until each container runs, and is healthy if it has a healthcheck
+    /// (at most --wait-timeout seconds); a container that does not get there
+    /// is an error (exit 1).
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds --wait waits per container.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "wait")]
+    pub wait_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

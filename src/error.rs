@@ -24,6 +24,10 @@ pub enum Error {
     #[error("{0}")]
     Io(String),
 
+    /// `up --wait`: the container did not come up (healthy) in time.
+    #[error("{0}")]
+    NotReady(String),
+
     #[error("{0}")]
     Nvml(#[from] crate::gpu::nvml::NvmlFailure),
 
@@ -57,6 +61,7 @@ impl Error {
         match self {
             Error::Profile(_) | Error::EmptyFolder { .. } => exit::INVALID,
             Error::Io(_)
+            | Error::NotReady(_)
             | Error::Nvml(_)
             | Error::Engine(_)
             | Error::Host(_)

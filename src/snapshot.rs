@@ -30,9 +30,10 @@ pub async fn host_for<E: Engine>(
         Some(_) => Some(GpuHost::probe(roots).map_err(Error::Nvml)?),
         None => None,
     };
-    let facts = match engine {
-        Some(e) => Some(e.facts().await.map_err(Error::Engine)?),
-        None => None,
+    // `docker info` is slow; only the GPU mode needs it.
+    let facts = match (engine, &profile.gpus) {
+        (Some(e), Some(_)) => Some(e.facts().await.map_err(Error::Engine)?),
+        _ => None,
     };
     let toolkit = ToolkitFacts {
         engine_reachable: facts.is_some(),

@@ -1153,3 +1153,37 @@ fn status_json_shows_state_gpus_image_profile_and_drift() {
         "{row}"
     );
 }
+
+#[test]
+fn up_wait_returns_once_the_healthcheck_passes() {
+    if !available("up_wait_returns_once_the_healthcheck_passes") {
+        return;
+    }
+    let w = World::new("wait");
+    w.write(
+        r#"command = ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 1000"]
+[healthcheck]
+cmd = "test -f /tmp/ready"
+interval = "1s"
+retries = 30"#,
+    );
+    let out = w.launch(&["up", "--wait", "--wait-timeout", "60"]).code(0);
+    assert!(out.stdout.contains("created and started"), "{}", show(&out));
+    // Returned only once Docker saw it healthy.
+    assert_eq!(inspect(&w.name, "{{.State.Health.Status}}"), "healthy");
+}
+
+#[test]
+fn up_wait_fails_for_a_container_that_does_not_stay_up() {
+    if !available("up_wait_fails_for_a_container_that_does_not_stay_up") {
+        return;
+    }
+    let w = World::new("waitfail");
+    w.write(r#"command = ["sh", "-c", "exit 3"]"#);
+    let out = w.launch(&["up", "--wait", "--wait-timeout", "20"]).code(1);
+    assert!(
+        out.stderr.contains("not ready after --wait: state exited"),
+        "{}",
+        show(&out)
+    );
+}

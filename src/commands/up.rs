@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{Target, connect, report_invalid, runtime, targets};
 use crate::cli::{Global, PullArg, UpArgs};
+use crate::engine::{Engine, State};
 use crate::error::{Error, Result, exit};
 use crate::profile::PullPolicy;
 use crate::reconcile::{self, Action, Options, Outcome, plan::short};
@@ -24,10 +25,14 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<i32> {
     rt.block_on(async {
         let engine = connect(global).await?;
         let runs = targets.iter().map(|t| async {
-            match &t.loaded {
-                Ok(profile) => Some(reconcile::up(&engine, profile, global, options, pull).await),
-                Err(_) => None,
-            }
+            let profile = t.loaded.as_ref().ok()?;
+            let outcome = reconcile::up(&engine, profile, global, options, pull).await;
+            Some(match outcome {
+                Ok(o) if args.wait => wait_until_ready(&engine, &o.name, args.wait_timeout)
+                    .await
+                    .map(|()| o),
+                other => other,
+            })
         });
         let results = join_all(runs).await;
         let mut code = exit::OK;
@@ -111,4 +116,34 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
         }
     }
     e.exit_code()
+}
+
+/// `--wait`: polls until the container runs (and is healthy, if it has a
+/// healthcheck), or fails with its state when the time is up.
+async fn wait_until_ready<E: Engine>(engine: &E, name: &str, seconds: u64) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let found = engine.find(name).await?;
+        let (state, health) = match &found {
+            Some(c) => (c.state, c.health.clone()),
+            None => {
+                return Err(Error::NotReady(format!(
+                    "container {name} disappeared while waiting for it"
+                )));
+            }
+        };
+        if state == State::Running && health.as_deref().is_none_or(|h| h == "healthy") {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline
+            || matches!(state, State::Exited | State::Dead) && health.is_none()
+        {
+            let health = health.map(|h| format!(", health {h}")).unwrap_or_default();
+            return Err(Error::NotReady(format!(
+                "container {name} is not ready after --wait: state {}{health}",
+                state.as_str()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

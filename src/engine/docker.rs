@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, DeviceMapping, DeviceRequest, HealthConfig,
@@ -16,6 +15,7 @@ use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError, Facts, Observed, Result, State, auth, progress};
@@ -39,14 +39,53 @@ impl DockerEngine {
             address: address.clone(),
             reason,
         };
-        let docker = Docker::connect_with_host(&address).map_err(|e| unreachable(describe(&e)))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(describe(&e)))?;
+        // Agree on an API version with a cheap /_ping at the newest version
+        // bollard speaks; an older daemon answers with its maximum, and we
+        // reconnect at that. (bollard's negotiate_version asks /version,
+        // which takes a daemon several milliseconds: most of a no-op run.)
+        let docker = open(&address, API_DEFAULT_VERSION).map_err(|e| unreachable(describe(&e)))?;
+        let docker = match docker.ping().await {
+            Ok(_) => docker,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => {
+                let version =
+                    max_api_version(&message).ok_or_else(|| unreachable(message.clone()))?;
+                let docker = open(&address, &version).map_err(|e| unreachable(describe(&e)))?;
+                docker.ping().await.map_err(|e| unreachable(describe(&e)))?;
+                docker
+            }
+            Err(e) => return Err(unreachable(describe(&e))),
+        };
         tracing::debug!("connected to {address} (API {})", docker.client_version());
         Ok(DockerEngine { docker })
     }
+}
+
+/// A client for `address` speaking API `version`.
+fn open(address: &str, version: &ClientVersion) -> std::result::Result<Docker, BollardError> {
+    const TIMEOUT: u64 = 120;
+    if address.starts_with("unix://") {
+        Docker::connect_with_unix(address, TIMEOUT, version)
+    } else if address.starts_with("tcp://") || address.starts_with("http://") {
+        Docker::connect_with_http(address, TIMEOUT, version)
+    } else if address.starts_with("ssh://") {
+        Docker::connect_with_ssh(address, TIMEOUT, version, None)
+    } else {
+        // Let bollard name what it does not support.
+        Docker::connect_with_host(address)
+    }
+}
+
+/// "client version 1.53 is too new. Maximum supported API version is 1.41" → 1.41.
+fn max_api_version(message: &str) -> Option<ClientVersion> {
+    let (_, version) = message.rsplit_once("Maximum supported API version is ")?;
+    let (major, minor) = version.trim().trim_end_matches('.').split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
 }
 
 /// A bollard error in words; the daemon's own message when it sent one.
@@ -119,6 +158,11 @@ impl Engine for DockerEngine {
                     image_id: c.image.clone().unwrap_or_default(),
                     image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
                     started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
+                    health: state
+                        .and_then(|s| s.health.as_ref())
+                        .and_then(|h| h.status)
+                        .map(|s| s.to_string())
+                        .filter(|s| !s.is_empty() && s != "none"),
                 }))
             }
             Err(e) if is_not_found(&e) => Ok(None),
@@ -437,6 +481,16 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
 #[cfg(test)]
 mod tests {
     use super::split_tag;
+
+    #[test]
+    fn an_old_daemon_names_its_maximum_api_version() {
+        let v = super::max_api_version(
+            "client version 1.53 is too new. Maximum supported API version is 1.41",
+        )
+        .unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(super::max_api_version("something else").is_none());
+    }
 
     #[test]
     fn tags_split_after_the_last_slash() {

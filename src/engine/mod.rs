@@ -24,6 +24,8 @@ pub struct Observed {
     /// The image reference it was created with.
     pub image: String,
     pub started_at: String,
+    /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
+    pub health: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ pub mod lock;
 pub mod plan;
 
 use crate::cli::Global;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Observed};
 use crate::error::{Error, Result};
 use crate::profile::{GpuSelection, Profile, PullPolicy};
 use crate::resolve::Resolved;
@@ -31,6 +31,8 @@ pub struct Preview {
     pub resolved: Resolved,
     pub plan: plan::Plan,
     pub pull: bool,
+    observed: Option<Observed>,
+    image_id: Option<String>,
 }
 
 /// Looks at the engine and the host and decides, without changing anything.
@@ -42,24 +44,48 @@ pub async fn preview<E: Engine>(
     pull: Option<PullPolicy>,
 ) -> Result<Preview> {
     let observed = engine.find(&profile.name).await?;
-    let managed = engine.managed().await?;
+    // Other containers matter only to a count selection (which GPUs are
+    // held) and to keeping its choice; skip the listing otherwise, so a
+    // no-op run stays a handful of API calls.
+    let managed = if matches!(
+        profile.gpus.as_ref().map(|g| &g.selection),
+        Some(GpuSelection::Count(_))
+    ) {
+        engine.managed().await?
+    } else {
+        Vec::new()
+    };
     let resolved = snapshot::resolve_profile(profile, global, Some(engine), &managed).await?;
-    let image_id = engine.image_id(&resolved.spec.image).await?;
-    let pull = match pull.unwrap_or(profile.pull) {
+    let policy = pull.unwrap_or(profile.pull);
+    let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);
+    // The image matters when a container is to be made, or when a pull may
+    // move the tag; an up-to-date container needs no image lookup.
+    let needs_image = policy == PullPolicy::Always
+        || matches!(plan.action, Action::Create | Action::Recreate { .. });
+    let image_id = if needs_image {
+        engine.image_id(&resolved.spec.image).await?
+    } else {
+        None
+    };
+    let pull = match policy {
         PullPolicy::Always => true,
-        PullPolicy::Missing => image_id.is_none(),
+        PullPolicy::Missing => needs_image && image_id.is_none(),
         PullPolicy::Never => false,
     };
-    let plan = plan::plan(
-        &resolved.spec,
-        observed.as_ref(),
-        image_id.as_deref(),
-        options,
-    );
+    if image_id.is_some() {
+        plan = plan::plan(
+            &resolved.spec,
+            observed.as_ref(),
+            image_id.as_deref(),
+            options,
+        );
+    }
     Ok(Preview {
         resolved,
         plan,
         pull,
+        observed,
+        image_id,
     })
 }
 
@@ -78,36 +104,27 @@ pub async fn up<E: Engine>(
         Some(GpuSelection::Count(_)) => Some(lock::acquire("gpu-allocation").await?),
         _ => None,
     };
-    let first = preview(engine, profile, global, options, pull).await?;
-    if let Action::Refuse(reason) = &first.plan.action {
+    let Preview {
+        resolved,
+        mut plan,
+        pull,
+        observed,
+        mut image_id,
+    } = preview(engine, profile, global, options, pull).await?;
+    // A foreign container is refused before anything is pulled.
+    if let Action::Refuse(reason) = &plan.action {
         return Err(Error::Refused(reason.clone()));
     }
-    let Preview { resolved, plan, .. } = if first.pull {
-        engine.pull(&first.resolved.spec.image).await?;
-        // The pulled image may have a new id: plan again with it.
-        let observed = engine.find(&profile.name).await?;
-        let image_id = engine.image_id(&first.resolved.spec.image).await?;
-        let plan = plan::plan(
-            &first.resolved.spec,
-            observed.as_ref(),
-            image_id.as_deref(),
-            options,
-        );
-        Preview {
-            resolved: first.resolved,
-            plan,
-            pull: false,
-        }
-    } else {
-        first
-    };
     let spec = &resolved.spec;
-    if matches!(plan.action, Action::Create | Action::Recreate { .. })
-        && engine.image_id(&spec.image).await?.is_none()
-    {
+    if pull {
+        engine.pull(&spec.image).await?;
+        // The pulled image may have a new id: plan again with it.
+        image_id = engine.image_id(&spec.image).await?;
+        plan = plan::plan(spec, observed.as_ref(), image_id.as_deref(), options);
+    }
+    if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
         return Err(EngineError::ImageMissing(spec.image.clone()).into());
     }
-    let observed = engine.find(&profile.name).await?;
     let applied = apply::apply(engine, profile, spec, observed.as_ref(), &plan.action).await?;
     Ok(Outcome {
         name: profile.name.clone(),
