@@ -1983,3 +1983,15 @@ fn the_checked_in_schema_is_current() {
         "regenerate it: launch schema > profiles/launch.schema.json"
     );
 }
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Launch::new().args(["completions", shell]).run().code(0);
+        for word in ["launch", "render", "--nvml-lib"] {
+            assert!(out.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let out = Launch::new().args(["completions", "tcsh"]).run().code(2);
+    assert!(out.stderr.contains("tcsh"), "{}", out.stderr);
+}

@@ -364,3 +364,69 @@ fn registry_credentials_come_from_the_docker_config() {
     assert_eq!(inspect(&name, "{{.Image}}"), one_id);
     assert_eq!(inspect(&name, "{{.State.Status}}"), "running");
 }
+
+#[test]
+fn registry_credentials_come_from_a_credential_helper() {
+    if !available("registry_credentials_come_from_a_credential_helper") {
+        return;
+    }
+    let registry = Registry::start(true);
+    let s = Scratch::new("pull-helper");
+    let [(one, one_id), _] = two_images(&s);
+    let remote = registry.reference(&s, "helped");
+    registry.push(&one, &remote);
+    remove_locally(&[&remote]);
+    let name = s.name("app");
+    let dir = Profiles::new();
+    let profile = write_profile(&dir, &name, &remote, "missing");
+
+    // A docker-credential-* program, as `docker login` with a credsStore or
+    // credHelpers entry uses: it reads the registry on stdin and answers JSON.
+    let bin = tempfile::tempdir().unwrap();
+    let asked = bin.path().join("asked");
+    let helper = bin.path().join("docker-credential-launchtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat > {asked}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$(cat {asked})\"\n",
+            asked = asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"credHelpers": {{"{}": "launchtest"}}}}"#,
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Launch::new()
+        .env("LAUNCH_LOCK_DIR", dir.path().join(".locks"))
+        .env("DOCKER_CONFIG", config.path())
+        .env("PATH", path)
+        .arg("up")
+        .arg(&profile)
+        .run()
+        .code(0);
+    assert!(out.stdout.contains("created and started"), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        registry.addr,
+        "the helper was asked for this registry"
+    );
+    assert_eq!(inspect(&name, "{{.Image}}"), one_id);
+    // Output on a pipe: no progress bars, just the result.
+    assert!(
+        !out.stderr.contains("Downloading") && !out.stderr.contains("[="),
+        "{}",
+        show(&out)
+    );
+}

@@ -78,33 +78,18 @@ pub fn run(global: &Global) -> Result<i32> {
             ]
         })
         .collect();
-    let header = [
-        "IDX",
-        "NAME",
-        "UUID",
-        "MEMORY USED",
-        "UTIL",
-        "PROCESSES",
-        "HELD BY",
-    ]
-    .map(String::from);
-    let widths: Vec<usize> = (0..7)
-        .map(|i| {
-            rows.iter()
-                .chain([&header])
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    super::table::print(
+        [
+            "IDX",
+            "NAME",
+            "UUID",
+            "MEMORY USED",
+            "UTIL",
+            "PROCESSES",
+            "HELD BY",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ mod gpus;
 mod plan;
 mod render;
 mod status;
+mod table;
 mod up;
 
 use std::path::{Path, PathBuf};

@@ -59,13 +59,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
                 println!("no launch-managed containers");
                 return Ok(0);
             }
-            let header = ["NAME", "STATE", "GPUS", "IMAGE", "PROFILE", "DRIFT"].map(String::from);
-            let widths: Vec<usize> =
-                (0..6).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-            for row in std::iter::once(&header).chain(&rows) {
-                let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                println!("{}", cells.join("  ").trim_end());
-            }
+            super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "PROFILE", "DRIFT"], &rows);
         }
         Ok(0)
     })
