@@ -104,9 +104,9 @@ pub struct UpArgs {
     /// Recreate even when nothing changed.
     #[arg(long)]
     pub force_recreate: bool,
-    /// Wait until each container runs, and is healthy if it has a healthcheck
-    /// (at most --wait-timeout seconds); a container that does not get there
-    /// is an error (exit 1).
+    /// Wait until each container runs (and has stayed up for a second), and is
+    /// healthy if it has a healthcheck (at most --wait-timeout seconds); a
+    /// container that does not get there is an error (exit 1).
     #[arg(long)]
     pub wait: bool,
     /// Seconds --wait waits per container.

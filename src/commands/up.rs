@@ -5,6 +5,8 @@ use serde_json::json;
 
 use super::{Target, connect, report_invalid, runtime, targets};
 use crate::cli::{Global, PullArg, UpArgs};
+use std::time::{Duration, Instant};
+
 use crate::engine::{Engine, State};
 use crate::error::{Error, Result, exit};
 use crate::profile::PullPolicy;
@@ -119,31 +121,41 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
 }
 
 /// `--wait`: polls until the container runs (and is healthy, if it has a
-/// healthcheck), or fails with its state when the time is up.
+/// healthcheck) and has stayed up for `SETTLE`, so that a command that exits
+/// at once is caught; fails with its state when the time is up.
 async fn wait_until_ready<E: Engine>(engine: &E, name: &str, seconds: u64) -> Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    const SETTLE: Duration = Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    // When it was first seen ready, and which start of it that was.
+    let mut ready_since: Option<(Instant, String)> = None;
     loop {
-        let found = engine.find(name).await?;
-        let (state, health) = match &found {
-            Some(c) => (c.state, c.health.clone()),
-            None => {
-                return Err(Error::NotReady(format!(
-                    "container {name} disappeared while waiting for it"
-                )));
-            }
+        let Some(c) = engine.find(name).await? else {
+            return Err(Error::NotReady(format!(
+                "container {name} disappeared while waiting for it"
+            )));
         };
-        if state == State::Running && health.as_deref().is_none_or(|h| h == "healthy") {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline
-            || matches!(state, State::Exited | State::Dead) && health.is_none()
-        {
-            let health = health.map(|h| format!(", health {h}")).unwrap_or_default();
+        let ready = c.state == State::Running && c.health.as_deref().is_none_or(|h| h == "healthy");
+        ready_since = match ready_since {
+            Some((at, started)) if ready && started == c.started_at => {
+                if at.elapsed() >= SETTLE {
+                    return Ok(());
+                }
+                Some((at, started))
+            }
+            _ if ready => Some((Instant::now(), c.started_at.clone())),
+            _ => None,
+        };
+        let gone = matches!(c.state, State::Exited | State::Dead) && c.health.is_none();
+        if Instant::now() >= deadline || gone {
+            let health = c
+                .health
+                .map(|h| format!(", health {h}"))
+                .unwrap_or_default();
             return Err(Error::NotReady(format!(
                 "container {name} is not ready after --wait: state {}{health}",
-                state.as_str()
+                c.state.as_str()
             )));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
