@@ -26,14 +26,15 @@ pub async fn host_for<E: Engine>(
     engine: Option<&E>,
     managed: &[Observed],
 ) -> Result<Host> {
-    let gpus = match &profile.gpus {
-        Some(_) => Some(GpuHost::probe(roots).map_err(Error::Nvml)?),
+    // Everything GPU-related, NVML and `docker info` (slow) included, is
+    // looked at only for a profile that asks for GPUs.
+    if profile.gpus.is_none() {
+        return Ok(Host::default());
+    }
+    let gpus = Some(GpuHost::probe(roots).map_err(Error::Nvml)?);
+    let facts = match engine {
+        Some(e) => Some(e.facts().await.map_err(Error::Engine)?),
         None => None,
-    };
-    // `docker info` is slow; only the GPU mode needs it.
-    let facts = match (engine, &profile.gpus) {
-        (Some(e), Some(_)) => Some(e.facts().await.map_err(Error::Engine)?),
-        _ => None,
     };
     let toolkit = ToolkitFacts {
         engine_reachable: facts.is_some(),
