@@ -50,6 +50,6 @@ echo "== launch status"
 echo "== launch gpus"
 "$launch" gpus "${flags[@]}"
 echo "== inside the container"
-docker exec gpu-demo sh -c 'ls -l /dev/nvidia*; echo; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin 2>/dev/null; echo; env | grep -E "^(NVIDIA|LD_LIBRARY_PATH|PATH)=" | sort; df -h /dev/shm'
+docker exec gpu-demo sh -c 'ls -l /dev/nvidia*; echo; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin 2>/dev/null; echo; env | grep -E "^(NVIDIA_[A-Z_]+|LD_LIBRARY_PATH|PATH)=" | sort; df -h /dev/shm'
 echo
 echo "Done. Remove the demo container with: $launch down profiles/demo/gpu-demo.toml"
