@@ -13,7 +13,6 @@ use crate::gpu::select::Held;
 use crate::gpu::{GpuHost, Roots};
 use crate::profile::{self, Diagnostics, Profile};
 use crate::resolve::{self, Host, ResolveError, Resolved, ToolkitFacts};
-use crate::spec::label;
 
 const TOOLKIT_HOOK: &str = "nvidia-container-runtime-hook";
 const CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
@@ -49,13 +48,7 @@ pub async fn host_for<E: Engine>(
     let previous = managed
         .iter()
         .find(|c| c.name == profile.name)
-        .and_then(|c| c.labels.get(label::GPUS))
-        .map(|g| {
-            g.split(',')
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
-                .collect()
-        });
+        .map(Observed::gpus);
     Ok(Host {
         gpus,
         toolkit,
@@ -69,14 +62,7 @@ pub fn held_gpus(managed: &[Observed], except: Option<&str>) -> Held {
     managed
         .iter()
         .filter(|c| Some(c.name.as_str()) != except)
-        .flat_map(|c| {
-            let uuids = c.labels.get(label::GPUS).cloned().unwrap_or_default();
-            uuids
-                .split(',')
-                .filter(|u| !u.is_empty())
-                .map(|u| (u.to_string(), c.name.clone()))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|c| c.gpus().into_iter().map(|u| (u, c.name.clone())))
         .collect()
 }
 

@@ -58,7 +58,7 @@ async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
     let Some(found) = engine.find(name).await? else {
         return Ok(None);
     };
-    if found.labels.get(label::MANAGED).map(String::as_str) != Some("true") {
+    if !found.is_managed() {
         return Err(Error::Refused(format!(
             "container {name} was not created by launch (id {}); launch never removes it",
             short(&found.id)

@@ -32,19 +32,19 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
         let mut rows = Vec::new();
         for c in &shown {
             let drift = drift(&engine, c, &managed, global).await;
-            let gpus = c.labels.get(label::GPUS).cloned().unwrap_or_default();
+            let gpus = c.gpus();
             let profile = c.labels.get(label::PROFILE).cloned().unwrap_or_default();
             if global.json {
                 println!(
                     "{}",
                     json!({
                         "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
-                        "gpus": gpus.split(',').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
+                        "gpus": gpus,
                         "driver": c.labels.get(label::DRIVER), "profile": profile, "drift": drift,
                     })
                 );
             }
-            let gpus = gpus.split(',').filter(|g| !g.is_empty()).map(|g| g.get(..12).unwrap_or(g)).collect::<Vec<_>>();
+            let gpus: Vec<&str> = gpus.iter().map(|g| g.get(..12).unwrap_or(g)).collect();
             rows.push([
                 c.name.clone(),
                 c.state.as_str().to_string(),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 pub use docker::DockerEngine;
 
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, label};
 
 /// A container as the engine reports it.
 #[derive(Debug, Clone)]
@@ -26,6 +26,22 @@ pub struct Observed {
     pub started_at: String,
     /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
     pub health: Option<String>,
+}
+
+impl Observed {
+    /// Made by launch (label `launch.managed=true`).
+    pub fn is_managed(&self) -> bool {
+        self.labels.get(label::MANAGED).map(String::as_str) == Some("true")
+    }
+
+    /// The GPU UUIDs it holds (label `launch.gpus`).
+    pub fn gpus(&self) -> Vec<String> {
+        let list = self.labels.get(label::GPUS).map_or("", String::as_str);
+        list.split(',')
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

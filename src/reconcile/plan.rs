@@ -67,7 +67,7 @@ pub fn plan(
             changes: Vec::new(),
         };
     };
-    if found.labels.get(label::MANAGED).map(String::as_str) != Some("true") {
+    if !found.is_managed() {
         return Plan {
             action: Action::Refuse(format!(
                 "a container named {} exists that launch did not create (id {}, image {}); launch never touches it: \
