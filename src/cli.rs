@@ -1,6 +1,7 @@
 //! Command-line definitions (clap). Each subcommand's work is in `commands/`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -78,15 +79,48 @@ pub struct Global {
         default_value = "/"
     )]
     pub driver_root: PathBuf,
+
+    /// Seconds to wait for the engine to answer when connecting. Pulls,
+    /// stops and builds are not cut short by it.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0,
+          value_parser = positive_seconds)]
+    pub timeout: f64,
+
+    /// Seconds to wait for another launch run working on the same container
+    /// before giving up (exit 1, naming that run's pid).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0,
+          value_parser = positive_seconds)]
+    pub lock_timeout: f64,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 impl Global {
-    pub fn roots(&self) -> crate::gpu::Roots {
-        crate::gpu::Roots {
+    /// Where the GPU host is: the library's plain options, no clap inside.
+    pub fn roots(&self) -> launch::host::Roots {
+        launch::host::Roots {
             nvml_lib: self.nvml_lib.clone(),
             dev_root: self.dev_root.clone(),
             driver_root: self.driver_root.clone(),
         }
+    }
+
+    pub fn locks(&self) -> launch::reconcile::Locks {
+        launch::reconcile::Locks {
+            dir: launch::reconcile::Locks::default_dir(),
+            timeout: Duration::from_secs_f64(self.lock_timeout),
+        }
+    }
+
+    pub fn engine_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
     }
 }
 

@@ -1,16 +1,8 @@
-//! The one error type of `launch`, with messages written for users, and the
-//! exit codes of DESIGN.md §6.
+//! The one error type of `launch`, with messages written for users; each
+//! error knows its exit code (`Exit`).
 
+use crate::exit::Exit;
 use crate::profile::Diagnostics;
-
-/// Exit codes (DESIGN.md §6).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const RUNTIME: i32 = 1;
-    pub const INVALID: i32 = 2;
-    pub const REFUSED: i32 = 3;
-    pub const PLAN_CHANGES: i32 = 4;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,12 +16,16 @@ pub enum Error {
     #[error("{0}")]
     Io(String),
 
+    /// The command line asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+
     /// `up --wait`: the container did not come up (healthy) in time.
     #[error("{0}")]
     NotReady(String),
 
     #[error("{0}")]
-    Nvml(#[from] crate::gpu::nvml::NvmlFailure),
+    Nvml(#[from] crate::host::gpu::nvml::NvmlFailure),
 
     #[error("{0}")]
     Engine(#[from] crate::engine::EngineError),
@@ -49,6 +45,19 @@ pub enum Error {
         rollback: String,
     },
 
+    /// Another run holds the lock of this container for too long.
+    #[error(
+        "another launch run (pid {}) has held the lock on {key} for {}s (--lock-timeout); lock file {path}",
+        holder.as_deref().unwrap_or("unknown"),
+        waited.as_secs()
+    )]
+    LockTimeout {
+        key: String,
+        path: String,
+        holder: Option<String>,
+        waited: std::time::Duration,
+    },
+
     /// launch will not do it: a foreign container, files that would be lost.
     #[error("{0}")]
     Refused(String),
@@ -57,16 +66,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self {
-            Error::Profile(_) | Error::EmptyFolder { .. } => exit::INVALID,
+            Error::Profile(_) | Error::EmptyFolder { .. } | Error::Usage(_) => Exit::Invalid,
             Error::Io(_)
             | Error::NotReady(_)
             | Error::Nvml(_)
             | Error::Engine(_)
             | Error::Host(_)
-            | Error::RecreateFailed { .. } => exit::RUNTIME,
-            Error::NotEnoughGpus(_) | Error::Refused(_) => exit::REFUSED,
+            | Error::RecreateFailed { .. }
+            | Error::LockTimeout { .. } => Exit::Runtime,
+            Error::NotEnoughGpus(_) | Error::Refused(_) => Exit::Refused,
         }
     }
 

@@ -1,19 +1,8 @@
-//! `launch`: a TOML profile in, a running GPU container out (see DESIGN.md).
-//!
-//! The pipeline, one module a stage: `profile` (load) → `resolve` → `reconcile`
-//! (plan, apply), with the effects (`gpu` for NVML, `engine` for Docker) kept
-//! apart from the pure stages.
+//! The `launch` binary: parse flags, run a command, turn its result into an
+//! exit code. The pipeline itself is the library (`src/lib.rs`).
 
 mod cli;
 mod commands;
-mod engine;
-mod error;
-mod gpu;
-mod profile;
-mod reconcile;
-mod resolve;
-mod snapshot;
-mod spec;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -29,14 +18,14 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
-    let code = match commands::run(cli) {
-        Ok(code) => code,
+    let exit = match commands::run(cli) {
+        Ok(exit) => exit,
         Err(e) => {
             eprint!("{}", e.render(std::io::stderr().is_terminal()));
-            e.exit_code()
+            e.exit()
         }
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(exit.code())
 }
 
 fn init_logging(global: &cli::Global) {

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::gpu::driver::PERSISTENCED_SOCKET;
-use crate::gpu::select::{self, Held, SelectError};
-use crate::gpu::{Gpu, GpuHost};
-use crate::profile::{Diagnostic, GpuMode, MountKind, Profile};
+use crate::host::gpu::driver::PERSISTENCED_SOCKET;
+use crate::host::gpu::select::{self, Held, SelectError};
+use crate::host::gpu::{Gpu, GpuHost};
+use crate::profile::{Diagnostic, GpuMode, MountKind, Profile, Protocol};
 use crate::spec::{self, ContainerSpec, DeviceRequest, GpuAssignment};
 
 /// Where the driver's files go in `devices` mode (nvidia-docker 1.0's volume).
@@ -16,12 +16,12 @@ pub const NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
 /// here, so use the standard one with the NVIDIA and CUDA folders first.
 const DEFAULT_PATH: &str = "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// What resolve knows of the host.
-#[derive(Debug, Default)]
-pub struct Host {
+/// What resolve knows of the host, for one profile.
+#[derive(Debug)]
+pub struct Host<'a> {
     /// The GPU snapshot; `None` when the profile asks for no GPU.
-    pub gpus: Option<GpuHost>,
-    pub toolkit: ToolkitFacts,
+    pub gpus: Option<&'a GpuHost>,
+    pub toolkit: &'a ToolkitFacts,
     /// GPUs held by other launch containers.
     pub held: Held,
     /// The GPUs this profile's container holds now, if it exists.
@@ -66,12 +66,12 @@ pub enum ResolveError {
     Host(String),
 }
 
-pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError> {
+pub fn resolve(profile: &Profile, host: &Host<'_>) -> Result<Resolved, ResolveError> {
     let mut spec = base_spec(profile);
     let Some(request) = &profile.gpus else {
         return Ok(Resolved { spec, mode: None });
     };
-    let Some(gpus) = &host.gpus else {
+    let Some(gpus) = host.gpus else {
         return Err(ResolveError::Host(
             "the profile asks for GPUs, but no GPU snapshot was taken".into(),
         ));
@@ -97,7 +97,7 @@ pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError>
         }
         SelectError::NotEnoughFree { report, .. } => ResolveError::NotEnoughFree(report),
     })?;
-    let choice = choose_mode(request.mode, &host.toolkit);
+    let choice = choose_mode(request.mode, host.toolkit);
     let uuids: Vec<String> = chosen.iter().map(|g| g.uuid.clone()).collect();
     let caps = request.capabilities.clone();
 
@@ -127,7 +127,11 @@ pub fn resolve(profile: &Profile, host: &Host) -> Result<Resolved, ResolveError>
         GpuMode::Devices => inject_devices(&mut spec, gpus, &chosen, &caps)?,
     }
     spec.gpu = Some(GpuAssignment {
-        mode: mode_name(choice.mode).into(),
+        mode: match choice.mode {
+            GpuMode::Cdi => spec::InjectionMode::Cdi,
+            GpuMode::Devices => spec::InjectionMode::Devices,
+            GpuMode::Toolkit | GpuMode::Auto => spec::InjectionMode::Toolkit,
+        },
         uuids,
         capabilities: caps,
         driver_version: gpus.driver_version.clone(),
@@ -148,7 +152,7 @@ pub fn mode_name(mode: GpuMode) -> &'static str {
     }
 }
 
-/// `auto` picks what the host supports, best first (DESIGN.md §3.3).
+/// `auto` picks what the host supports, best first (docs/architecture.md, GPU modes).
 fn choose_mode(requested: GpuMode, facts: &ToolkitFacts) -> ModeChoice {
     let choice = |mode, why: &str| ModeChoice {
         mode,
@@ -271,7 +275,7 @@ fn device(host: &std::path::Path, container: &str) -> spec::Device {
 
 fn read_only_bind(source: &str, target: &str) -> spec::Mount {
     spec::Mount {
-        kind: "bind".into(),
+        kind: spec::MountType::Bind,
         source: Some(source.into()),
         target: target.into(),
         read_only: true,
@@ -307,11 +311,10 @@ fn base_spec(p: &Profile) -> ContainerSpec {
             .iter()
             .map(|m| spec::Mount {
                 kind: match m.kind {
-                    MountKind::Bind => "bind",
-                    MountKind::Volume => "volume",
-                    MountKind::Tmpfs => "tmpfs",
-                }
-                .into(),
+                    MountKind::Bind => spec::MountType::Bind,
+                    MountKind::Volume => spec::MountType::Volume,
+                    MountKind::Tmpfs => spec::MountType::Tmpfs,
+                },
                 source: m.source.clone(),
                 target: m.target.clone(),
                 read_only: m.read_only,
@@ -322,7 +325,11 @@ fn base_spec(p: &Profile) -> ContainerSpec {
             .iter()
             .map(|b| spec::Port {
                 container_port: b.container_port,
-                protocol: b.protocol.to_string(),
+                protocol: match b.protocol {
+                    Protocol::Tcp => spec::Protocol::Tcp,
+                    Protocol::Udp => spec::Protocol::Udp,
+                    Protocol::Sctp => spec::Protocol::Sctp,
+                },
                 host_ip: b.host_ip.map(|ip| ip.to_string()),
                 host_port: b.host_port,
             })
@@ -349,7 +356,12 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         nano_cpus: p.nano_cpus,
         cpuset_cpus: p.cpuset.clone(),
         restart: p.restart.as_ref().map(|r| spec::Restart {
-            name: r.name.clone(),
+            name: match r.name.as_str() {
+                "always" => spec::RestartName::Always,
+                "unless-stopped" => spec::RestartName::UnlessStopped,
+                "on-failure" => spec::RestartName::OnFailure,
+                _ => spec::RestartName::No,
+            },
             max_retries: r.max_retries,
         }),
         stop_timeout: p.stop_timeout,

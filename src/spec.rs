@@ -1,5 +1,5 @@
 //! `ContainerSpec`: exactly what is sent to the engine, engine-neutral, and
-//! its canonical JSON and hash (DESIGN.md §4).
+//! its canonical JSON and hash (docs/architecture.md, the spec and its hash).
 //!
 //! The hash is a contract with every container already running: an unchanged
 //! profile must keep its hash across versions of launch. So these are
@@ -75,12 +75,72 @@ pub struct Device {
     pub permissions: String,
 }
 
+/// A mount's type, as the Docker API names it. The serde names are the
+/// strings earlier versions hashed, so the hash does not move.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    #[default]
+    Bind,
+    Tmpfs,
+    Volume,
+}
+
+/// A port's protocol. Variants in the order of their names, so sorting
+/// ports orders them as sorting the strings did.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Sctp,
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// Docker's restart policy names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartName {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure,
+}
+
+/// How GPUs reach the container (`auto` is decided before a spec exists).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InjectionMode {
+    #[default]
+    Toolkit,
+    Cdi,
+    Devices,
+}
+
+macro_rules! serde_name {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(Value::String(s)) => f.write_str(&s),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+    )*};
+}
+serde_name!(MountType, Protocol, RestartName, InjectionMode);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Mount {
-    /// `bind`, `volume` or `tmpfs`, as the Docker API names them.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MountType,
     pub source: Option<String>,
     pub target: String,
     pub read_only: bool,
@@ -90,8 +150,7 @@ pub struct Mount {
 #[serde(default)]
 pub struct Port {
     pub container_port: u16,
-    /// `tcp`, `udp` or `sctp`.
-    pub protocol: String,
+    pub protocol: Protocol,
     pub host_ip: Option<String>,
     /// `None`: the engine picks one.
     pub host_port: Option<u16>,
@@ -108,7 +167,7 @@ pub struct Ulimit {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Restart {
-    pub name: String,
+    pub name: RestartName,
     pub max_retries: Option<u32>,
 }
 
@@ -135,8 +194,7 @@ pub struct DeviceRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GpuAssignment {
-    /// `toolkit`, `cdi` or `devices`.
-    pub mode: String,
+    pub mode: InjectionMode,
     pub uuids: Vec<String>,
     pub capabilities: Vec<String>,
     /// A driver upgrade changes the spec, so the container is recreated.
@@ -241,14 +299,14 @@ mod tests {
                 permissions: "rwm".into(),
             }],
             mounts: vec![Mount {
-                kind: "bind".into(),
+                kind: MountType::Bind,
                 source: Some("/data".into()),
                 target: "/data".into(),
                 read_only: true,
             }],
             ports: vec![Port {
                 container_port: 80,
-                protocol: "tcp".into(),
+                protocol: Protocol::Tcp,
                 host_ip: Some("127.0.0.1".into()),
                 host_port: Some(8080),
             }],
@@ -259,7 +317,7 @@ mod tests {
                 capabilities: vec![vec!["gpu".into(), "compute".into()]],
             }],
             gpu: Some(GpuAssignment {
-                mode: "toolkit".into(),
+                mode: InjectionMode::Toolkit,
                 uuids: vec!["GPU-1".into()],
                 capabilities: vec!["compute".into()],
                 driver_version: "550.54.15".into(),

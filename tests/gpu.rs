@@ -244,6 +244,31 @@ fn holder(scratch: &Scratch, image: &str, what: &str, uuid: &str) -> String {
 // ---- launch gpus -------------------------------------------------------------
 
 #[test]
+fn gpus_json_does_not_call_a_gpu_free_when_no_engine_answered() {
+    let host = host_of(own_gpus(2)).build();
+    let out = Launch::new()
+        .args([
+            "gpus",
+            "--json",
+            "--host",
+            "unix:///nonexistent/docker.sock",
+        ])
+        .args(host.args())
+        .run()
+        .code(0);
+    let json = parse(&out);
+    for gpu in json["gpus"].as_array().expect("a list of GPUs") {
+        assert_eq!(gpu["holders"], json!([]), "{gpu}");
+        assert_eq!(gpu["holders_complete"], false, "{gpu}");
+    }
+    assert!(
+        out.stderr.contains("unknown") && out.stderr.contains("/nonexistent/docker.sock"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn gpus_json_reports_each_gpu_as_nvml_sees_it() {
     let mut gpus = own_gpus(2);
     gpus[1].mem_used = 10 << 30;
@@ -266,7 +291,7 @@ fn gpus_json_reports_each_gpu_as_nvml_sees_it() {
         );
         assert_eq!(got["memory_total"], 80u64 << 30, "{got}");
         assert_eq!(got["mig"], false, "{got}");
-        assert_eq!(got["held_by"], Value::Null, "{got}");
+        assert_eq!(got["holders"], json!([]), "{got}");
     }
     assert_eq!(listed[0]["memory_used"], 1u64 << 20);
     assert_eq!(listed[0]["utilization"], 0);
@@ -346,8 +371,12 @@ fn gpus_names_the_launch_container_holding_a_gpu() {
     let name = holder(&scratch, &image, "holder", &host.gpus[1].uuid);
 
     let json = gpus_json(&host);
-    assert_eq!(json["gpus"][0]["held_by"], Value::Null);
-    assert_eq!(json["gpus"][1]["held_by"], name.as_str());
+    assert_eq!(json["gpus"][0]["holders"], json!([]));
+    assert_eq!(json["gpus"][0]["holders_complete"], true);
+    assert_eq!(
+        json["gpus"][1]["holders"],
+        json!([{ "kind": "launch", "name": name }])
+    );
     let table = gpus_table(&host);
     assert_eq!(cells(row(&table, &host.gpus[1].uuid))[6], name, "{table}");
     assert_eq!(cells(row(&table, &host.gpus[0].uuid))[6], "-", "{table}");

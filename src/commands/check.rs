@@ -5,35 +5,36 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::targets;
+use super::{shown, targets};
 use crate::cli::Global;
-use crate::error::{Result, exit};
+use launch::error::Result;
+use launch::exit::Exit;
 
-pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
-    let mut code = exit::OK;
+pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
+    let mut code = Exit::Ok;
     let color = std::io::stderr().is_terminal();
     for target in targets(args)? {
-        let shown = target.path.display();
+        let display = target.path.display();
         match &target.loaded {
             Ok(p) if global.json => println!(
                 "{}",
-                json!({ "profile": target.path, "valid": true, "name": p.name, "image": p.image })
+                json!({ "profile": shown(&target.path), "valid": true, "name": p.name, "image": p.image })
             ),
             Ok(p) if !global.quiet => {
-                println!("ok: {shown} (container `{}`, image {})", p.name, p.image)
+                println!("ok: {display} (container `{}`, image {})", p.name, p.image)
             }
             Ok(_) => {}
             Err(diags) => {
-                code = exit::INVALID;
+                code = Exit::Invalid;
                 if global.json {
                     println!(
                         "{}",
-                        json!({ "profile": target.path, "valid": false, "errors": diags.to_json() })
+                        json!({ "profile": shown(&target.path), "valid": false, "errors": diags.to_json() })
                     );
                 } else {
                     eprint!("{}", diags.render(color));
                     eprintln!(
-                        "invalid: {shown} ({} error{})",
+                        "invalid: {display} ({} error{})",
                         diags.items.len(),
                         if diags.items.len() == 1 { "" } else { "s" }
                     );

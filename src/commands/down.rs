@@ -7,12 +7,13 @@ use serde_json::json;
 
 use super::{connect, runtime, targets};
 use crate::cli::Global;
-use crate::engine::{Engine, EngineError};
-use crate::error::{Error, Result, exit};
-use crate::reconcile::{lock, plan::short};
-use crate::spec::{ContainerSpec, label};
+use launch::engine::{Engine, EngineError};
+use launch::error::{Error, Result};
+use launch::exit::Exit;
+use launch::reconcile::plan::short;
+use launch::spec::{ContainerSpec, label};
 
-pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<i32> {
+pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
     // A path means its profile's container; anything else is a container name.
     let mut names = Vec::new();
     for arg in args {
@@ -27,28 +28,29 @@ pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<i32> {
             names.push(arg.clone());
         }
     }
+    let locks = global.locks();
     runtime()?.block_on(async {
         let engine = connect(global).await?;
-        let mut code = exit::OK;
+        let mut code = Exit::Ok;
         for name in names {
-            let _lock = lock::acquire(&name).await?;
+            let _lock = locks.acquire(&name).await?;
             let result = down_one(&engine, &name, volumes).await;
             let (action, this, message) = match &result {
-                Ok(Some(message)) => ("remove", exit::OK, message.clone()),
-                Ok(None) => ("nothing", exit::OK, "no such container".to_string()),
-                Err(e) => ("error", e.exit_code(), e.to_string()),
+                Ok(Some(message)) => ("remove", Exit::Ok, message.clone()),
+                Ok(None) => ("nothing", Exit::Ok, "no such container".to_string()),
+                Err(e) => ("error", e.exit(), e.to_string()),
             };
             if global.json {
                 println!(
                     "{}",
-                    json!({ "name": name, "action": action, "message": message, "exit_code": this })
+                    json!({ "name": name, "action": action, "message": message, "exit_code": this.code() })
                 );
-            } else if this != exit::OK {
+            } else if this != Exit::Ok {
                 eprintln!("error: {name}: {message}");
             } else if !global.quiet {
                 println!("{name}: {message}");
             }
-            code = code.max(this);
+            code = code.worst(this);
         }
         Ok(code)
     })
@@ -76,7 +78,7 @@ async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
         let named: Vec<String> = spec
             .mounts
             .iter()
-            .filter(|m| m.kind == "volume")
+            .filter(|m| m.kind == launch::spec::MountType::Volume)
             .filter_map(|m| m.source.clone())
             .collect();
         for v in &named {

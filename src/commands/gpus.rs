@@ -4,21 +4,23 @@ use serde_json::json;
 
 use super::{connect, runtime};
 use crate::cli::Global;
-use crate::engine::Engine;
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuHost};
+use launch::engine::Engine;
+use launch::error::{Error, Result};
+use launch::exit::Exit;
+use launch::host::gpu::{Gpu, GpuHost};
 
-pub fn run(global: &Global) -> Result<i32> {
+pub fn run(global: &Global) -> Result<Exit> {
     let host = GpuHost::probe(&global.roots()).map_err(Error::Nvml)?;
+    // `None`: no engine answered, so whether a GPU is free cannot be told.
     let held = runtime()?.block_on(async {
-        match connect(global).await {
-            Ok(engine) => engine
-                .managed()
-                .await
-                .map(|m| crate::snapshot::held_gpus(&m, None))
-                .ok(),
+        let managed = match connect(global).await {
+            Ok(engine) => engine.managed().await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        match managed {
+            Ok(m) => Some(launch::host::held_gpus(&m, None)),
             Err(e) => {
-                tracing::info!("not showing which containers hold GPUs: {e}");
+                tracing::warn!("who holds which GPU is unknown: {e}");
                 None
             }
         }
@@ -30,7 +32,14 @@ pub fn run(global: &Global) -> Result<i32> {
             .iter()
             .map(|g| {
                 let mut v = serde_json::to_value(g).unwrap_or_default();
-                v["held_by"] = json!(holder(g));
+                // An empty list means free only when `holders_complete` is true.
+                v["holders"] = json!(
+                    holder(g)
+                        .map(|name| json!({ "kind": "launch", "name": name }))
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                );
+                v["holders_complete"] = json!(held.is_some());
                 v
             })
             .collect();
@@ -38,7 +47,7 @@ pub fn run(global: &Global) -> Result<i32> {
             "{}",
             json!({ "driver_version": host.driver_version, "cuda_version": host.cuda_version, "gpus": gpus })
         );
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     println!(
         "driver {}{}, {} GPU{}",
@@ -90,7 +99,7 @@ pub fn run(global: &Global) -> Result<i32> {
         ],
         &rows,
     );
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// Bytes in binary units, as nvidia-smi shows memory.

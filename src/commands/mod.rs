@@ -13,24 +13,26 @@ mod up;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, Global};
-use crate::engine::{DockerEngine, Engine, Observed};
-use crate::error::{Error, Result};
-use crate::profile::{self, Diagnostics, Profile};
+use launch::engine::{DockerEngine, Engine, Observed};
+use launch::error::{Error, Result};
+use launch::exit::Exit;
+use launch::host::{self, HostFacts, Needs};
+use launch::profile::{self, Diagnostics, Profile};
 
-/// Runs the command; the result is the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+/// Runs the command; the result is how the process exits.
+pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
         Some(Command::Gpus) => gpus::run(&cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
         Some(Command::Schema) => {
-            println!("{}", crate::profile::schema());
-            Ok(0)
+            println!("{}", launch::profile::schema());
+            Ok(Exit::Ok)
         }
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "launch", &mut std::io::stdout());
-            Ok(0)
+            Ok(Exit::Ok)
         }
         Some(Command::Up(args)) => up::run(&args, &cli.global),
         Some(Command::Plan { profiles }) => plan::run(&profiles, &cli.global),
@@ -39,7 +41,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         None if cli.profiles.is_empty() => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let _ = cmd.print_help();
-            Ok(crate::error::exit::INVALID)
+            Ok(Exit::Invalid)
         }
         None => up::run(
             &crate::cli::UpArgs {
@@ -120,6 +122,12 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// A path as text for the user, in text and JSON alike: a path that is not
+/// UTF-8 is shown lossily rather than failing the run.
+pub fn shown(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
 /// A runtime for the engine's async API: one thread is plenty for a CLI
 /// that waits on one socket.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -129,9 +137,29 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))
 }
 
-/// Connects to the engine of `--host` / DOCKER_HOST.
+/// Connects to the engine of `--host` / DOCKER_HOST, within `--timeout`.
 pub async fn connect(global: &Global) -> Result<DockerEngine> {
-    Ok(DockerEngine::connect(global.host.as_deref()).await?)
+    Ok(DockerEngine::connect(global.host.as_deref(), global.engine_timeout()).await?)
+}
+
+/// The host facts these profiles need, probed once for the whole run, before
+/// the async runtime starts (NVML and file reads block).
+pub fn probe_host<'a>(
+    global: &Global,
+    profiles: impl IntoIterator<Item = &'a Profile>,
+) -> (HostFacts, Needs) {
+    let needs = Needs::of(profiles);
+    (HostFacts::probe(&global.roots(), needs), needs)
+}
+
+/// Adds the engine's facts, when some profile leaves its GPU mode to `auto`.
+pub async fn with_engine_facts(
+    facts: HostFacts,
+    needs: Needs,
+    engine: Option<&DockerEngine>,
+) -> HostFacts {
+    let engine_facts = host::engine_facts(engine, needs).await;
+    facts.with_engine(engine_facts.as_ref())
 }
 
 /// The engine's managed containers, or none when it is unreachable.
@@ -142,13 +170,13 @@ pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observ
     }
 }
 
-/// Prints why a target's profile did not load; returns exit code 2.
-pub fn report_invalid(target: &Target, global: &Global) -> i32 {
+/// Prints why a target's profile did not load; returns `Exit::Invalid`.
+pub fn report_invalid(target: &Target, global: &Global) -> Exit {
     if let Err(d) = &target.loaded {
         if global.json {
             println!(
                 "{}",
-                serde_json::json!({ "profile": target.path, "action": "invalid", "errors": d.to_json(), "exit_code": 2 })
+                serde_json::json!({ "profile": shown(&target.path), "action": "invalid", "errors": d.to_json(), "exit_code": 2 })
             );
         } else {
             eprint!(
@@ -157,5 +185,5 @@ pub fn report_invalid(target: &Target, global: &Global) -> i32 {
             );
         }
     }
-    crate::error::exit::INVALID
+    Exit::Invalid
 }

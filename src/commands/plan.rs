@@ -4,74 +4,100 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{connect, report_invalid, runtime, targets};
+use super::{connect, probe_host, report_invalid, runtime, shown, targets, with_engine_facts};
 use crate::cli::Global;
-use crate::error::{Result, exit};
-use crate::reconcile::{self, Action, Options};
+use launch::error::Result;
+use launch::exit::Exit;
+use launch::reconcile::{self, Action, Context, Options, Preview};
 
-pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<i32> {
+pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     let targets = targets(args)?;
-    runtime()?.block_on(async {
-        let engine = connect(global).await?;
-        let previews = join_all(targets.iter().map(|t| async {
-            match &t.loaded {
-                Ok(p) => {
-                    Some(reconcile::preview(&engine, p, global, Options::default(), None).await)
-                }
-                Err(_) => None,
-            }
-        }))
-        .await;
-        let mut code = exit::OK;
-        for (target, preview) in targets.iter().zip(previews) {
-            let this = match preview {
-                None => report_invalid(target, global),
-                Some(Err(e)) => report_error(target, &e, global),
-                Some(Ok(p)) => {
-                    let name = &p.resolved.spec.name;
-                    let changes: Vec<String> =
-                        p.plan.changes.iter().map(|c| c.to_string()).collect();
-                    if global.json {
-                        println!(
-                            "{}",
-                            json!({
-                                "profile": target.path,
-                                "name": name,
-                                "action": p.plan.action.name(),
-                                "pull": p.pull,
-                                "changes": changes,
-                            })
-                        );
-                    } else {
-                        let what = match &p.plan.action {
-                            Action::Create => "create and start".to_string(),
-                            Action::Start => "start".into(),
-                            Action::Unpause => "unpause".into(),
-                            Action::Nothing => "nothing to do".into(),
-                            Action::Recreate { why } => format!("recreate ({why})"),
-                            Action::Refuse(r) => format!("refuse: {r}"),
-                        };
-                        let pull = if p.pull {
-                            format!("pull {}, then ", p.resolved.spec.image)
-                        } else {
-                            String::new()
-                        };
-                        println!("{name}: {pull}{what}");
-                        if matches!(p.plan.action, Action::Recreate { .. }) {
-                            for c in &changes {
-                                println!("  {c}");
-                            }
-                        }
-                    }
-                    match &p.plan.action {
-                        Action::Refuse(_) => exit::REFUSED,
-                        a if a.changes_something() || p.pull => exit::PLAN_CHANGES,
-                        _ => exit::OK,
-                    }
-                }
-            };
-            code = code.max(this);
+    // Invalid profiles are reported first, whether or not an engine answers;
+    // a folder's exit code is its most severe (2 beats 4).
+    let mut exit = Exit::Ok;
+    let mut valid = Vec::new();
+    for t in &targets {
+        match &t.loaded {
+            Ok(p) => valid.push((t, p)),
+            Err(_) => exit = exit.worst(report_invalid(t, global)),
         }
-        Ok(code)
+    }
+    if valid.is_empty() {
+        return Ok(exit);
+    }
+    let (facts, needs) = probe_host(global, valid.iter().map(|(_, p)| *p));
+    let locks = global.locks();
+    runtime()?.block_on(async {
+        let engine = match connect(global).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                for (t, _) in &valid {
+                    exit = exit.worst(report_error(t, &e, global));
+                }
+                return Ok(exit);
+            }
+        };
+        let facts = with_engine_facts(facts, needs, Some(&engine)).await;
+        let cx = Context {
+            engine: &engine,
+            host: &facts,
+            locks: &locks,
+        };
+        let previews = join_all(
+            valid
+                .iter()
+                .map(|(_, p)| reconcile::preview(&cx, p, Options::default())),
+        )
+        .await;
+        for ((target, _), preview) in valid.iter().zip(previews) {
+            let this = match preview {
+                Err(e) => report_error(target, &e, global),
+                Ok(p) => report(target, &p, global),
+            };
+            exit = exit.worst(this);
+        }
+        Ok(exit)
     })
+}
+
+fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
+    let name = &p.resolved.spec.name;
+    let changes: Vec<String> = p.plan.changes.iter().map(|c| c.to_string()).collect();
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "profile": shown(&target.path),
+                "name": name,
+                "action": p.plan.action.name(),
+                "pull": p.pull,
+                "changes": changes,
+            })
+        );
+    } else {
+        let what = match &p.plan.action {
+            Action::Create => "create and start".to_string(),
+            Action::Start => "start".into(),
+            Action::Unpause => "unpause".into(),
+            Action::Nothing => "nothing to do".into(),
+            Action::Recreate { why } => format!("recreate ({why})"),
+            Action::Refuse(r) => format!("refuse: {r}"),
+        };
+        let pull = if p.pull {
+            format!("pull {}, then ", p.resolved.spec.image)
+        } else {
+            String::new()
+        };
+        println!("{name}: {pull}{what}");
+        if matches!(p.plan.action, Action::Recreate { .. }) {
+            for c in &changes {
+                println!("  {c}");
+            }
+        }
+    }
+    match &p.plan.action {
+        Action::Refuse(_) => Exit::Refused,
+        a if a.changes_something() || p.pull => Exit::PlanChanges,
+        _ => Exit::Ok,
+    }
 }

@@ -4,26 +4,34 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, managed_or_none, runtime};
+use super::{connect, managed_or_none, probe_host, runtime, shown, with_engine_facts};
 use crate::cli::{Global, RenderFormat};
-use crate::error::{Error, Result};
-use crate::profile;
-use crate::resolve::mode_name;
-use crate::spec::ContainerSpec;
+use launch::error::{Error, Result};
+use launch::exit::Exit;
+use launch::profile;
+use launch::resolve::mode_name;
+use launch::spec::ContainerSpec;
 
-pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
+pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
     let profile = profile::load(path).map_err(Error::Profile)?;
+    let (facts, needs) = probe_host(global, [&profile]);
     let resolved = runtime()?.block_on(async {
-        // Rendering works without an engine; it only informs `auto` and count.
-        let engine = match connect(global).await {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::info!("rendering without engine facts: {e}");
-                None
+        // Rendering works without an engine; only `auto` (which runtimes it
+        // has) and `count` (which GPUs are held) ask it, within --timeout.
+        let engine = if needs.engine_facts || needs.held_gpus {
+            match connect(global).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::warn!("rendering without the engine: {e}");
+                    None
+                }
             }
+        } else {
+            None
         };
         let managed = managed_or_none(engine.as_ref()).await?;
-        crate::snapshot::resolve_profile(&profile, global, engine.as_ref(), &managed).await
+        let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
+        launch::host::resolve_profile(&profile, &facts, &managed)
     })?;
     let spec = &resolved.spec;
     let labels = spec.all_labels(&profile.path);
@@ -34,7 +42,7 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
-                    "profile": profile.path,
+                    "profile": shown(&profile.path),
                     "name": spec.name,
                     "hash": spec.hash(),
                     "gpu_mode": resolved.mode.as_ref().map(|m| mode_name(m.mode)),
@@ -52,7 +60,18 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<i32> {
             println!("{}", docker_run(spec, &labels));
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
+}
+
+/// One field of a CSV record, as the docker CLI reads `--mount` (Go's
+/// encoding/csv): quoted when it holds a comma, a quote or a line break, so
+/// a target like `/x,source=/etc` stays one field instead of adding a source.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
 }
 
 /// A `docker run` command line equivalent to creating and starting `spec`,
@@ -106,6 +125,7 @@ pub fn docker_run(
         if m.read_only {
             fields.push("readonly".into());
         }
+        let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         opt(&["--mount", &fields.join(",")]);
     }
     for p in &spec.ports {
@@ -161,7 +181,7 @@ pub fn docker_run(
     if let Some(r) = &spec.restart {
         let policy = match r.max_retries {
             Some(n) => format!("{}:{n}", r.name),
-            None => r.name.clone(),
+            None => r.name.to_string(),
         };
         opt(&["--restart", &policy]);
     }
@@ -228,4 +248,19 @@ pub fn docker_run(
         .map(shell_words::join)
         .collect::<Vec<_>>()
         .join(" \\\n  ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn mount_fields_with_commas_or_quotes_are_csv_quoted() {
+        assert_eq!(csv_field("target=/data"), "target=/data");
+        assert_eq!(
+            csv_field("target=/x,source=/etc"),
+            "\"target=/x,source=/etc\""
+        );
+        assert_eq!(csv_field("source=/a\"b"), "\"source=/a\"\"b\"");
+    }
 }

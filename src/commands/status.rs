@@ -5,15 +5,17 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{connect, runtime, targets};
+use super::{connect, probe_host, runtime, shown, targets, with_engine_facts};
 use crate::cli::Global;
-use crate::engine::{DockerEngine, Engine, Observed};
-use crate::error::Result;
-use crate::profile;
-use crate::reconcile::diff;
-use crate::spec::{ContainerSpec, label};
+use launch::engine::{Engine, Observed};
+use launch::error::Result;
+use launch::exit::Exit;
+use launch::host::HostFacts;
+use launch::profile::{self, Profile};
+use launch::reconcile::diff;
+use launch::spec::{ContainerSpec, label};
 
-pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
+pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let wanted: Option<Vec<String>> = if args.is_empty() {
         None
     } else {
@@ -24,14 +26,25 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
                 .collect(),
         )
     };
-    runtime()?.block_on(async {
-        let engine = connect(global).await?;
-        let managed = engine.managed().await?;
-        let shown: Vec<&Observed> =
-            managed.iter().filter(|c| wanted.as_ref().is_none_or(|w| w.contains(&c.name))).collect();
+    let rt = runtime()?;
+    let engine = rt.block_on(connect(global))?;
+    let managed = rt.block_on(engine.managed())?;
+    let listed: Vec<&Observed> = managed
+        .iter()
+        .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(&c.name)))
+        .collect();
+    // Each container's profile, loaded once; the host probed once for all.
+    let profiles: Vec<Option<Result<Profile, String>>> =
+        listed.iter().map(|c| load_profile(c)).collect();
+    let (facts, needs) = probe_host(
+        global,
+        profiles.iter().flatten().filter_map(|p| p.as_ref().ok()),
+    );
+    let facts = rt.block_on(with_engine_facts(facts, needs, Some(&engine)));
+    rt.block_on(async {
         let mut rows = Vec::new();
-        for c in &shown {
-            let drift = drift(&engine, c, &managed, global).await;
+        for (c, profile) in listed.iter().zip(&profiles) {
+            let drift = drift(c, profile.as_ref(), &facts, &managed);
             let gpus = c.gpus();
             let profile = c.labels.get(label::PROFILE).cloned().unwrap_or_default();
             if global.json {
@@ -40,7 +53,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
                     json!({
                         "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
                         "gpus": gpus,
-                        "driver": c.labels.get(label::DRIVER), "profile": profile, "drift": drift,
+                        "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
                     })
                 );
             }
@@ -57,34 +70,43 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<i32> {
         if !global.json {
             if rows.is_empty() {
                 println!("no launch-managed containers");
-                return Ok(0);
+                return Ok(Exit::Ok);
             }
             super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "PROFILE", "DRIFT"], &rows);
         }
-        Ok(0)
+        Ok(Exit::Ok)
     })
 }
 
+/// The profile a container was made from (label `launch.profile`): `None`
+/// without the label, `Err` with why it cannot be used.
+fn load_profile(c: &Observed) -> Option<Result<Profile, String>> {
+    let path = std::path::Path::new(c.labels.get(label::PROFILE)?);
+    Some(profile::load(path).map_err(|_| {
+        if path.exists() {
+            "profile invalid (launch check shows why)".to_string()
+        } else {
+            "profile missing".to_string()
+        }
+    }))
+}
+
 /// Whether the container still matches its profile: what `up` would change.
-async fn drift(
-    engine: &DockerEngine,
+fn drift(
     c: &Observed,
+    profile: Option<&Result<Profile, String>>,
+    facts: &HostFacts,
     managed: &[Observed],
-    global: &Global,
 ) -> String {
-    let Some(path) = c.labels.get(label::PROFILE) else {
-        return "unknown (no profile label)".into();
+    let profile = match profile {
+        None => return "unknown (no profile label)".into(),
+        Some(Err(why)) => return why.clone(),
+        Some(Ok(p)) => p,
     };
-    let profile = match profile::load(std::path::Path::new(path)) {
-        Ok(p) => p,
-        Err(_) if !std::path::Path::new(path).exists() => return "profile missing".into(),
-        Err(_) => return "profile invalid (launch check shows why)".into(),
+    let resolved = match launch::host::resolve_profile(profile, facts, managed) {
+        Ok(r) => r,
+        Err(e) => return format!("unknown ({e})"),
     };
-    let resolved =
-        match crate::snapshot::resolve_profile(&profile, global, Some(engine), managed).await {
-            Ok(r) => r,
-            Err(e) => return format!("unknown ({e})"),
-        };
     if c.labels.get(label::SPEC_HASH) == Some(&resolved.spec.hash()) {
         return "in sync".into();
     }

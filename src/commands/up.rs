@@ -3,53 +3,80 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Target, connect, report_invalid, runtime, targets};
+use super::{
+    Target, connect, probe_host, report_invalid, runtime, shown, targets, with_engine_facts,
+};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, State};
-use crate::error::{Error, Result, exit};
-use crate::profile::PullPolicy;
-use crate::reconcile::{self, Action, Options, Outcome, plan::short};
+use launch::engine::{Engine, State};
+use launch::error::{Error, Result};
+use launch::exit::Exit;
+use launch::profile::PullPolicy;
+use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
 
-pub fn run(args: &UpArgs, global: &Global) -> Result<i32> {
+pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
     let targets = targets(&args.profiles)?;
     let options = Options {
         no_recreate: args.no_recreate,
         force_recreate: args.force_recreate,
+        pull: args.pull.map(|p| match p {
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Always => PullPolicy::Always,
+            PullArg::Never => PullPolicy::Never,
+        }),
     };
-    let pull = args.pull.map(|p| match p {
-        PullArg::Missing => PullPolicy::Missing,
-        PullArg::Always => PullPolicy::Always,
-        PullArg::Never => PullPolicy::Never,
-    });
+    // Invalid profiles are reported first, whether or not an engine answers.
+    let mut exit = Exit::Ok;
+    let mut valid = Vec::new();
+    for t in &targets {
+        match &t.loaded {
+            Ok(p) => valid.push((t, p)),
+            Err(_) => exit = exit.worst(report_invalid(t, global)),
+        }
+    }
+    if valid.is_empty() {
+        return Ok(exit);
+    }
+    let (facts, needs) = probe_host(global, valid.iter().map(|(_, p)| *p));
+    let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {
-        let engine = connect(global).await?;
-        let runs = targets.iter().map(|t| async {
-            let profile = t.loaded.as_ref().ok()?;
-            let outcome = reconcile::up(&engine, profile, global, options, pull).await;
-            Some(match outcome {
+        let engine = match connect(global).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                for (t, _) in &valid {
+                    exit = exit.worst(report_error(t, &e, global));
+                }
+                return Ok(exit);
+            }
+        };
+        let facts = with_engine_facts(facts, needs, Some(&engine)).await;
+        let cx = Context {
+            engine: &engine,
+            host: &facts,
+            locks: &locks,
+        };
+        let runs = valid.iter().map(|(_, profile)| async {
+            match reconcile::up(&cx, profile, options).await {
                 Ok(o) if args.wait => wait_until_ready(&engine, &o.name, args.wait_timeout)
                     .await
                     .map(|()| o),
                 other => other,
-            })
+            }
         });
         let results = join_all(runs).await;
-        let mut code = exit::OK;
-        for (target, result) in targets.iter().zip(results) {
+        for ((target, _), result) in valid.iter().zip(results) {
             let this = match result {
-                None => report_invalid(target, global),
-                Some(Ok(outcome)) => {
+                Ok(outcome) => {
                     report(target, &outcome, global);
-                    exit::OK
+                    Exit::Ok
                 }
-                Some(Err(e)) => report_error(target, &e, global),
+                Err(e) => report_error(target, &e, global),
             };
-            code = code.max(this);
+            exit = exit.worst(this);
         }
-        Ok(code)
+        Ok(exit)
     })
 }
 
@@ -58,7 +85,7 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
         println!(
             "{}",
             json!({
-                "profile": target.path,
+                "profile": shown(&target.path),
                 "name": o.name,
                 "action": o.action.name(),
                 "id": o.id,
@@ -99,8 +126,8 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
     }
 }
 
-/// Prints a failed run; returns its exit code.
-pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
+/// Prints a failed run; returns how it exits.
+pub fn report_error(target: &Target, e: &Error, global: &Global) -> Exit {
     let name = target
         .loaded
         .as_ref()
@@ -109,7 +136,7 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
     if global.json {
         println!(
             "{}",
-            json!({ "profile": target.path, "name": name, "action": "error", "error": e.to_string(), "exit_code": e.exit_code() })
+            json!({ "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(), "exit_code": e.exit().code() })
         );
     } else {
         match e {
@@ -117,7 +144,7 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> i32 {
             _ => eprintln!("error: {name}: {e}"),
         }
     }
-    e.exit_code()
+    e.exit()
 }
 
 /// `--wait`: polls until the container runs (and is healthy, if it has a

@@ -19,7 +19,7 @@ use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError, Facts, Observed, Result, State, auth, progress};
-use crate::spec::{ContainerSpec, label};
+use crate::spec::{self, ContainerSpec, label};
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -29,8 +29,10 @@ pub struct DockerEngine {
 
 impl DockerEngine {
     /// Connects to `host`, else `DOCKER_HOST`, else the local socket, and
-    /// agrees on an API version with it.
-    pub async fn connect(host: Option<&str>) -> Result<DockerEngine> {
+    /// agrees on an API version with it. An engine that does not answer
+    /// within `timeout` is unreachable: a socket that accepts and then stays
+    /// silent must not stall a cron run.
+    pub async fn connect(host: Option<&str>, timeout: std::time::Duration) -> Result<DockerEngine> {
         let address = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
@@ -43,9 +45,18 @@ impl DockerEngine {
         // bollard speaks; an older daemon answers with its maximum, and we
         // reconnect at that. (bollard's negotiate_version asks /version,
         // which takes a daemon several milliseconds: most of a no-op run.)
+        let silent = || {
+            unreachable(format!(
+                "no answer within {}s (--timeout)",
+                timeout.as_secs_f64()
+            ))
+        };
+        let ping = |docker: Docker| async move {
+            tokio::time::timeout(timeout, async { docker.ping().await.map(|_| docker) }).await
+        };
         let docker = open(&address, API_DEFAULT_VERSION).map_err(|e| unreachable(describe(&e)))?;
-        let docker = match docker.ping().await {
-            Ok(_) => docker,
+        let docker = match ping(docker).await.map_err(|_| silent())? {
+            Ok(docker) => docker,
             Err(BollardError::DockerResponseServerError {
                 status_code: 400,
                 message,
@@ -53,8 +64,10 @@ impl DockerEngine {
                 let version =
                     max_api_version(&message).ok_or_else(|| unreachable(message.clone()))?;
                 let docker = open(&address, &version).map_err(|e| unreachable(describe(&e)))?;
-                docker.ping().await.map_err(|e| unreachable(describe(&e)))?;
-                docker
+                ping(docker)
+                    .await
+                    .map_err(|_| silent())?
+                    .map_err(|e| unreachable(describe(&e)))?
             }
             Err(e) => return Err(unreachable(describe(&e))),
         };
@@ -385,10 +398,10 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
                 .map(|m| Mount {
                     target: Some(m.target.clone()),
                     source: m.source.clone(),
-                    typ: Some(match m.kind.as_str() {
-                        "volume" => MountType::VOLUME,
-                        "tmpfs" => MountType::TMPFS,
-                        _ => MountType::BIND,
+                    typ: Some(match m.kind {
+                        spec::MountType::Volume => MountType::VOLUME,
+                        spec::MountType::Tmpfs => MountType::TMPFS,
+                        spec::MountType::Bind => MountType::BIND,
                     }),
                     read_only: Some(m.read_only),
                     ..Default::default()
@@ -440,11 +453,11 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         nano_cpus: spec.nano_cpus,
         cpuset_cpus: spec.cpuset_cpus.clone(),
         restart_policy: spec.restart.as_ref().map(|r| RestartPolicy {
-            name: Some(match r.name.as_str() {
-                "always" => RestartPolicyNameEnum::ALWAYS,
-                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-                _ => RestartPolicyNameEnum::NO,
+            name: Some(match r.name {
+                spec::RestartName::Always => RestartPolicyNameEnum::ALWAYS,
+                spec::RestartName::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+                spec::RestartName::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+                spec::RestartName::No => RestartPolicyNameEnum::NO,
             }),
             maximum_retry_count: r.max_retries.map(i64::from),
         }),

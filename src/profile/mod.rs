@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use ports::PortBinding;
+pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
 pub use source::{SourceMap, Span};
 pub use volumes::{Mount, MountKind};

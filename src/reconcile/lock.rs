@@ -1,9 +1,16 @@
 //! Advisory file locks, so two `launch` runs (two cron jobs in the same
 //! minute) never work on the same container at once.
+//!
+//! Lock files live in a folder only the invoking user can write (`/run/launch`
+//! for root, `$XDG_RUNTIME_DIR/launch` otherwise): in a world-writable folder
+//! any local user could hold them and stall root's cron runs. Waits are
+//! bounded, and a timeout names the process that holds the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -12,50 +19,155 @@ pub struct Lock {
     _file: File,
 }
 
-/// Where lock files live: `LAUNCH_LOCK_DIR`, else a shared folder in /tmp.
-fn dir() -> PathBuf {
-    std::env::var_os("LAUNCH_LOCK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("launch-locks"))
+/// Where locks live and how long to wait for one.
+#[derive(Debug, Clone)]
+pub struct Locks {
+    pub dir: PathBuf,
+    pub timeout: Duration,
 }
 
-/// Waits for the lock named `key` (a container name, or `gpu-allocation`).
-/// Polls instead of blocking so that the other profiles of a folder, applied
-/// concurrently on the same thread, keep going meanwhile.
-pub async fn acquire(key: &str) -> Result<Lock> {
-    let dir = dir();
-    let io = |e: std::io::Error| Error::Io(format!("lock folder {}: {e}", dir.display()));
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        // Shared by every user who runs launch, like /tmp itself.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+impl Locks {
+    /// `LAUNCH_LOCK_DIR` if set, else `/run/launch` for root and
+    /// `$XDG_RUNTIME_DIR/launch` (or a per-user folder in /tmp) for others.
+    pub fn default_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("LAUNCH_LOCK_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        if uid == 0 {
+            return PathBuf::from("/run/launch");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("launch"),
+            None => std::env::temp_dir().join(format!("launch-{uid}")),
         }
     }
-    let path = dir.join(format!("{key}.lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    let mut waited = Duration::ZERO;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(Lock { _file: file }),
-            Err(TryLockError::WouldBlock) => {
-                if waited == Duration::from_secs(5) {
-                    tracing::info!(
-                        "waiting for another launch run on {key} (lock {})",
-                        path.display()
-                    );
+
+    /// Waits (at most `timeout`) for the lock named `key`: a container name,
+    /// or `gpu-allocation`. Polls instead of blocking so that the other
+    /// profiles of a folder, applied concurrently on the same thread, keep
+    /// going meanwhile.
+    pub async fn acquire(&self, key: &str) -> Result<Lock> {
+        let path = self.dir.join(format!("{key}.lock"));
+        let mut file = self.open(&path)?;
+        let start = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    // Say who holds it, for whoever waits next.
+                    let _ = file.set_len(0);
+                    let _ = file.rewind();
+                    let _ = write!(file, "{}", std::process::id());
+                    return Ok(Lock { _file: file });
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                waited += Duration::from_millis(50);
+                Err(TryLockError::WouldBlock) => {
+                    let waited = start.elapsed();
+                    if waited >= self.timeout {
+                        return Err(Error::LockTimeout {
+                            key: key.to_string(),
+                            path: path.display().to_string(),
+                            holder: holder(&mut file),
+                            waited: self.timeout,
+                        });
+                    }
+                    if !told && waited >= Duration::from_secs(5) {
+                        told = true;
+                        tracing::info!(
+                            "waiting for another launch run on {key} (lock {}, held by pid {})",
+                            path.display(),
+                            holder(&mut file).unwrap_or_else(|| "?".into())
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(TryLockError::Error(e)) => return Err(io(&path, e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
     }
+
+    /// Opens (or creates) a lock file, refusing one that another user
+    /// could have planted: a symlink, or a file or folder not owned by us.
+    fn open(&self, path: &Path) -> Result<File> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        self.ensure_dir(uid)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            // A symlink planted in place of the lock file is not followed.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    Error::Io(format!(
+                        "lock file {} is a symlink; launch refuses it (remove it)",
+                        path.display()
+                    ))
+                } else {
+                    io(path, e)
+                }
+            })?;
+        let meta = file.metadata().map_err(|e| io(path, e))?;
+        if !meta.is_file() || meta.uid() != uid {
+            return Err(Error::Io(format!(
+                "lock file {} is not a regular file owned by uid {uid}; launch refuses it (remove it)",
+                path.display()
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Creates the lock folder (mode 0700) or checks that only we can write it.
+    fn ensure_dir(&self, uid: u32) -> Result<()> {
+        let dir = &self.dir;
+        match std::fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| io(dir, e))?;
+                Ok(())
+            }
+            Err(e) => Err(io(dir, e)),
+            Ok(meta) => {
+                let writable_by_others = meta.permissions().mode() & 0o022 != 0;
+                if !meta.is_dir() || meta.uid() != uid || writable_by_others {
+                    return Err(Error::Io(format!(
+                        "lock folder {} must be a folder owned by uid {uid} that only it can write \
+                         (found {}, owner uid {}, mode {:o}); other users could hold launch's locks there",
+                        dir.display(),
+                        if meta.file_type().is_symlink() {
+                            "a symlink"
+                        } else if meta.is_dir() {
+                            "a folder"
+                        } else {
+                            "a file"
+                        },
+                        meta.uid(),
+                        meta.permissions().mode() & 0o7777
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The pid written in a lock file by the run that holds it.
+fn holder(file: &mut File) -> Option<String> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.take(32).read_to_string(&mut text).ok()?;
+    let pid = text.trim();
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(format!("lock {}: {e}", path.display()))
 }

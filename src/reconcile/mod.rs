@@ -1,4 +1,4 @@
-//! Reconcile: make the engine match a profile (DESIGN.md §5). `plan` decides
+//! Reconcile: make the engine match a profile (docs/architecture.md, reconcile). `plan` decides
 //! (pure), `apply` acts; `up` runs both for one profile under its lock.
 
 pub mod apply;
@@ -6,14 +6,22 @@ pub mod diff;
 pub mod lock;
 pub mod plan;
 
-use crate::cli::Global;
 use crate::engine::{Engine, EngineError, Observed};
 use crate::error::{Error, Result};
+use crate::host::{self, HostFacts};
 use crate::profile::{GpuSelection, Profile, PullPolicy};
 use crate::resolve::Resolved;
-use crate::snapshot;
 
+pub use lock::Locks;
 pub use plan::{Action, Options};
+
+/// What one run works with: the engine, the host's facts (gathered once
+/// for the whole run) and where its locks live.
+pub struct Context<'a, E> {
+    pub engine: &'a E,
+    pub host: &'a HostFacts,
+    pub locks: &'a Locks,
+}
 
 /// What `up` did to one profile's container.
 #[derive(Debug, Clone)]
@@ -37,12 +45,11 @@ pub struct Preview {
 
 /// Looks at the engine and the host and decides, without changing anything.
 pub async fn preview<E: Engine>(
-    engine: &E,
+    cx: &Context<'_, E>,
     profile: &Profile,
-    global: &Global,
     options: Options,
-    pull: Option<PullPolicy>,
 ) -> Result<Preview> {
+    let engine = cx.engine;
     let observed = engine.find(&profile.name).await?;
     // Other containers matter only to a count selection (which GPUs are
     // held) and to keeping its choice; skip the listing otherwise, so a
@@ -55,8 +62,15 @@ pub async fn preview<E: Engine>(
     } else {
         Vec::new()
     };
-    let resolved = snapshot::resolve_profile(profile, global, Some(engine), &managed).await?;
-    let policy = pull.unwrap_or(profile.pull);
+    let mut managed = managed;
+    // Its own container tells which GPUs a count selection keeps.
+    if let Some(own) = observed.as_ref().filter(|o| o.is_managed())
+        && !managed.iter().any(|c| c.id == own.id)
+    {
+        managed.push(own.clone());
+    }
+    let resolved = host::resolve_profile(profile, cx.host, &managed)?;
+    let policy = options.pull.unwrap_or(profile.pull);
     let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);
     // The image matters when a container is to be made, or when a pull may
     // move the tag; an up-to-date container needs no image lookup.
@@ -91,17 +105,16 @@ pub async fn preview<E: Engine>(
 
 /// `launch up` for one profile.
 pub async fn up<E: Engine>(
-    engine: &E,
+    cx: &Context<'_, E>,
     profile: &Profile,
-    global: &Global,
     options: Options,
-    pull: Option<PullPolicy>,
 ) -> Result<Outcome> {
-    let _lock = lock::acquire(&profile.name).await?;
+    let engine = cx.engine;
+    let _lock = cx.locks.acquire(&profile.name).await?;
     // A count selection reads which GPUs are free and then takes some: no
     // other run may choose in between.
     let _gpus = match profile.gpus.as_ref().map(|g| &g.selection) {
-        Some(GpuSelection::Count(_)) => Some(lock::acquire("gpu-allocation").await?),
+        Some(GpuSelection::Count(_)) => Some(cx.locks.acquire("gpu-allocation").await?),
         _ => None,
     };
     let Preview {
@@ -110,7 +123,7 @@ pub async fn up<E: Engine>(
         pull,
         observed,
         mut image_id,
-    } = preview(engine, profile, global, options, pull).await?;
+    } = preview(cx, profile, options).await?;
     // A foreign container is refused before anything is pulled.
     if let Action::Refuse(reason) = &plan.action {
         return Err(Error::Refused(reason.clone()));

@@ -1,7 +1,8 @@
 //! plan: the desired spec against what the engine reports → what to do
-//! (DESIGN.md §5). Pure.
+//! (docs/architecture.md, reconcile). Pure.
 
 use crate::engine::{Observed, State};
+use crate::profile::PullPolicy;
 use crate::spec::{ContainerSpec, label};
 
 use super::diff::{self, Change};
@@ -51,6 +52,8 @@ pub struct Options {
     pub no_recreate: bool,
     /// Recreate even when nothing changed.
     pub force_recreate: bool,
+    /// Overrides the profiles' `pull` policy.
+    pub pull: Option<PullPolicy>,
 }
 
 /// `image_id`: the id of the image the spec names, as the engine has it now

@@ -17,7 +17,7 @@ pub struct Inventory {
 }
 
 /// Why NVML gave no inventory; each says what to do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NvmlFailure {
     #[error(
         "no NVIDIA driver: {lib} could not be loaded ({reason}); install the driver, or point --nvml-lib at libnvidia-ml.so.1"

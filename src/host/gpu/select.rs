@@ -189,7 +189,7 @@ fn list<'a>(gpus: impl Iterator<Item = &'a Gpu>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::{DeviceNodes, DriverFiles, GpuProcess};
+    use crate::host::gpu::{DeviceNodes, DriverFiles, GpuProcess};
 
     fn host(n: u32) -> GpuHost {
         GpuHost {

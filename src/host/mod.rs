@@ -1,0 +1,179 @@
+//! The host as one run sees it: gathered once, before the profiles are
+//! resolved, so a run over 16 profiles probes NVML, the device nodes, the
+//! driver files, the toolkit and the CDI specs once, not 16 times. All
+//! effects live here; `resolve` stays pure.
+
+pub mod gpu;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::{Engine, Facts, Observed};
+use crate::error::{Error, Result};
+use crate::profile::{self, Diagnostics, GpuMode, GpuSelection, Profile};
+use crate::resolve::{self, Host, ResolveError, Resolved, ToolkitFacts};
+use gpu::GpuHost;
+use gpu::nvml::NvmlFailure;
+use gpu::select::Held;
+
+pub use gpu::Roots;
+
+const TOOLKIT_HOOK: &str = "nvidia-container-runtime-hook";
+const CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
+
+/// What a run needs to know of the host, decided from its profiles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Some profile asks for GPUs: probe NVML, nodes and driver files.
+    pub gpus: bool,
+    /// Some profile leaves the GPU mode to `auto`: ask the engine which
+    /// runtimes it has (`docker info`). An explicit mode needs no engine facts.
+    pub engine_facts: bool,
+    /// Some profile picks GPUs by count: which GPUs other containers hold.
+    pub held_gpus: bool,
+}
+
+impl Needs {
+    pub fn of<'a>(profiles: impl IntoIterator<Item = &'a Profile>) -> Needs {
+        let mut needs = Needs::default();
+        for gpus in profiles.into_iter().filter_map(|p| p.gpus.as_ref()) {
+            needs.gpus = true;
+            needs.engine_facts |= gpus.mode == GpuMode::Auto;
+            needs.held_gpus |= matches!(gpus.selection, GpuSelection::Count(_));
+        }
+        needs
+    }
+}
+
+/// The facts of one run. GPU facts are `None` when no profile asked for GPUs.
+#[derive(Debug, Default)]
+pub struct HostFacts {
+    pub gpus: Option<std::result::Result<GpuHost, NvmlFailure>>,
+    pub toolkit: ToolkitFacts,
+}
+
+impl HostFacts {
+    /// Probes what `needs` asks for on the local host: NVML, device nodes,
+    /// driver files, the toolkit's hook and CDI specs. Blocking: call it
+    /// before the async runtime starts (or from `spawn_blocking`).
+    pub fn probe(roots: &Roots, needs: Needs) -> HostFacts {
+        if !needs.gpus {
+            return HostFacts::default();
+        }
+        HostFacts {
+            gpus: Some(GpuHost::probe(roots)),
+            toolkit: ToolkitFacts {
+                toolkit_hook: find_on_path(TOOLKIT_HOOK),
+                nvidia_cdi_spec: nvidia_cdi_spec(),
+                ..ToolkitFacts::default()
+            },
+        }
+    }
+
+    /// Adds what the engine says (`docker info`), for `auto` mode; `None`
+    /// when no engine answered.
+    pub fn with_engine(mut self, facts: Option<&Facts>) -> HostFacts {
+        if let Some(f) = facts {
+            self.toolkit.engine_reachable = true;
+            self.toolkit.runtimes = f.runtimes.clone();
+            self.toolkit.engine_cdi = !f.cdi_spec_dirs.is_empty();
+        }
+        self
+    }
+}
+
+/// Asks the engine for its facts when `needs` says so; a failure to answer
+/// leaves them unknown (auto then says so), it does not fail the run.
+pub async fn engine_facts<E: Engine>(engine: Option<&E>, needs: Needs) -> Option<Facts> {
+    if !needs.engine_facts {
+        return None;
+    }
+    match engine?.facts().await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!("the engine's runtimes are unknown ({e}); `auto` chooses without them");
+            None
+        }
+    }
+}
+
+/// GPUs held by launch containers (other than `except`), from their labels.
+pub fn held_gpus(managed: &[Observed], except: Option<&str>) -> Held {
+    managed
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != except)
+        .flat_map(|c| c.gpus().into_iter().map(|u| (u, c.name.clone())))
+        .collect()
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A CDI spec that defines `nvidia.com/gpu`, as `nvidia-ctk cdi generate` writes.
+fn nvidia_cdi_spec() -> Option<PathBuf> {
+    CDI_DIRS
+        .iter()
+        .flat_map(|d| std::fs::read_dir(Path::new(d)).into_iter().flatten())
+        .flatten()
+        .find_map(|entry| {
+            let path = entry.path();
+            let meta = entry.metadata().ok()?;
+            // Only small regular files: a FIFO or a huge file must not stall a run.
+            if !meta.is_file() || meta.len() > 1 << 20 {
+                return None;
+            }
+            let text = std::fs::read_to_string(&path).ok()?;
+            text.contains("nvidia.com/gpu").then_some(path)
+        })
+}
+
+/// Resolves a loaded profile against the run's host facts: its bind
+/// sources, then the pure resolve. `managed` are the engine's launch
+/// containers, as far as the profile needs them (its own, for a count
+/// selection all of them).
+pub fn resolve_profile(
+    profile: &Profile,
+    facts: &HostFacts,
+    managed: &[Observed],
+) -> Result<Resolved> {
+    let missing = resolve::check_bind_sources(profile, |p| p.exists());
+    if !missing.is_empty() {
+        return Err(located(profile, missing));
+    }
+    let gpus = match (&profile.gpus, &facts.gpus) {
+        (None, _) => None,
+        (Some(_), Some(Ok(host))) => Some(host),
+        (Some(_), Some(Err(e))) => return Err(Error::Nvml(e.clone())),
+        (Some(_), None) => {
+            return Err(Error::Host(
+                "internal: the profile asks for GPUs, but the host's GPUs were not probed".into(),
+            ));
+        }
+    };
+    let host = Host {
+        gpus,
+        toolkit: &facts.toolkit,
+        held: held_gpus(managed, Some(&profile.name)),
+        previous: managed
+            .iter()
+            .find(|c| c.name == profile.name)
+            .map(Observed::gpus),
+    };
+    resolve::resolve(profile, &host).map_err(|e| match e {
+        ResolveError::Profile(items) => located(profile, items),
+        ResolveError::NotEnoughFree(report) => Error::NotEnoughGpus(report),
+        ResolveError::Host(message) => Error::Host(message),
+    })
+}
+
+/// Errors found against the host, shown in the profile's source.
+fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
+    Error::Profile(Diagnostics {
+        sources: Arc::clone(&profile.sources),
+        items,
+    })
+}
