@@ -1,0 +1,430 @@
+//! launch as cron runs it: as root, unattended, over folders of profiles
+//! many people write. Whatever one profile or the engine does, the run ends,
+//! says why, and exits with the most severe code of what it saw.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::cli::{Launch, Output, Profiles};
+use support::docker::{Scratch, available, docker, try_docker};
+use support::fake_gpu::{FakeGpu, FakeGpuHost};
+
+/// An engine address where nothing listens.
+const NO_ENGINE: &str = "unix:///nonexistent/launch-test/docker.sock";
+
+/// A profile file name that is not UTF-8 (Latin-1 "café").
+fn non_utf8_name() -> &'static OsStr {
+    OsStr::from_bytes(b"caf\xe9.toml")
+}
+
+/// `launch` with its lock files in `dir` (removed with the test's temp folder).
+fn launch(locks: &Path) -> Launch {
+    Launch::new().env("LAUNCH_LOCK_DIR", locks)
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{}", out.stdout))
+        })
+        .collect()
+}
+
+/// A private lock folder inside the profiles' temp folder.
+fn lock_dir(profiles: &Profiles) -> PathBuf {
+    let dir = profiles.path().join(".locks");
+    std::fs::create_dir_all(&dir).expect("mkdir locks");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+fn busybox_profile(image: &str, name: &str) -> String {
+    format!(
+        "image = {image:?}\nname = {name:?}\npull = \"never\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = 0\n"
+    )
+}
+
+// ---- paths that are not UTF-8 -------------------------------------------------
+
+#[test]
+fn check_and_render_json_show_a_path_that_is_not_utf8_lossily() {
+    let profiles = Profiles::new();
+    let path = profiles.path().join(non_utf8_name());
+    std::fs::write(&path, "image = \"busybox\"\nname = \"cafe\"\n").expect("write");
+
+    // The cron form over a folder, and the file itself.
+    for target in [profiles.path(), path.as_path()] {
+        let out = Launch::new()
+            .args(["--json", "check"])
+            .arg(target)
+            .run()
+            .code(0);
+        let lines = json_lines(&out);
+        assert_eq!(lines.len(), 1, "{}", out.stdout);
+        assert!(
+            lines[0]["profile"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("caf\u{FFFD}.toml")),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(lines[0]["valid"], true);
+    }
+
+    let out = Launch::new()
+        .args(["render", "--format", "json"])
+        .arg(&path)
+        .run()
+        .code(0);
+    let rendered: Value = serde_json::from_str(&out.stdout).expect("render prints JSON");
+    assert!(
+        rendered["profile"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("caf\u{FFFD}.toml")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(rendered["spec"]["name"], "cafe");
+}
+
+#[test]
+fn up_and_plan_json_over_a_folder_with_a_path_that_is_not_utf8_do_not_crash() {
+    if !available("up_and_plan_json_over_a_folder_with_a_path_that_is_not_utf8_do_not_crash") {
+        return;
+    }
+    let scratch = Scratch::new("non-utf8");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("cafe");
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    std::fs::write(
+        profiles.path().join(non_utf8_name()),
+        busybox_profile(&image, &name),
+    )
+    .expect("write");
+
+    let plan = launch(&locks)
+        .args(["plan", "--json"])
+        .arg(profiles.path())
+        .run()
+        .code(4);
+    assert_eq!(json_lines(&plan)[0]["action"], "create", "{}", plan.stdout);
+
+    let up = launch(&locks)
+        .args(["up", "--json"])
+        .arg(profiles.path())
+        .run()
+        .code(0);
+    let line = &json_lines(&up)[0];
+    assert_eq!(line["action"], "create", "{}", up.stdout);
+    assert!(
+        line["profile"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("caf\u{FFFD}.toml")),
+        "{}",
+        up.stdout
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &name]),
+        "running"
+    );
+}
+
+// ---- exit codes by severity ---------------------------------------------------
+
+/// A folder with one invalid profile and one that `plan` would create.
+fn invalid_and_new(profiles: &Profiles, image: &str, name: &str) {
+    profiles.write("bad.toml", "image = \"busybox\"\nshm_size = \"lots\"\n");
+    profiles.write("good.toml", &busybox_profile(image, name));
+}
+
+#[test]
+fn plan_over_a_folder_with_an_invalid_profile_and_a_change_exits_2_not_4() {
+    if !available("plan_over_a_folder_with_an_invalid_profile_and_a_change_exits_2_not_4") {
+        return;
+    }
+    let scratch = Scratch::new("severity");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("good");
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    invalid_and_new(&profiles, &image, &name);
+
+    let out = launch(&locks)
+        .arg("plan")
+        .arg(profiles.path())
+        .run()
+        .code(2);
+    assert!(
+        out.stdout.contains(&format!("{name}: create and start")),
+        "the good profile is still planned:\n{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("bad.toml:2:"), "{}", out.stderr);
+}
+
+#[test]
+fn up_and_plan_show_the_profile_errors_even_when_no_engine_answers() {
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    invalid_and_new(&profiles, "busybox", "good-one");
+    for command in ["up", "plan"] {
+        let out = launch(&locks)
+            .args([command, "--host", NO_ENGINE])
+            .arg(profiles.path())
+            .run()
+            .code(2);
+        assert!(
+            out.stderr.contains("bad.toml:2:") && out.stderr.contains("lots"),
+            "{command}: the invalid profile's error is shown:\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("/nonexistent/launch-test/docker.sock"),
+            "{command}: the good profile says the engine is unreachable:\n{}",
+            out.stderr
+        );
+    }
+    // Alone, the invalid profile is exit 2 too, with its error.
+    let out = launch(&locks)
+        .args(["up", "--host", NO_ENGINE])
+        .arg(profiles.path().join("bad.toml"))
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("bad.toml:2:"), "{}", out.stderr);
+}
+
+// ---- bounded waits ------------------------------------------------------------
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers.
+fn silent_engine() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let address = format!("tcp://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+#[test]
+fn an_engine_that_accepts_but_never_answers_is_unreachable_after_the_timeout() {
+    let engine = silent_engine();
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    let path = profiles.write("app.toml", "image = \"busybox\"\n");
+    let started = Instant::now();
+    let out = launch(&locks)
+        .args(["up", "--timeout", "1", "--host", &engine])
+        .arg(&path)
+        .run()
+        .code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let address = engine.trim_start_matches("tcp://");
+    assert!(
+        out.stderr.contains(address) && out.stderr.contains("no answer within 1s"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn render_goes_on_without_an_engine_that_never_answers_and_says_so() {
+    let engine = silent_engine();
+    let host = FakeGpuHost::builder()
+        .gpu(FakeGpu {
+            uuid: format!("GPU-{:08x}-0000-4000-8000-00000000a11e", std::process::id()),
+            ..FakeGpu::new(0)
+        })
+        .build();
+    let profiles = Profiles::new();
+    let path = profiles.write("gpu.toml", "image = \"busybox\"\ngpus = [0]\n");
+    let out = Launch::new()
+        .args([
+            "render",
+            "--format",
+            "json",
+            "--timeout",
+            "1",
+            "--host",
+            &engine,
+        ])
+        .args(host.args())
+        .arg(&path)
+        .run()
+        .code(0);
+    let rendered: Value = serde_json::from_str(&out.stdout).expect("render prints JSON");
+    assert_eq!(rendered["gpu_mode"], "devices", "{}", out.stdout);
+    assert!(
+        rendered["gpu_mode_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no engine answered")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(engine.trim_start_matches("tcp://")),
+        "the warning names the engine:\n{}",
+        out.stderr
+    );
+}
+
+/// `flock FILE sleep 60`: another process holding a lock file, as a
+/// concurrent launch run would. Killed (by its pid) on drop.
+struct Holder(Child);
+
+impl Holder {
+    fn hold(file: &Path) -> Holder {
+        let child = Command::new("flock")
+            .arg(file)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("flock (util-linux) runs");
+        // Until it holds the lock, a non-blocking flock succeeds.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new("flock")
+            .args(["-n"])
+            .arg(file)
+            .arg("true")
+            .status()
+            .expect("flock runs")
+            .success()
+        {
+            assert!(Instant::now() < deadline, "flock never took the lock");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_lock_held_past_the_lock_timeout_ends_the_run_naming_the_holder() {
+    if !available("a_lock_held_past_the_lock_timeout_ends_the_run_naming_the_holder") {
+        return;
+    }
+    let scratch = Scratch::new("lock-timeout");
+    let name = scratch.name("held");
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    let path = profiles.write("p.toml", &busybox_profile("busybox", &name));
+    let file = locks.join(format!("{name}.lock"));
+    let holder = Holder::hold(&file);
+    // A launch run writes its pid in the lock it holds.
+    std::fs::write(&file, holder.0.id().to_string()).expect("write pid");
+
+    let started = Instant::now();
+    let out = launch(&locks)
+        .args(["up", "--lock-timeout", "1"])
+        .arg(&path)
+        .run()
+        .code(1);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        out.stderr.contains(&format!("pid {}", holder.0.id())) && out.stderr.contains(&name),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(try_docker(&["inspect", &name]), None, "nothing was created");
+}
+
+#[test]
+fn lock_files_others_could_plant_are_refused() {
+    if !available("lock_files_others_could_plant_are_refused") {
+        return;
+    }
+    let scratch = Scratch::new("lock-planted");
+    let name = scratch.name("x");
+    let profiles = Profiles::new();
+    let path = profiles.write("p.toml", &busybox_profile("busybox", &name));
+
+    // A folder every user can write, like the old /tmp/launch-locks.
+    let shared = profiles.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let out = launch(&shared).arg("up").arg(&path).run().code(1);
+    assert!(
+        out.stderr.contains("only it can write") && out.stderr.contains("mode 1777"),
+        "{}",
+        out.stderr
+    );
+
+    // A lock file that is a symlink to somewhere else.
+    let locks = lock_dir(&profiles);
+    let target = profiles.path().join("elsewhere");
+    std::fs::write(&target, "").expect("write");
+    std::os::unix::fs::symlink(&target, locks.join(format!("{name}.lock"))).expect("symlink");
+    let out = launch(&locks).arg("up").arg(&path).run().code(1);
+    assert!(out.stderr.contains("symlink"), "{}", out.stderr);
+    assert_eq!(try_docker(&["inspect", &name]), None, "nothing was created");
+}
+
+// ---- render's docker run line -------------------------------------------------
+
+#[test]
+fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
+    if !available("a_rendered_mount_target_with_a_comma_cannot_bind_another_source") {
+        return;
+    }
+    let scratch = Scratch::new("render-csv");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("ctr");
+    let profiles = Profiles::new();
+    let data = profiles.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir data");
+    let path = profiles.write(
+        "p.toml",
+        &format!(
+            "{}volumes = [{{ type = \"bind\", source = \"./data\", target = \"/x,source=/etc\", read_only = true }}]\n",
+            busybox_profile(&image, &name)
+        ),
+    );
+    let line = Launch::new()
+        .args(["render", "--format", "docker-run"])
+        .arg(&path)
+        .run()
+        .code(0)
+        .stdout;
+    let ran = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .expect("sh runs");
+    assert!(
+        ran.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let mounts: Value = serde_json::from_str(&docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.Mounts}}",
+        &name,
+    ]))
+    .expect("JSON");
+    assert_eq!(mounts.as_array().map(Vec::len), Some(1), "{mounts}");
+    assert_eq!(mounts[0]["Source"], data.display().to_string(), "{mounts}");
+    assert_eq!(mounts[0]["Target"], "/x,source=/etc", "{mounts}");
+}
