@@ -133,14 +133,14 @@ fn ld_cache_lookup(cache: &std::path::Path, soname: &str) -> Option<String> {
         .arg("-C")
         .arg(cache)
         .output()
-        .unwrap();
+        .expect("ldconfig runs");
     assert!(
         out.status.success(),
         "ldconfig -p: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
-        .unwrap()
+        .expect("ldconfig prints UTF-8")
         .lines()
         .filter_map(|l| l.trim().split_once(" => "))
         .find(|(lhs, _)| lhs.split_whitespace().next() == Some(soname))

@@ -120,10 +120,10 @@ impl Registry {
         child
             .stdin
             .take()
-            .unwrap()
+            .expect("docker login's stdin")
             .write_all(PASSWORD.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            .expect("write the password");
+        let out = child.wait_with_output().expect("docker login ends");
         assert!(
             out.status.success(),
             "docker login: {}",
