@@ -356,6 +356,54 @@ mod tests {
         );
     }
 
+    /// The enums serialize to the strings the fields held when they were
+    /// strings, so no running container's hash moves; ports sort as before.
+    #[test]
+    fn typed_fields_keep_their_canonical_json() {
+        let s = ContainerSpec {
+            schema: SCHEMA,
+            name: "t".into(),
+            image: "busybox".into(),
+            mounts: vec![Mount {
+                kind: MountType::Tmpfs,
+                source: None,
+                target: "/scratch".into(),
+                read_only: false,
+            }],
+            ports: {
+                let mut ports =
+                    [Protocol::Udp, Protocol::Tcp, Protocol::Sctp].map(|protocol| Port {
+                        container_port: 53,
+                        protocol,
+                        host_ip: None,
+                        host_port: None,
+                    });
+                ports.sort();
+                ports.to_vec()
+            },
+            restart: Some(Restart {
+                name: RestartName::UnlessStopped,
+                max_retries: None,
+            }),
+            gpu: Some(GpuAssignment {
+                mode: InjectionMode::Devices,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.canonical_json(),
+            concat!(
+                r#"{"gpu":{"driver_version":"","mode":"devices"},"image":"busybox","#,
+                r#""mounts":[{"target":"/scratch","type":"tmpfs"}],"name":"t","#,
+                r#""ports":[{"container_port":53,"protocol":"sctp"},{"container_port":53,"protocol":"tcp"},"#,
+                r#"{"container_port":53,"protocol":"udp"}],"#,
+                r#""restart":{"name":"unless-stopped"},"schema":1}"#
+            )
+        );
+        assert_eq!(ContainerSpec::from_label(&s.canonical_json()), Some(s));
+    }
+
     #[test]
     fn the_hash_changes_with_the_driver_version_and_the_gpus() {
         let base = gpu_spec();

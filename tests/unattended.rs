@@ -428,3 +428,55 @@ fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
     assert_eq!(mounts[0]["Source"], data.display().to_string(), "{mounts}");
     assert_eq!(mounts[0]["Target"], "/x,source=/etc", "{mounts}");
 }
+
+// ---- host facts once per run --------------------------------------------------
+
+#[test]
+fn a_folder_of_gpu_profiles_initialises_nvml_once() {
+    if !available("a_folder_of_gpu_profiles_initialises_nvml_once") {
+        return;
+    }
+    let scratch = Scratch::new("nvml-once");
+    let image = scratch.busybox_image("img", &[]);
+    let host = FakeGpuHost::builder()
+        .gpu(FakeGpu {
+            uuid: format!("GPU-{:08x}-0000-4000-8000-0000000000a0", std::process::id()),
+            ..FakeGpu::new(0)
+        })
+        .gpu(FakeGpu {
+            uuid: format!("GPU-{:08x}-0000-4000-8000-0000000000a1", std::process::id()),
+            ..FakeGpu::new(1)
+        })
+        .build();
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    for i in 0..4 {
+        let name = scratch.name(&format!("gpu{i}"));
+        profiles.write(
+            &format!("p{i}.toml"),
+            &format!(
+                "{}gpus = {{ devices = [{}], mode = \"devices\" }}\n",
+                busybox_profile(&image, &name),
+                i % 2
+            ),
+        );
+    }
+    let log = profiles.path().join("nvml.log");
+    let inits = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    for (command, code) in [("plan", 4), ("up", 0), ("up", 0)] {
+        let before = inits();
+        launch(&locks)
+            .env("FAKE_NVML_LOG", &log)
+            .arg(command)
+            .args(host.args())
+            .arg(profiles.path())
+            .run()
+            .code(code);
+        assert_eq!(inits() - before, 1, "`{command}` over 4 GPU profiles");
+    }
+}

@@ -177,3 +177,33 @@ fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
         items,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(profiles: &[&str]) -> Needs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let loaded: Vec<Profile> = profiles
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.path().join(format!("p{i}.toml"));
+                std::fs::write(&path, format!("image = \"busybox\"\n{text}\n")).expect("write");
+                crate::profile::load(&path).expect("a valid profile")
+            })
+            .collect();
+        Needs::of(&loaded)
+    }
+
+    #[test]
+    fn the_engine_is_asked_for_its_runtimes_only_for_auto_mode() {
+        assert_eq!(needs(&[""]), Needs::default(), "no GPUs, no probing");
+        let explicit = needs(&["gpus = { devices = [0], mode = \"devices\" }"]);
+        assert!(explicit.gpus && !explicit.engine_facts && !explicit.held_gpus);
+        let auto = needs(&["", "gpus = [0]"]);
+        assert!(auto.gpus && auto.engine_facts && !auto.held_gpus);
+        let count = needs(&["gpus = { count = 1, mode = \"cdi\" }"]);
+        assert!(count.gpus && !count.engine_facts && count.held_gpus);
+    }
+}

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- NVML ABI ---------------------------------------------------------- */
 
@@ -459,6 +460,16 @@ static int load_config(void)
 static nvmlReturn_t do_init(void)
 {
     nvmlReturn_t rc = NVML_SUCCESS;
+    /* Tests count how often a run initialises NVML (once per run, however
+       many profiles): one line per init in $FAKE_NVML_LOG. */
+    const char *log = getenv("FAKE_NVML_LOG");
+    if (log && *log) {
+        FILE *f = fopen(log, "a");
+        if (f) {
+            fprintf(f, "init %d\n", (int)getpid());
+            fclose(f);
+        }
+    }
     pthread_mutex_lock(&g_lock);
     if (g.refcount > 0) {
         g.refcount++;
