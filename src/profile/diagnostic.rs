@@ -165,6 +165,18 @@ pub fn did_you_mean<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -
         .map(|(_, k)| k)
 }
 
+/// "unknown X `v`", with the closest known value or the list.
+pub fn unknown(what: &str, value: &str, known: &[&str]) -> String {
+    match did_you_mean(value, known.iter().copied()) {
+        Some(near) => format!("unknown {what} `{value}`: did you mean `{near}`?"),
+        None if known.len() <= 8 => format!(
+            "unknown {what} `{value}`: expected one of {}",
+            known.join(", ")
+        ),
+        None => format!("unknown {what} `{value}`"),
+    }
+}
+
 /// Levenshtein distance; a handful of lines, so no crate for it.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

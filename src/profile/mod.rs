@@ -7,11 +7,17 @@
 
 mod devices;
 pub mod diagnostic;
+mod env;
 mod extends;
+mod gpus;
+pub mod image;
 mod interpolate;
 mod load;
+mod names;
 mod ports;
 pub mod raw;
+mod resources;
+mod security;
 pub mod source;
 mod validate;
 mod volumes;
@@ -22,6 +28,7 @@ use std::sync::Arc;
 
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use image::ImageRef;
 pub use ports::PortBinding;
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
 pub use source::{SourceMap, Span};

@@ -87,7 +87,7 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
     let source = match (kind, source) {
         (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir)?),
         (MountKind::Volume, Some(s)) => {
-            if !super::validate::is_docker_name(&s) {
+            if !super::names::is_docker_name(&s) {
                 return Err(format!(
                     "volume name `{s}` is not valid: use letters, digits, `_`, `.`, `-`; or start a host path with / or ./"
                 ));
