@@ -14,6 +14,27 @@ pub const GPU_CAPABILITIES: &[&str] = &[
     "compute", "compat32", "graphics", "utility", "video", "display", "ngx", "all",
 ];
 
+/// What a profile that reached for a GPU directly is told instead.
+pub const GPU_HELP: &str = "ask for GPUs with `gpus` (e.g. gpus = [0] or gpus = { count = 1 }): launch adds their device nodes and driver files, and records which container holds them";
+
+/// Whether a (normalised) container or device path is a GPU's: an NVIDIA
+/// device node, where launch puts the driver's files, or with `graphics` a
+/// DRM node.
+pub fn is_gpu_path(path: &str, graphics: bool) -> bool {
+    let under = |dir: &str| {
+        path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let node = path
+        .strip_prefix("/dev/")
+        .is_some_and(|name| name.starts_with("nvidia") && !name.contains('/'));
+    node || under("/dev/nvidia-caps")
+        || under("/usr/local/nvidia")
+        || (graphics && under("/dev/dri"))
+}
+
 pub fn gpus(c: &mut Checker, gpus: &Sp<Gpus>) -> Option<GpuRequest> {
     let span = gpus.span();
     let mut request = GpuRequest {

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use super::ImageRef;
 use super::diagnostic::{Diagnostic, unknown};
 use super::load::Read;
+use super::loader::Loader;
 use super::names::{container_name, hostname, namespace, network};
 use super::raw::{self, OneOrMany, Sp};
-use super::source::{SourceMap, Span};
+use super::source::Span;
 use super::{
     Healthcheck, Profile, PullPolicy, RecreatePolicy, RestartPolicy, devices, env, gpus, ports,
     resources, security, volumes,
@@ -20,14 +21,20 @@ use super::{
 /// Collects the problems of one profile while its values are checked.
 pub struct Checker<'a> {
     pub diags: &'a mut Vec<Diagnostic>,
-    pub sources: &'a SourceMap,
+    /// Reads the files values name (env files, seccomp profiles) and knows
+    /// every file read.
+    pub loader: &'a mut Loader,
 }
 
 impl Checker<'_> {
     /// The folder of the file a value was written in: relative paths in an
     /// extended profile are relative to that profile, not to the one extending it.
     pub fn dir_of(&self, span: &Span) -> PathBuf {
-        let file = self.sources.file_at(span.start).map(|f| f.path.as_path());
+        let file = self
+            .loader
+            .sources
+            .file_at(span.start)
+            .map(|f| f.path.as_path());
         let path = std::path::absolute(file.unwrap_or(Path::new("."))).unwrap_or_default();
         path.parent()
             .map(Path::to_path_buf)
@@ -74,12 +81,12 @@ impl Checker<'_> {
 pub fn validate(
     path: &Path,
     read: Read,
-    sources: &SourceMap,
+    loader: &mut Loader,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Profile> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let raw = read.raw;
-    let mut c = Checker { diags, sources };
+    let mut c = Checker { diags, loader };
     let start = read.whole.start..read.whole.start;
 
     let image = match &raw.image {
@@ -126,15 +133,15 @@ pub fn validate(
     let labels = labels(&mut c, &raw.labels);
     let gpus = raw.gpus.as_ref().and_then(|g| gpus::gpus(&mut c, g));
 
+    // `/dev/dri` is a GPU's when the profile asks for graphics.
+    let graphics = gpus.as_ref().is_some_and(|g| {
+        g.capabilities
+            .iter()
+            .any(|c| matches!(c.as_str(), "graphics" | "display" | "all"))
+    });
     let ports = ports(&mut c, &raw.ports);
-    let volumes = mounts(&mut c, &raw.volumes);
-    let devices = unique(
-        &mut c,
-        &raw.devices,
-        devices::parse,
-        |d| d.container.clone(),
-        "device path",
-    );
+    let volumes = mounts(&mut c, &raw.volumes, graphics);
+    let devices = devices(&mut c, &raw.devices, graphics);
 
     let shm_size = c.map(&raw.shm_size, |s| resources::size(s, "shm_size", 1));
     let memory = c.map(&raw.memory, |s| {
@@ -243,43 +250,73 @@ fn labels(
     out
 }
 
+/// Every port of tcp, udp and sctp: more bindings than that must repeat one,
+/// and expanding them all would take minutes.
+const MAX_PORT_BINDINGS: usize = 3 * 65535;
+
 fn ports(c: &mut Checker, list: &Option<Vec<Sp<String>>>) -> Vec<ports::PortBinding> {
     let mut out: Vec<ports::PortBinding> = Vec::new();
+    let mut published = HashSet::new();
     for item in list.iter().flatten() {
-        match ports::parse(item.get()) {
-            Ok(bindings) => {
-                for b in bindings {
-                    let clash = out.iter().find(|o| {
-                        o.host_port.is_some()
-                            && o.host_port == b.host_port
-                            && o.protocol == b.protocol
-                            && o.host_ip == b.host_ip
-                    });
-                    if let Some(o) = clash {
-                        c.error(
-                            item.span(),
-                            format!(
-                                "host port {}/{} is published twice",
-                                o.host_port.unwrap_or_default(),
-                                o.protocol
-                            ),
-                        );
-                    } else {
-                        out.push(b);
-                    }
-                }
+        let bindings = match ports::parse(item.get()) {
+            Ok(bindings) => bindings,
+            Err(message) => {
+                c.error(item.span(), message);
+                continue;
             }
-            Err(message) => c.error(item.span(), message),
+        };
+        if out.len() + bindings.len() > MAX_PORT_BINDINGS {
+            c.error(
+                item.span(),
+                format!("a profile publishes at most {MAX_PORT_BINDINGS} ports (every port of tcp, udp and sctp); this entry goes past that"),
+            );
+            break;
+        }
+        let mut twice = Vec::new();
+        for b in bindings {
+            if let Some(host) = b.host_port
+                && !published.insert((b.host_ip, host, b.protocol))
+            {
+                twice.push(format!("{host}/{}", b.protocol));
+                continue;
+            }
+            out.push(b);
+        }
+        match &twice[..] {
+            [] => {}
+            [one] => c.error(item.span(), format!("host port {one} is published twice")),
+            [first, rest @ ..] => c.error(
+                item.span(),
+                format!(
+                    "host port {first} and {} more of this range are published twice",
+                    rest.len()
+                ),
+            ),
         }
     }
     out
 }
 
-fn mounts(c: &mut Checker, list: &Option<Vec<Sp<raw::Volume>>>) -> Vec<volumes::Mount> {
+fn mounts(
+    c: &mut Checker,
+    list: &Option<Vec<Sp<raw::Volume>>>,
+    graphics: bool,
+) -> Vec<volumes::Mount> {
     let mut out: Vec<volumes::Mount> = Vec::new();
+    let mut targets = HashSet::new();
     for item in list.iter().flatten() {
         match volumes::parse(item.get(), &c.dir_of(&item.span()), item.span()) {
-            Ok(m) if out.iter().any(|o| o.target == m.target) => {
+            Ok(m) if gpus::is_gpu_path(&m.target, graphics) => c.diags.push(
+                Diagnostic::new(
+                    item.span(),
+                    format!(
+                        "mount target `{}` is where GPU device nodes or driver files go: GPU access comes from `gpus` alone",
+                        m.target
+                    ),
+                )
+                .help(gpus::GPU_HELP),
+            ),
+            Ok(m) if !targets.insert(m.target.clone()) => {
                 c.error(
                     item.span(),
                     format!("mount target `{}` is used twice", m.target),
@@ -292,22 +329,37 @@ fn mounts(c: &mut Checker, list: &Option<Vec<Sp<raw::Volume>>>) -> Vec<volumes::
     out
 }
 
-/// Parses each entry, reporting entries whose key repeats an earlier one.
-fn unique<T>(
+/// Extra devices, none of them a GPU's and none twice.
+fn devices(
     c: &mut Checker,
     list: &Option<Vec<Sp<String>>>,
-    parse: fn(&str) -> Result<T, String>,
-    key: fn(&T) -> String,
-    what: &str,
-) -> Vec<T> {
+    graphics: bool,
+) -> Vec<devices::DeviceMapping> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for item in list.iter().flatten() {
-        match parse(item.get()) {
-            Ok(v) if !seen.insert(key(&v)) => {
-                c.error(item.span(), format!("{what} `{}` is used twice", key(&v)))
+        match devices::parse(item.get()) {
+            Ok(d)
+                if [&d.host, &d.container]
+                    .iter()
+                    .any(|p| gpus::is_gpu_path(&volumes::normalize(p), graphics)) =>
+            {
+                c.diags.push(
+                    Diagnostic::new(
+                        item.span(),
+                        format!(
+                            "device `{}` is a GPU device node: GPU access comes from `gpus` alone",
+                            item.get()
+                        ),
+                    )
+                    .help(gpus::GPU_HELP),
+                )
             }
-            Ok(v) => out.push(v),
+            Ok(d) if !seen.insert(d.container.clone()) => c.error(
+                item.span(),
+                format!("device path `{}` is used twice", d.container),
+            ),
+            Ok(d) => out.push(d),
             Err(message) => c.error(item.span(), message),
         }
     }
