@@ -59,6 +59,9 @@ pub fn size(value: &Size, key: &str, min: u64) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// The smallest `cpus` Docker takes.
+const MIN_CPUS: f64 = 0.01;
+
 pub fn cpus(value: &Cpus) -> Result<i64, String> {
     let (n, shown) = match value {
         Cpus::Number(n) => (*n, n.to_string()),
@@ -71,6 +74,12 @@ pub fn cpus(value: &Cpus) -> Result<i64, String> {
     };
     if !(n > 0.0 && n.is_finite() && n <= 4096.0) {
         return Err(format!("cpus `{shown}` must be a number of CPUs above 0"));
+    }
+    // Below a hundredth Docker's nano-CPUs round to 0, which means no limit.
+    if n < MIN_CPUS {
+        return Err(format!(
+            "cpus `{shown}` is below the smallest CPU limit, {MIN_CPUS}"
+        ));
     }
     Ok((n * 1e9).round() as i64)
 }
