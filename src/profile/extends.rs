@@ -20,6 +20,11 @@ pub fn merge(mut parent: Table, child: Table) -> Table {
         let merged = match parent.remove(name.as_str()) {
             None => value,
             Some(old) => {
+                let (old, value) = if name == "gpus" {
+                    (gpus_table(old), gpus_table(value))
+                } else {
+                    (old, value)
+                };
                 let span = value.span();
                 let value = match (old.into_inner(), value.into_inner()) {
                     (DeValue::Table(mut a), DeValue::Table(b)) => {
@@ -43,6 +48,21 @@ pub fn merge(mut parent: Table, child: Table) -> Table {
         parent.insert(key, merged);
     }
     parent
+}
+
+/// `gpus = [0, 1]` or `gpus = "all"` as the table it means, `{ devices = … }`,
+/// so a parent's choice and a child's `[gpus]` merge key by key: a child's
+/// `mode` alone keeps the parent's devices.
+fn gpus_table(value: Value) -> Value {
+    let span = value.span();
+    match value.get_ref() {
+        DeValue::String(_) | DeValue::Array(_) => {
+            let mut table = Table::new();
+            table.insert(Spanned::new(span.clone(), "devices".into()), value);
+            Spanned::new(span, DeValue::Table(table))
+        }
+        _ => value,
+    }
 }
 
 /// Array merge where entries with the same key replace each other in place.
