@@ -156,7 +156,7 @@ pub fn validate(
     let pid = c.map(&raw.pid, |v| namespace(v, "pid", &["host", "private"]));
     let cap_add = c.each(&raw.cap_add, security::capability);
     let cap_drop = c.each(&raw.cap_drop, security::capability);
-    let security_opt = c.each(&raw.security_opt, |s| security::security_opt(s));
+    let security_opt = security::security_opts(&mut c, &raw.security_opt);
     let ulimits = resources::ulimits(&mut c, &raw.ulimits);
     let restart = c.map(&raw.restart, |r| restart(r));
     let healthcheck = raw
