@@ -134,5 +134,7 @@ fn container_port(v: &DeValue<'_>) -> Option<String> {
 fn device_path(v: &DeValue<'_>) -> Option<String> {
     let mut parts = v.as_str()?.split(':');
     let host = parts.next()?;
-    Some(normalize(parts.next().unwrap_or(host)))
+    // `/dev/fuse:rw` gives permissions, not a path, as `devices::parse` reads it.
+    let container = parts.next().filter(|c| c.starts_with('/')).unwrap_or(host);
+    Some(normalize(container))
 }
