@@ -6,7 +6,7 @@ mod support;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::cli::{Launch, Output, Profiles, repo_root};
 
 /// A variable no test sets; every run removes it from the environment.
@@ -1457,13 +1457,65 @@ fn assert_error_in_base(p: &Profiles, out: &Output, line_col: &str, token: &str)
     assert!(found.text.contains(token), "{}", out.stderr);
 }
 
+/// Writes `base.toml` and `child.toml` (which extends it and names its
+/// container `child`), renders the child and returns its merged spec.
+fn merged(base: &str, child: &str) -> Value {
+    let p = Profiles::new();
+    p.write("base.toml", base);
+    let path = p.write(
+        "child.toml",
+        &format!("extends = \"base.toml\"\nname = \"child\"\n{child}"),
+    );
+    rendered_spec(&path)
+}
+
+/// `launch render --format json PROFILE` (no GPUs, no bind mounts: it needs
+/// neither an engine nor the host), which must succeed: the spec.
+fn rendered_spec(path: &Path) -> Value {
+    let out = Launch::new()
+        .env_remove(UNSET)
+        .args(["render", "--format", "json"])
+        .arg(path)
+        .run()
+        .code(0);
+    let report: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("render prints JSON ({e}):\n{}", out.stdout));
+    report["spec"].clone()
+}
+
+/// The spec's ports as `(host_ip, host_port, container_port/protocol)`.
+fn ports_of(spec: &Value) -> Vec<(Option<String>, Option<u64>, String)> {
+    spec["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| {
+                    (
+                        p["host_ip"].as_str().map(str::to_string),
+                        p["host_port"].as_u64(),
+                        format!(
+                            "{}/{}",
+                            p["container_port"],
+                            p["protocol"].as_str().unwrap()
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_child_port_replaces_the_parent_port_with_the_same_container_port() {
     let base = "image = \"busybox\"\nports = [\"70000:80\"]\n";
-    check_child(base, "ports = [\"8080:80\"]\n").1.code(0);
-    check_child(base, "ports = [\"127.0.0.1:8080:80/tcp\"]\n")
-        .1
-        .code(0);
+    let spec = merged(base, "ports = [\"8080:80\"]\n");
+    assert_eq!(ports_of(&spec), [(None, Some(8080), "80/tcp".into())]);
+    let spec = merged(base, "ports = [\"127.0.0.1:8080:80/tcp\"]\n");
+    assert_eq!(
+        ports_of(&spec),
+        [(Some("127.0.0.1".into()), Some(8080), "80/tcp".into())]
+    );
 }
 
 #[test]
@@ -1474,23 +1526,35 @@ fn a_child_port_for_another_container_port_keeps_the_parent_port() {
         let out = out.code(2);
         assert_error_in_base(&p, &out, "2:10", "70000");
     }
+    let spec = merged(
+        "image = \"busybox\"\nports = [\"9000:80\"]\n",
+        "ports = [\"8081:81\"]\n",
+    );
+    assert_eq!(
+        ports_of(&spec),
+        [
+            (None, Some(9000), "80/tcp".into()),
+            (None, Some(8081), "81/tcp".into())
+        ]
+    );
 }
 
 #[test]
 fn a_child_volume_replaces_the_parent_volume_with_the_same_target() {
     let base = "image = \"busybox\"\nvolumes = [\"/data:/data:rx\"]\n";
-    check_child(base, "volumes = [\"/srv/data:/data\"]\n")
-        .1
-        .code(0);
-    check_child(base, "volumes = [\"/srv/data:/data/:ro\"]\n")
-        .1
-        .code(0);
-    check_child(
-        base,
-        "volumes = [{ source = \"/srv/data\", target = \"/data\" }]\n",
-    )
-    .1
-    .code(0);
+    let mounts = |child: &str| merged(base, child)["mounts"].clone();
+    assert_eq!(
+        mounts("volumes = [\"models:/data\"]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data" }])
+    );
+    assert_eq!(
+        mounts("volumes = [\"models:/data/:ro\"]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data", "read_only": true }])
+    );
+    assert_eq!(
+        mounts("volumes = [{ source = \"models\", target = \"/data/.\" }]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data" }])
+    );
 }
 
 #[test]
@@ -1498,14 +1562,24 @@ fn a_child_volume_for_another_target_keeps_the_parent_volume() {
     let base = "image = \"busybox\"\nvolumes = [\"/data:/data:rx\"]\n";
     let (p, out) = check_child(base, "volumes = [\"/srv:/other\"]\n");
     assert_error_in_base(&p, &out.code(2), "2:12", "rx");
+    let spec = merged(
+        "image = \"busybox\"\nvolumes = [\"models:/data\"]\n",
+        "volumes = [{ type = \"tmpfs\", target = \"/other\" }]\n",
+    );
+    let targets: Vec<&str> = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["/data", "/other"]);
 }
 
 #[test]
 fn a_child_env_value_replaces_the_parent_value_of_the_same_key() {
-    let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\n";
-    check_child(base, "[env]\nTOKEN = \"from-child\"\n")
-        .1
-        .code(0);
+    let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\nKEEP = \"1\"\n";
+    let spec = merged(base, "[env]\nTOKEN = \"from-child\"\n");
+    assert_eq!(spec["env"], json!({ "TOKEN": "from-child", "KEEP": "1" }));
 }
 
 #[test]
@@ -1513,12 +1587,18 @@ fn a_child_env_of_another_key_keeps_the_parent_value() {
     let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\n";
     let (p, out) = check_child(base, "[env]\nOTHER = \"x\"\n");
     assert_error_in_base(&p, &out.code(2), "3:10", "LAUNCH_TEST_UNSET");
+    let spec = merged(
+        "image = \"busybox\"\n[env]\nTOKEN = \"t\"\n",
+        "[env]\nOTHER = \"x\"\n",
+    );
+    assert_eq!(spec["env"], json!({ "TOKEN": "t", "OTHER": "x" }));
 }
 
 #[test]
 fn a_child_label_replaces_the_parent_label_of_the_same_key() {
     let base = "image = \"busybox\"\n[labels]\nteam = 1\n";
-    check_child(base, "[labels]\nteam = \"vision\"\n").1.code(0);
+    let spec = merged(base, "[labels]\nteam = \"vision\"\n");
+    assert_eq!(spec["labels"], json!({ "team": "vision" }));
     let (p, out) = check_child(base, "[labels]\nowner = \"ann\"\n");
     assert_error_in_base(&p, &out.code(2), "3:8", "string");
 }
@@ -1526,7 +1606,11 @@ fn a_child_label_replaces_the_parent_label_of_the_same_key() {
 #[test]
 fn a_child_device_replaces_the_parent_device_with_the_same_container_path() {
     let base = "image = \"busybox\"\ndevices = [\"/dev/fuse:/dev/fuse:rwx\"]\n";
-    check_child(base, "devices = [\"/dev/fuse\"]\n").1.code(0);
+    let spec = merged(base, "devices = [\"/dev/fuse:r\"]\n");
+    assert_eq!(
+        spec["devices"],
+        json!([{ "host": "/dev/fuse", "container": "/dev/fuse", "permissions": "r" }])
+    );
     let (p, out) = check_child(base, "devices = [\"/dev/kvm\"]\n");
     assert_error_in_base(&p, &out.code(2), "2:12", "rwx");
 }
@@ -1534,33 +1618,40 @@ fn a_child_device_replaces_the_parent_device_with_the_same_container_path() {
 #[test]
 fn tables_merge_key_by_key() {
     // The child's interval replaces the parent's; the parent's cmd stays.
-    let base = "image = \"busybox\"\n[healthcheck]\ncmd = \"true\"\ninterval = \"bogus\"\n";
-    check_child(base, "[healthcheck]\ninterval = \"30s\"\n")
-        .1
-        .code(0);
+    let base =
+        "image = \"busybox\"\n[healthcheck]\ncmd = \"true\"\ninterval = \"bogus\"\nretries = 3\n";
+    let spec = merged(base, "[healthcheck]\ninterval = \"30s\"\n");
+    assert_eq!(
+        spec["healthcheck"],
+        json!({ "test": ["CMD-SHELL", "true"], "interval_ns": 30_000_000_000_i64, "retries": 3 })
+    );
 }
 
 #[test]
 fn a_child_gpu_choice_replaces_the_parent_choice() {
+    // What the merged choice selects is rendered in tests/gpu.rs (it needs a
+    // GPU host); here, that a child's count is not a second choice beside the
+    // parent's devices.
     let base = "image = \"busybox\"\n[gpus]\ndevices = [0]\nmode = \"devices\"\n";
     check_child(base, "gpus = { count = 2 }\n").1.code(0);
     check_child(base, "[gpus]\ncount = 2\n").1.code(0);
+    check_child(
+        "image = \"busybox\"\ngpus = [0, 1]\n",
+        "gpus = { count = 2 }\n",
+    )
+    .1
+    .code(0);
 }
 
 #[test]
 fn child_scalars_and_plain_arrays_replace_the_parent_values() {
-    check_child(
-        "image = \"busybox\"\nshm_size = \"8X\"\n",
-        "shm_size = \"8G\"\n",
-    )
-    .1
-    .code(0);
-    check_child(
-        "image = \"busybox\"\ncap_add = [\"BOGUS\"]\n",
-        "cap_add = [\"SYS_PTRACE\"]\n",
-    )
-    .1
-    .code(0);
+    let spec = merged(
+        "image = \"busybox\"\nshm_size = \"8X\"\ncap_add = [\"BOGUS\"]\ncommand = [\"a\", \"b\"]\n",
+        "shm_size = \"8G\"\ncap_add = [\"SYS_PTRACE\"]\ncommand = \"c\"\n",
+    );
+    assert_eq!(spec["shm_size"], 8_u64 << 30);
+    assert_eq!(spec["cap_add"], json!(["SYS_PTRACE"]));
+    assert_eq!(spec["command"], json!(["c"]));
     let (p, out) = check_child(
         "image = \"busybox\"\nshm_size = \"8G\"\n",
         "shm_size = \"8X\"\n",
@@ -1577,11 +1668,18 @@ fn child_scalars_and_plain_arrays_replace_the_parent_values() {
 #[test]
 fn later_extended_profiles_win_over_earlier_ones() {
     let p = Profiles::new();
-    p.write("a.toml", "image = \"busybox\"\nshm_size = \"8X\"\n");
-    p.write("b.toml", "shm_size = \"8G\"\n");
+    p.write(
+        "a.toml",
+        "image = \"busybox\"\nshm_size = \"8X\"\nuser = \"a\"\n",
+    );
+    p.write("b.toml", "shm_size = \"8G\"\nhostname = \"b\"\n");
     let ab = p.write("ab.toml", "extends = [\"a.toml\", \"b.toml\"]\n");
     let ba = p.write("ba.toml", "extends = [\"b.toml\", \"a.toml\"]\n");
-    check(&[&ab]).code(0);
+    let spec = rendered_spec(&ab);
+    assert_eq!(
+        (&spec["shm_size"], &spec["user"], &spec["hostname"]),
+        (&json!(8_u64 << 30), &json!("a"), &json!("b"))
+    );
     let out = check(&[&ba]).code(2);
     let at = format!("{}:2:12", p.path().join("a.toml").display());
     assert!(
