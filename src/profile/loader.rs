@@ -164,3 +164,29 @@ impl Poisoned {
         before > 0 && self.max_end[before - 1] > d.start
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_many_profiles_extend_is_read_once_per_loader() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.toml");
+        std::fs::write(&base, "image = \"busybox\"\n").unwrap();
+        for name in ["aa", "bb"] {
+            std::fs::write(
+                dir.path().join(format!("{name}.toml")),
+                "extends = \"base.toml\"\n",
+            )
+            .unwrap();
+        }
+        let mut loader = Loader::new();
+        assert!(loader.load(&dir.path().join("aa.toml")).is_ok());
+        // Gone from disk, still known: the second profile does not read it again.
+        std::fs::remove_file(&base).unwrap();
+        let bb = loader.load(&dir.path().join("bb.toml"));
+        assert_eq!(bb.map(|p| p.image).ok().as_deref(), Some("busybox"));
+        assert!(Loader::new().load(&dir.path().join("bb.toml")).is_err());
+    }
+}
