@@ -6,7 +6,7 @@ mod support;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::cli::{Launch, Output, Profiles, repo_root};
 
 /// A variable no test sets; every run removes it from the environment.
@@ -949,6 +949,139 @@ fn malformed_profiles() -> Vec<Bad> {
             "team/base.toml:2:10",
             "70000",
         ),
+        // Unattended and hostile input.
+        bad(
+            "cpus: below a hundredth, which would mean no limit",
+            "image = \"busybox\"\ncpus = 1e-10\n",
+            "2:8",
+            "0.01",
+        ),
+        bad(
+            "interpolation: a nested default that needs an unset variable",
+            "image = \"busybox\"\nname = \"${LAUNCH_TEST_UNSET:-${LAUNCH_TEST_UNSET}}\"\n",
+            "2:30",
+            "LAUNCH_TEST_UNSET",
+        ),
+        bad(
+            "interpolation: an operator launch does not know",
+            "image = \"busybox\"\nname = \"${LAUNCH_TEST_UNSET-x}\"\n",
+            "2:9",
+            "${NAME:-default}",
+        ),
+        bad(
+            "interpolation: a nested default never closed",
+            "image = \"busybox\"\nname = \"${LAUNCH_TEST_UNSET:-${LAUNCH_TEST_UNSET:-x}\"\n",
+            "2:9",
+            "not closed",
+        ),
+        bad_in(
+            "env_file: a line without `=`",
+            &[
+                (
+                    "profile.toml",
+                    "image = \"busybox\"\nenv_file = \"a.env\"\n",
+                ),
+                ("a.env", "A=1\n# comment\n  HOME\n"),
+            ],
+            "a.env:3:3",
+            "has no `=`",
+        ),
+        bad_in(
+            "env_file: a variable name with a space",
+            &[
+                (
+                    "profile.toml",
+                    "image = \"busybox\"\nenv_file = [\"a.env\"]\n",
+                ),
+                ("a.env", "export A=1\n"),
+            ],
+            "a.env:1:1",
+            "whitespace",
+        ),
+        bad(
+            "env_file: a folder",
+            "image = \"busybox\"\nenv_file = \".\"\n",
+            "2:12",
+            "a folder",
+        ),
+        bad(
+            "env_file: a device",
+            "image = \"busybox\"\nenv_file = \"/dev/null\"\n",
+            "2:12",
+            "a device",
+        ),
+        bad(
+            "extends: a device",
+            "extends = \"/dev/null\"\nimage = \"busybox\"\n",
+            "1:11",
+            "a device",
+        ),
+        bad(
+            "extends: a folder",
+            "extends = [\".\"]\nimage = \"busybox\"\n",
+            "1:12",
+            "a folder",
+        ),
+        bad(
+            "volumes: one target written two ways",
+            "image = \"busybox\"\nvolumes = [\"/a:/data/.\", \"/b:///data//\"]\n",
+            "2:26",
+            "`/data` is used twice",
+        ),
+        bad(
+            "volumes: a target that is `/` once normalised",
+            "image = \"busybox\"\nvolumes = [\"/a:/x/..\"]\n",
+            "2:12",
+            "is `/`",
+        ),
+        bad(
+            "devices: a GPU device node",
+            "image = \"busybox\"\ngpus = [0]\ndevices = [\"/dev/nvidia0\"]\n",
+            "3:12",
+            "GPU access comes from `gpus` alone",
+        ),
+        bad(
+            "devices: a GPU's node under another name",
+            "image = \"busybox\"\ndevices = [\"/dev/nvidia-caps/nvidia-cap1:/dev/cap\"]\n",
+            "2:12",
+            "GPU access comes from `gpus` alone",
+        ),
+        bad(
+            "devices: a DRM node when graphics is asked",
+            "image = \"busybox\"\ngpus = { devices = \"all\", capabilities = [\"graphics\"] }\ndevices = [\"/dev/dri/card0\"]\n",
+            "3:12",
+            "GPU access comes from `gpus` alone",
+        ),
+        bad(
+            "volumes: a mount over the driver's files",
+            "image = \"busybox\"\nvolumes = [\"/srv/lib:/usr/local/nvidia/./lib64\"]\n",
+            "2:12",
+            "GPU access comes from `gpus` alone",
+        ),
+        bad(
+            "volumes: a mount over a GPU node",
+            "image = \"busybox\"\nvolumes = [{ source = \"/dev/null\", target = \"/dev/nvidiactl\" }]\n",
+            "2:12",
+            "GPU access comes from `gpus` alone",
+        ),
+        bad(
+            "security_opt: a seccomp profile that does not exist",
+            "image = \"busybox\"\nsecurity_opt = [\"seccomp=nothere.json\"]\n",
+            "2:17",
+            "no such file",
+        ),
+        bad_in(
+            "security_opt: a seccomp profile that is not JSON",
+            &[
+                (
+                    "profile.toml",
+                    "image = \"busybox\"\nsecurity_opt = [\"no-new-privileges\", \"seccomp=p.json\"]\n",
+                ),
+                ("p.json", "{ not json"),
+            ],
+            "profile.toml:2:38",
+            "not JSON",
+        ),
     ]
 }
 
@@ -1457,13 +1590,65 @@ fn assert_error_in_base(p: &Profiles, out: &Output, line_col: &str, token: &str)
     assert!(found.text.contains(token), "{}", out.stderr);
 }
 
+/// Writes `base.toml` and `child.toml` (which extends it and names its
+/// container `child`), renders the child and returns its merged spec.
+fn merged(base: &str, child: &str) -> Value {
+    let p = Profiles::new();
+    p.write("base.toml", base);
+    let path = p.write(
+        "child.toml",
+        &format!("extends = \"base.toml\"\nname = \"child\"\n{child}"),
+    );
+    rendered_spec(&path)
+}
+
+/// `launch render --format json PROFILE` (no GPUs, no bind mounts: it needs
+/// neither an engine nor the host), which must succeed: the spec.
+fn rendered_spec(path: &Path) -> Value {
+    let out = Launch::new()
+        .env_remove(UNSET)
+        .args(["render", "--format", "json"])
+        .arg(path)
+        .run()
+        .code(0);
+    let report: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("render prints JSON ({e}):\n{}", out.stdout));
+    report["spec"].clone()
+}
+
+/// The spec's ports as `(host_ip, host_port, container_port/protocol)`.
+fn ports_of(spec: &Value) -> Vec<(Option<String>, Option<u64>, String)> {
+    spec["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| {
+                    (
+                        p["host_ip"].as_str().map(str::to_string),
+                        p["host_port"].as_u64(),
+                        format!(
+                            "{}/{}",
+                            p["container_port"],
+                            p["protocol"].as_str().expect("a protocol")
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_child_port_replaces_the_parent_port_with_the_same_container_port() {
     let base = "image = \"busybox\"\nports = [\"70000:80\"]\n";
-    check_child(base, "ports = [\"8080:80\"]\n").1.code(0);
-    check_child(base, "ports = [\"127.0.0.1:8080:80/tcp\"]\n")
-        .1
-        .code(0);
+    let spec = merged(base, "ports = [\"8080:80\"]\n");
+    assert_eq!(ports_of(&spec), [(None, Some(8080), "80/tcp".into())]);
+    let spec = merged(base, "ports = [\"127.0.0.1:8080:80/tcp\"]\n");
+    assert_eq!(
+        ports_of(&spec),
+        [(Some("127.0.0.1".into()), Some(8080), "80/tcp".into())]
+    );
 }
 
 #[test]
@@ -1474,23 +1659,35 @@ fn a_child_port_for_another_container_port_keeps_the_parent_port() {
         let out = out.code(2);
         assert_error_in_base(&p, &out, "2:10", "70000");
     }
+    let spec = merged(
+        "image = \"busybox\"\nports = [\"9000:80\"]\n",
+        "ports = [\"8081:81\"]\n",
+    );
+    assert_eq!(
+        ports_of(&spec),
+        [
+            (None, Some(9000), "80/tcp".into()),
+            (None, Some(8081), "81/tcp".into())
+        ]
+    );
 }
 
 #[test]
 fn a_child_volume_replaces_the_parent_volume_with_the_same_target() {
     let base = "image = \"busybox\"\nvolumes = [\"/data:/data:rx\"]\n";
-    check_child(base, "volumes = [\"/srv/data:/data\"]\n")
-        .1
-        .code(0);
-    check_child(base, "volumes = [\"/srv/data:/data/:ro\"]\n")
-        .1
-        .code(0);
-    check_child(
-        base,
-        "volumes = [{ source = \"/srv/data\", target = \"/data\" }]\n",
-    )
-    .1
-    .code(0);
+    let mounts = |child: &str| merged(base, child)["mounts"].clone();
+    assert_eq!(
+        mounts("volumes = [\"models:/data\"]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data" }])
+    );
+    assert_eq!(
+        mounts("volumes = [\"models:/data/:ro\"]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data", "read_only": true }])
+    );
+    assert_eq!(
+        mounts("volumes = [{ source = \"models\", target = \"/data/.\" }]\n"),
+        json!([{ "type": "volume", "source": "models", "target": "/data" }])
+    );
 }
 
 #[test]
@@ -1498,14 +1695,24 @@ fn a_child_volume_for_another_target_keeps_the_parent_volume() {
     let base = "image = \"busybox\"\nvolumes = [\"/data:/data:rx\"]\n";
     let (p, out) = check_child(base, "volumes = [\"/srv:/other\"]\n");
     assert_error_in_base(&p, &out.code(2), "2:12", "rx");
+    let spec = merged(
+        "image = \"busybox\"\nvolumes = [\"models:/data\"]\n",
+        "volumes = [{ type = \"tmpfs\", target = \"/other\" }]\n",
+    );
+    let targets: Vec<&str> = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["/data", "/other"]);
 }
 
 #[test]
 fn a_child_env_value_replaces_the_parent_value_of_the_same_key() {
-    let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\n";
-    check_child(base, "[env]\nTOKEN = \"from-child\"\n")
-        .1
-        .code(0);
+    let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\nKEEP = \"1\"\n";
+    let spec = merged(base, "[env]\nTOKEN = \"from-child\"\n");
+    assert_eq!(spec["env"], json!({ "TOKEN": "from-child", "KEEP": "1" }));
 }
 
 #[test]
@@ -1513,12 +1720,18 @@ fn a_child_env_of_another_key_keeps_the_parent_value() {
     let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\n";
     let (p, out) = check_child(base, "[env]\nOTHER = \"x\"\n");
     assert_error_in_base(&p, &out.code(2), "3:10", "LAUNCH_TEST_UNSET");
+    let spec = merged(
+        "image = \"busybox\"\n[env]\nTOKEN = \"t\"\n",
+        "[env]\nOTHER = \"x\"\n",
+    );
+    assert_eq!(spec["env"], json!({ "TOKEN": "t", "OTHER": "x" }));
 }
 
 #[test]
 fn a_child_label_replaces_the_parent_label_of_the_same_key() {
     let base = "image = \"busybox\"\n[labels]\nteam = 1\n";
-    check_child(base, "[labels]\nteam = \"vision\"\n").1.code(0);
+    let spec = merged(base, "[labels]\nteam = \"vision\"\n");
+    assert_eq!(spec["labels"], json!({ "team": "vision" }));
     let (p, out) = check_child(base, "[labels]\nowner = \"ann\"\n");
     assert_error_in_base(&p, &out.code(2), "3:8", "string");
 }
@@ -1526,7 +1739,11 @@ fn a_child_label_replaces_the_parent_label_of_the_same_key() {
 #[test]
 fn a_child_device_replaces_the_parent_device_with_the_same_container_path() {
     let base = "image = \"busybox\"\ndevices = [\"/dev/fuse:/dev/fuse:rwx\"]\n";
-    check_child(base, "devices = [\"/dev/fuse\"]\n").1.code(0);
+    let spec = merged(base, "devices = [\"/dev/fuse:r\"]\n");
+    assert_eq!(
+        spec["devices"],
+        json!([{ "host": "/dev/fuse", "container": "/dev/fuse", "permissions": "r" }])
+    );
     let (p, out) = check_child(base, "devices = [\"/dev/kvm\"]\n");
     assert_error_in_base(&p, &out.code(2), "2:12", "rwx");
 }
@@ -1534,33 +1751,40 @@ fn a_child_device_replaces_the_parent_device_with_the_same_container_path() {
 #[test]
 fn tables_merge_key_by_key() {
     // The child's interval replaces the parent's; the parent's cmd stays.
-    let base = "image = \"busybox\"\n[healthcheck]\ncmd = \"true\"\ninterval = \"bogus\"\n";
-    check_child(base, "[healthcheck]\ninterval = \"30s\"\n")
-        .1
-        .code(0);
+    let base =
+        "image = \"busybox\"\n[healthcheck]\ncmd = \"true\"\ninterval = \"bogus\"\nretries = 3\n";
+    let spec = merged(base, "[healthcheck]\ninterval = \"30s\"\n");
+    assert_eq!(
+        spec["healthcheck"],
+        json!({ "test": ["CMD-SHELL", "true"], "interval_ns": 30_000_000_000_i64, "retries": 3 })
+    );
 }
 
 #[test]
 fn a_child_gpu_choice_replaces_the_parent_choice() {
+    // What the merged choice selects is rendered in tests/gpu.rs (it needs a
+    // GPU host); here, that a child's count is not a second choice beside the
+    // parent's devices.
     let base = "image = \"busybox\"\n[gpus]\ndevices = [0]\nmode = \"devices\"\n";
     check_child(base, "gpus = { count = 2 }\n").1.code(0);
     check_child(base, "[gpus]\ncount = 2\n").1.code(0);
+    check_child(
+        "image = \"busybox\"\ngpus = [0, 1]\n",
+        "gpus = { count = 2 }\n",
+    )
+    .1
+    .code(0);
 }
 
 #[test]
 fn child_scalars_and_plain_arrays_replace_the_parent_values() {
-    check_child(
-        "image = \"busybox\"\nshm_size = \"8X\"\n",
-        "shm_size = \"8G\"\n",
-    )
-    .1
-    .code(0);
-    check_child(
-        "image = \"busybox\"\ncap_add = [\"BOGUS\"]\n",
-        "cap_add = [\"SYS_PTRACE\"]\n",
-    )
-    .1
-    .code(0);
+    let spec = merged(
+        "image = \"busybox\"\nshm_size = \"8X\"\ncap_add = [\"BOGUS\"]\ncommand = [\"a\", \"b\"]\n",
+        "shm_size = \"8G\"\ncap_add = [\"SYS_PTRACE\"]\ncommand = \"c\"\n",
+    );
+    assert_eq!(spec["shm_size"], 8_u64 << 30);
+    assert_eq!(spec["cap_add"], json!(["SYS_PTRACE"]));
+    assert_eq!(spec["command"], json!(["c"]));
     let (p, out) = check_child(
         "image = \"busybox\"\nshm_size = \"8G\"\n",
         "shm_size = \"8X\"\n",
@@ -1577,11 +1801,18 @@ fn child_scalars_and_plain_arrays_replace_the_parent_values() {
 #[test]
 fn later_extended_profiles_win_over_earlier_ones() {
     let p = Profiles::new();
-    p.write("a.toml", "image = \"busybox\"\nshm_size = \"8X\"\n");
-    p.write("b.toml", "shm_size = \"8G\"\n");
+    p.write(
+        "a.toml",
+        "image = \"busybox\"\nshm_size = \"8X\"\nuser = \"a\"\n",
+    );
+    p.write("b.toml", "shm_size = \"8G\"\nhostname = \"b\"\n");
     let ab = p.write("ab.toml", "extends = [\"a.toml\", \"b.toml\"]\n");
     let ba = p.write("ba.toml", "extends = [\"b.toml\", \"a.toml\"]\n");
-    check(&[&ab]).code(0);
+    let spec = rendered_spec(&ab);
+    assert_eq!(
+        (&spec["shm_size"], &spec["user"], &spec["hostname"]),
+        (&json!(8_u64 << 30), &json!("a"), &json!("b"))
+    );
     let out = check(&[&ba]).code(2);
     let at = format!("{}:2:12", p.path().join("a.toml").display());
     assert!(
@@ -1994,4 +2225,512 @@ fn completions_are_printed_for_each_shell() {
     }
     let out = Launch::new().args(["completions", "tcsh"]).run().code(2);
     assert!(out.stderr.contains("tcsh"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// Unattended and hostile input: limits, hangs, what a profile may grant.
+
+/// Runs launch with `args`, killing it after `limit`: a run that does not
+/// finish in time fails the test instead of hanging it. Output goes to
+/// files, so a run that prints megabytes cannot block on a full pipe.
+fn run_within(args: &[&std::ffi::OsStr], limit: std::time::Duration) -> Output {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_launch"))
+        .env_remove("RUST_LOG")
+        .env_remove(UNSET)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("the launch binary runs");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = std::fs::read(&err_path).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(2000)..]);
+            panic!("launch {args:?} did not finish in {limit:?}; stderr ends:\n{tail}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let output = Output {
+        code: status.code().unwrap_or(-1),
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    };
+    assert!(
+        !output.stderr.contains("panicked"),
+        "launch panicked:\n{}",
+        output.stderr
+    );
+    output
+}
+
+/// `launch check PATHS`, which must finish within 20 seconds.
+fn check_within(paths: &[&Path]) -> Output {
+    let mut args = vec![std::ffi::OsStr::new("check")];
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    run_within(&args, std::time::Duration::from_secs(20))
+}
+
+/// The locations of a run's errors, each `line:column` in `file`.
+fn error_locations(out: &Output, file: &Path) -> Vec<String> {
+    let prefix = format!("{}:", file.display());
+    diagnostics(&out.stderr)
+        .into_iter()
+        .filter_map(|d| d.location?.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn fifos_and_devices_are_refused_not_read() {
+    let p = Profiles::new();
+    mkfifo(&p.path().join("pipe.env"));
+    mkfifo(&p.path().join("pipe.toml"));
+    let env_fifo = p.write(
+        "env-fifo.toml",
+        "image = \"busybox\"\nenv_file = \"pipe.env\"\n",
+    );
+    let out = check_within(&[&env_fifo]).code(2);
+    assert_eq!(error_locations(&out, &env_fifo), ["2:12"], "{}", out.stderr);
+    assert!(out.stderr.contains("a FIFO"), "{}", out.stderr);
+
+    let zero = p.write(
+        "zero.toml",
+        "image = \"busybox\"\nenv_file = [\"/dev/zero\"]\n",
+    );
+    let out = check_within(&[&zero]).code(2);
+    assert_eq!(error_locations(&out, &zero), ["2:13"], "{}", out.stderr);
+    assert!(out.stderr.contains("a device"), "{}", out.stderr);
+
+    let extends_fifo = p.write(
+        "extends-fifo.toml",
+        "image = \"busybox\"\nextends = \"pipe.toml\"\n",
+    );
+    let out = check_within(&[&extends_fifo]).code(2);
+    assert_eq!(
+        error_locations(&out, &extends_fifo),
+        ["2:11"],
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("a FIFO"), "{}", out.stderr);
+
+    // Named directly, the profile itself.
+    let out = check_within(&[&p.path().join("pipe.toml")]).code(2);
+    assert!(out.stderr.contains("a FIFO"), "{}", out.stderr);
+}
+
+#[test]
+fn files_over_one_mebibyte_are_refused() {
+    let p = Profiles::new();
+    let padding = format!("# {}\n", "x".repeat(1 << 20));
+    let big = p.write("big.toml", &format!("image = \"busybox\"\n{padding}"));
+    let out = check_within(&[&big]).code(2);
+    assert!(out.stderr.contains("1 MiB"), "{}", out.stderr);
+
+    p.write("big.env", &format!("A=1\n{padding}"));
+    p.write("big-base.toml", &format!("image = \"busybox\"\n{padding}"));
+    let names = p.write(
+        "names-big.toml",
+        "image = \"busybox\"\nenv_file = \"big.env\"\n",
+    );
+    let out = check_within(&[&names]).code(2);
+    assert_eq!(error_locations(&out, &names), ["2:12"], "{}", out.stderr);
+    assert!(out.stderr.contains("1 MiB"), "{}", out.stderr);
+    let child = p.write("child.toml", "extends = \"big-base.toml\"\n");
+    let out = check_within(&[&child]).code(2);
+    assert_eq!(error_locations(&out, &child), ["1:11"], "{}", out.stderr);
+    assert!(out.stderr.contains("1 MiB"), "{}", out.stderr);
+}
+
+#[test]
+fn an_extends_chain_stops_at_32_levels() {
+    let p = Profiles::new();
+    let chain = |n: usize| {
+        for i in 0..n {
+            p.write(
+                &format!("p{i}.toml"),
+                &format!("extends = \"p{}.toml\"\n", i + 1),
+            );
+        }
+        p.write(&format!("p{n}.toml"), "image = \"busybox\"\n");
+        p.path().join("p0.toml")
+    };
+    // 32 steps of `extends` are fine.
+    check_within(&[&chain(32)]).code(0);
+    // Thousands overflowed the stack; now the 33rd step is an error.
+    let root = chain(3000);
+    let out = check_within(&[&root]).code(2);
+    let p32 = p.path().join("p32.toml");
+    assert_eq!(error_locations(&out, &p32), ["1:11"], "{}", out.stderr);
+    assert!(out.stderr.contains("more than 32"), "{}", out.stderr);
+    assert_eq!(error_count(&out.stderr), 1, "{}", out.stderr);
+}
+
+#[test]
+fn a_profile_extended_at_every_level_twice_is_merged_once() {
+    // Each level names the next twice: 2^30 merges if each were read anew.
+    let p = Profiles::new();
+    for i in 0..30 {
+        let next = format!("l{}.toml", i + 1);
+        p.write(
+            &format!("l{i}.toml"),
+            &format!("extends = [\"{next}\", \"{next}\"]\n[env]\nL{i} = \"{i}\"\n"),
+        );
+    }
+    p.write("l30.toml", "image = \"busybox\"\n");
+    let out = check_within(&[&p.path().join("l0.toml")]).code(0);
+    assert!(out.stdout.contains("ok: "), "{}", out.stdout);
+}
+
+/// A profile of `image` and then `body` repeated `n` times (`{i}` numbered).
+fn generated(
+    p: &Profiles,
+    name: &str,
+    head: &str,
+    body: &str,
+    n: usize,
+    tail: &str,
+) -> std::path::PathBuf {
+    let mut text = format!("image = \"busybox\"\n{head}");
+    for i in 0..n {
+        text.push_str(&body.replace("{i}", &i.to_string()));
+    }
+    text.push_str(tail);
+    p.write(name, &text)
+}
+
+#[test]
+fn ten_thousand_entries_of_anything_check_quickly() {
+    let p = Profiles::new();
+    let n = 10_000;
+    // (profile, exit code, first error `line:column`, its token, errors)
+    let cases = [
+        (
+            generated(&p, "keys.toml", "", "key{i} = 1\n", n, ""),
+            2,
+            Some(("2:1", "unknown key `key0`")),
+            n,
+        ),
+        (
+            generated(&p, "ports.toml", "ports = [\n", "\"x{i}:80\",\n", n, "]\n"),
+            2,
+            Some(("3:1", "`x0` is not a port")),
+            n,
+        ),
+        (
+            generated(&p, "line.toml", "ports = [", "\"x{i}:80\", ", n, "]\n"),
+            2,
+            Some(("2:10", "`x0` is not a port")),
+            n,
+        ),
+        (
+            generated(
+                &p,
+                "clash.toml",
+                "ports = [\n",
+                "\"8080:1{i}\",\n",
+                n,
+                "]\n",
+            ),
+            2,
+            Some(("4:1", "8080/tcp is published twice")),
+            n - 1,
+        ),
+        (
+            generated(
+                &p,
+                "env.toml",
+                "[env]\n",
+                "V{i} = \"${LAUNCH_TEST_UNSET}\"\n",
+                n,
+                "",
+            ),
+            2,
+            Some(("3:7", "LAUNCH_TEST_UNSET")),
+            n,
+        ),
+        (
+            generated(&p, "envok.toml", "[env]\n", "V{i} = \"x\"\n", n, ""),
+            0,
+            None,
+            0,
+        ),
+        (
+            generated(
+                &p,
+                "volumes.toml",
+                "volumes = [\n",
+                "\"v:/d{i}:rx\",\n",
+                n,
+                "]\n",
+            ),
+            2,
+            Some(("3:1", "`rx`")),
+            n,
+        ),
+        (
+            generated(
+                &p,
+                "twice.toml",
+                "volumes = [\n",
+                "\"v{i}:/data/\",\n",
+                n,
+                "]\n",
+            ),
+            2,
+            Some(("4:1", "used twice")),
+            n - 1,
+        ),
+        (
+            generated(
+                &p,
+                "labels.toml",
+                "[labels]\n",
+                "\"launch.l{i}\" = \"x\"\n",
+                n,
+                "",
+            ),
+            2,
+            Some(("3:1", "reserved")),
+            n,
+        ),
+        (
+            generated(
+                &p,
+                "range.toml",
+                "ports = [\"1-65535:1-65535\"",
+                "",
+                0,
+                "]\n",
+            ),
+            0,
+            None,
+            0,
+        ),
+        (
+            generated(
+                &p,
+                "ranges.toml",
+                "ports = [\"1-65535:1-65535\", \"1-65535:1-65535\"",
+                "",
+                0,
+                "]\n",
+            ),
+            2,
+            Some(("2:29", "65534 more")),
+            1,
+        ),
+    ];
+    for (path, code, first, errors) in cases {
+        let out = check_within(&[&path]).code(code);
+        if let Some((at, token)) = first {
+            let found = diagnostics(&out.stderr)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("{}: no error", path.display()));
+            assert_eq!(
+                found.location.as_deref(),
+                Some(format!("{}:{at}", path.display()).as_str()),
+                "{}",
+                found.text
+            );
+            assert!(
+                found.text.contains(token),
+                "{}: {}",
+                path.display(),
+                found.text
+            );
+        }
+        assert_eq!(error_count(&out.stderr), errors, "{}", path.display());
+    }
+}
+
+#[test]
+fn an_env_file_is_literal_as_docker_reads_it() {
+    let p = Profiles::new();
+    p.write(
+        "web.env",
+        "# a comment\n\n  PLAIN=value\nQUOTED=\"a b\"\nHOME_REF=$HOME\nSECRET=${LAUNCH_TEST_SECRET}\nEQ=a=b\n",
+    );
+    let path = p.write(
+        "web-env.toml",
+        "image = \"busybox\"\nenv_file = \"web.env\"\n",
+    );
+    let out = Launch::new()
+        .env("LAUNCH_TEST_SECRET", "from-launch's-environment")
+        .args(["render", "--format", "json"])
+        .arg(&path)
+        .run()
+        .code(0);
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(
+        report["spec"]["env"],
+        json!({
+            "PLAIN": "value",
+            "QUOTED": "\"a b\"",
+            "HOME_REF": "$HOME",
+            "SECRET": "${LAUNCH_TEST_SECRET}",
+            "EQ": "a=b",
+        })
+    );
+}
+
+#[test]
+fn a_nested_default_is_interpolated() {
+    let p = Profiles::new();
+    let path = p.write(
+        "nested.toml",
+        "image = \"busybox\"\nname = \"${LAUNCH_TEST_UNSET:-${LAUNCH_TEST_NAME:-fallback}}\"\n",
+    );
+    let name = |value: Option<&str>| {
+        let launch = Launch::new().env_remove(UNSET);
+        let launch = match value {
+            Some(v) => launch.env("LAUNCH_TEST_NAME", v),
+            None => launch.env_remove("LAUNCH_TEST_NAME"),
+        };
+        let out = launch.args(["check", "--json"]).arg(&path).run().code(0);
+        let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+        report["name"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(name(Some("inner")), "inner");
+    assert_eq!(name(None), "fallback");
+}
+
+#[test]
+fn mount_targets_are_normalised_in_the_spec() {
+    let p = Profiles::new();
+    let path = p.write(
+        "mounts.toml",
+        "image = \"busybox\"\nvolumes = [\"cache:/data/./sub/..//\", { type = \"tmpfs\", target = \"///scratch//\" }]\ndevices = [\"/dev/fuse:/dev//fuse/.\"]\n",
+    );
+    let spec = rendered_spec(&path);
+    let targets: Vec<&str> = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["/data", "/scratch"]);
+    assert_eq!(spec["devices"][0]["container"], "/dev/fuse");
+}
+
+#[test]
+fn a_seccomp_file_is_sent_as_its_json() {
+    let p = Profiles::new();
+    p.write(
+        "policies/strict.json",
+        "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"names\": [\"a b\"]\n}\n",
+    );
+    let path = p.write(
+        "seccomp.toml",
+        "image = \"busybox\"\nsecurity_opt = [\"seccomp=policies/strict.json\", \"apparmor=unconfined\"]\n",
+    );
+    let spec = rendered_spec(&path);
+    assert_eq!(
+        spec["security_opt"],
+        json!([
+            "apparmor=unconfined",
+            "seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\",\"names\":[\"a b\"]}"
+        ])
+    );
+    let unconfined = p.write(
+        "unconfined.toml",
+        "image = \"busybox\"\nsecurity_opt = [\"seccomp=unconfined\"]\n",
+    );
+    assert_eq!(
+        rendered_spec(&unconfined)["security_opt"],
+        json!(["seccomp=unconfined"])
+    );
+}
+
+#[test]
+fn two_profiles_of_a_folder_with_one_container_name_are_both_errors() {
+    let p = Profiles::new();
+    let web = p.write("web.toml", "image = \"busybox\"\n");
+    let other = p.write("other.toml", "image = \"alpine\"\nname = \"web\"\n");
+    p.write("fine.toml", "image = \"alpine\"\n");
+    let out = check_within(&[p.path()]).code(2);
+    assert_eq!(error_locations(&out, &other), ["2:8"], "{}", out.stderr);
+    assert_eq!(error_locations(&out, &web), ["1:1"], "{}", out.stderr);
+    assert_eq!(error_count(&out.stderr), 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("container name `web`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("ok: ") && l.contains("fine.toml")),
+        "{}",
+        out.stdout
+    );
+    // Each alone is valid: the clash is the folder's.
+    check(&[&web]).code(0);
+    check(&[&other]).code(0);
+}
+
+#[test]
+fn a_folder_whose_profiles_extend_each_other_reports_the_cycle() {
+    let p = Profiles::new();
+    let a = p.write("a.toml", "extends = \"b.toml\"\nimage = \"busybox\"\n");
+    let b = p.write("b.toml", "extends = \"a.toml\"\nname = \"bee\"\n");
+    let out = check_within(&[p.path()]).code(2);
+    assert_eq!(error_locations(&out, &a), ["1:11"], "{}", out.stderr);
+    assert_eq!(error_locations(&out, &b), ["1:11"], "{}", out.stderr);
+    assert!(out.stderr.contains("forms a cycle"), "{}", out.stderr);
+}
+
+#[test]
+fn paths_that_are_not_utf8_are_shown_lossily() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Profiles::new();
+    let dir = p.path().join(std::ffi::OsStr::from_bytes(b"team-\xff"));
+    std::fs::create_dir_all(&dir).expect("a folder with a non-UTF-8 name");
+    let bad = dir.join("bad-one.toml");
+    std::fs::write(&bad, "image = \"busybox\"\nports = [\"70000:80\"]\n").expect("write");
+    std::fs::write(dir.join("good-one.toml"), "image = \"busybox\"\n").expect("write");
+    let shown = bad.to_string_lossy().into_owned();
+    assert!(shown.contains('\u{fffd}'));
+
+    let out = check(&[&bad]).code(2);
+    assert!(
+        out.stderr.contains(&format!("{shown}:2:10")),
+        "{}",
+        out.stderr
+    );
+    for args in [vec![bad.as_path()], vec![dir.as_path()]] {
+        let out = check_json(&args).code(2);
+        let reports: Vec<Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+            .collect();
+        let report = reports
+            .iter()
+            .find(|r| r["valid"] == false)
+            .unwrap_or_else(|| panic!("no invalid report in {}", out.stdout));
+        assert_eq!(report["profile"], shown.as_str());
+        assert_eq!(report["errors"][0]["file"], shown.as_str());
+        assert_eq!(report["errors"][0]["line"], 2);
+    }
 }

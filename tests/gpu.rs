@@ -1455,3 +1455,59 @@ fn render_labels_carry_the_hash_the_spec_and_the_gpus() {
     assert_eq!(labels["launch.driver"], DEFAULT_DRIVER_VERSION);
     assert_eq!(got["hash"].as_str().map(str::len), Some(64));
 }
+
+// ---- extends -------------------------------------------------------------------
+
+/// The spec of `child.toml` (container `gpu-test`), which extends `base.toml`.
+fn merged_spec(host: &FakeGpuHost, base: &str, child: &str) -> Value {
+    let profiles = Profiles::new();
+    profiles.write("base.toml", base);
+    let path = profiles.write(
+        "child.toml",
+        &format!("extends = \"base.toml\"\nname = \"gpu-test\"\n{child}"),
+    );
+    render_json(host, &path)["spec"].clone()
+}
+
+/// The GPU device nodes of a spec (`/dev/nvidiaN`).
+fn gpu_nodes(spec: &Value) -> Vec<String> {
+    devices(spec)
+        .into_keys()
+        .filter(|c| {
+            c.strip_prefix("/dev/nvidia")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_childs_gpu_mode_keeps_the_parents_gpus() {
+    let host = host_of(own_gpus(4)).build();
+    let spec = merged_spec(
+        &host,
+        "image = \"busybox\"\ngpus = [0, 1]\n",
+        "[gpus]\nmode = \"devices\"\n",
+    );
+    assert_eq!(spec["gpu"]["uuids"], json!(uuids(&host, &[0, 1])), "{spec}");
+    assert_eq!(spec["gpu"]["mode"], "devices", "{spec}");
+    assert_eq!(gpu_nodes(&spec).len(), 2, "{spec}");
+
+    // A child's table without a choice keeps the parent's; one with a
+    // choice replaces it.
+    let spec = merged_spec(
+        &host,
+        "image = \"busybox\"\ngpus = [2]\n",
+        "gpus = { mode = \"devices\", capabilities = [\"compute\"] }\n",
+    );
+    assert_eq!(spec["gpu"]["uuids"], json!(uuids(&host, &[2])), "{spec}");
+    let spec = merged_spec(
+        &host,
+        "image = \"busybox\"\ngpus = [0, 1]\n",
+        "gpus = { count = 1, mode = \"devices\" }\n",
+    );
+    assert_eq!(
+        spec["gpu"]["uuids"].as_array().map(Vec::len),
+        Some(1),
+        "{spec}"
+    );
+}

@@ -17,7 +17,7 @@ use launch::engine::{DockerEngine, Engine, Observed};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::host::{self, HostFacts, Needs};
-use launch::profile::{self, Diagnostics, Profile};
+use launch::profile::{self, Profile};
 
 /// Runs the command; the result is how the process exits.
 pub fn run(cli: Cli) -> Result<Exit> {
@@ -53,73 +53,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// A profile named on the command line (or found in a named folder), loaded.
-pub struct Target {
-    pub path: PathBuf,
-    pub loaded: std::result::Result<Profile, Diagnostics>,
-}
+pub use launch::profile::Target;
 
-/// Loads the profiles named by `args`. A folder means each `*.toml` in it,
-/// except profiles that other profiles of the folder extend: those are bases
-/// (a team's `base.toml`), checked through the profiles that extend them.
+/// Loads the profiles named by `args` (see [`profile::targets`]).
 pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
-    let mut out = Vec::new();
-    for arg in args {
-        if !arg.is_dir() {
-            out.push(load(arg));
-            continue;
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
-            .map_err(|e| {
-                Error::Io(format!(
-                    "cannot read folder {}: {}",
-                    arg.display(),
-                    profile::io_reason(&e)
-                ))
-            })?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::EmptyFolder {
-                path: arg.display().to_string(),
-            });
-        }
-        let loaded: Vec<Target> = files.iter().map(|f| load(f)).collect();
-        let bases: Vec<PathBuf> = loaded.iter().flat_map(extended_files).collect();
-        out.extend(
-            loaded
-                .into_iter()
-                .filter(|t| !bases.contains(&canonical(&t.path))),
-        );
-    }
-    Ok(out)
-}
-
-fn load(path: &Path) -> Target {
-    Target {
-        path: path.to_path_buf(),
-        loaded: profile::load(path),
-    }
-}
-
-/// The files a profile extends, directly or not.
-fn extended_files(target: &Target) -> Vec<PathBuf> {
-    let sources = match &target.loaded {
-        Ok(p) => &p.sources,
-        Err(d) => &d.sources,
-    };
-    sources
-        .files()
-        .iter()
-        .skip(1)
-        .map(|f| canonical(&f.path))
-        .collect()
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    profile::targets(args).map_err(|e| match e {
+        profile::FolderError::Empty { path } => Error::EmptyFolder { path },
+        other => Error::Io(other.to_string()),
+    })
 }
 
 /// A path as text for the user, in text and JSON alike: a path that is not

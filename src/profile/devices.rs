@@ -32,7 +32,7 @@ pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
     }
     Ok(DeviceMapping {
         host: host.to_string(),
-        container: container.to_string(),
+        container: super::volumes::normalize(container),
         permissions: permissions.to_string(),
     })
 }

@@ -2,9 +2,12 @@
 
 use std::fmt;
 
-use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use annotate_snippets::{AnnotationKind, Element, Group, Level, Origin, Renderer, Snippet};
 
 use super::source::{SourceMap, Span};
+
+/// Source longer than this (in bytes) is not quoted under a diagnostic.
+const MAX_QUOTED: usize = 4096;
 
 /// One problem in a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,24 +90,48 @@ impl Diagnostics {
 
     fn report<'a>(&'a self, d: &'a Diagnostic) -> Vec<Group<'a>> {
         let title = Level::ERROR.primary_title(d.message.as_str());
+        let mut label_shown = true;
         let located = d.span.as_ref().and_then(|span| {
             let file = self.sources.file_at(span.start)?;
             let start = span.start - file.base;
-            let end = (span.end - file.base).min(file.text.len()).max(start);
-            Some(
-                Snippet::source(file.text)
-                    .path(file.path.to_string_lossy())
+            let end = (span.end.saturating_sub(file.base))
+                .min(file.text.len())
+                .max(start);
+            // Only the lines the span covers: the renderer reads all the
+            // source it is given, once per diagnostic.
+            let (first, from) = file.line_of(start);
+            let (last, _) = file.line_of(end.saturating_sub(1).max(start));
+            let to = file.line_end(last);
+            let path = file.path.to_string_lossy();
+            if to - from > MAX_QUOTED {
+                // A line this long (a generated profile) is located, not quoted.
+                let at = self.sources.locate(span.start)?;
+                label_shown = false;
+                return Some(Element::from(
+                    Origin::path(path).line(at.line).char_column(at.column),
+                ));
+            }
+            let text = file.text.get(from..to)?;
+            Some(Element::from(
+                Snippet::source(text)
+                    .line_start(first)
+                    .path(path)
                     .annotation(
                         AnnotationKind::Primary
-                            .span(start..end)
+                            .span(start - from..end - from)
                             .label(d.label.as_deref()),
                     ),
-            )
+            ))
         });
         let mut groups = vec![match located {
-            Some(snippet) => title.element(snippet),
+            Some(element) => title.element(element),
             None => Group::with_title(title),
         }];
+        if let Some(label) = d.label.as_ref().filter(|_| !label_shown) {
+            groups.push(Group::with_title(
+                Level::NOTE.secondary_title(label.as_str()),
+            ));
+        }
         if let Some(help) = &d.help {
             groups.push(Group::with_title(
                 Level::HELP.secondary_title(help.as_str()),
@@ -128,16 +155,25 @@ pub fn from_serde(message: &str, span: Span) -> Diagnostic {
     for (prefix, what) in [("unknown field", "key"), ("unknown variant", "value")] {
         if let (true, Some((given, expected))) = (message.starts_with(prefix), quoted.split_first())
         {
-            let d = Diagnostic::new(span, format!("unknown {what} `{given}`"));
-            return match did_you_mean(given, expected.iter().copied()) {
-                Some(near) => d
-                    .label(format!("did you mean `{near}`?"))
-                    .help(expected_list(expected)),
-                None => d.help(expected_list(expected)),
-            };
+            return unknown_name(what, given, expected, span);
         }
     }
     Diagnostic::new(span, message)
+}
+
+/// "unknown key `given`", with the closest of `expected` and the list of them.
+pub fn unknown_key(given: &str, expected: &[&str], span: Span) -> Diagnostic {
+    unknown_name("key", given, expected, span)
+}
+
+fn unknown_name(what: &str, given: &str, expected: &[&str], span: Span) -> Diagnostic {
+    let d = Diagnostic::new(span, format!("unknown {what} `{given}`"));
+    match did_you_mean(given, expected.iter().copied()) {
+        Some(near) => d
+            .label(format!("did you mean `{near}`?"))
+            .help(expected_list(expected)),
+        None => d.help(expected_list(expected)),
+    }
 }
 
 fn expected_list(expected: &[&str]) -> String {
@@ -157,12 +193,31 @@ fn expected_list(expected: &[&str]) -> String {
 
 /// The known name closest to `given`, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given = given.to_lowercase();
+    let len = given.chars().count();
     known
         .into_iter()
-        .map(|k| (edit_distance(&given.to_lowercase(), &k.to_lowercase()), k))
-        .filter(|&(d, k)| d <= 2.max(k.len() / 3))
+        .filter_map(|k| {
+            let limit = 2.max(k.len() / 3);
+            // Lengths further apart than the limit cannot be close enough.
+            (len.abs_diff(k.chars().count()) <= limit)
+                .then(|| (edit_distance(&given, &k.to_lowercase()), k))
+                .filter(|&(d, _)| d <= limit)
+        })
         .min_by_key(|&(d, _)| d)
         .map(|(_, k)| k)
+}
+
+/// "unknown X `v`", with the closest known value or the list.
+pub fn unknown(what: &str, value: &str, known: &[&str]) -> String {
+    match did_you_mean(value, known.iter().copied()) {
+        Some(near) => format!("unknown {what} `{value}`: did you mean `{near}`?"),
+        None if known.len() <= 8 => format!(
+            "unknown {what} `{value}`: expected one of {}",
+            known.join(", ")
+        ),
+        None => format!("unknown {what} `{value}`"),
+    }
 }
 
 /// Levenshtein distance; a handful of lines, so no crate for it.

@@ -3,7 +3,11 @@
 //! Merging happens on the TOML trees, before typed deserialization, so each value
 //! keeps the span of the file it came from.
 
+use std::collections::HashMap;
+
 use toml::Spanned;
+
+use super::volumes::normalize;
 use toml::de::{DeArray, DeTable, DeValue};
 
 type Table = DeTable<'static>;
@@ -16,6 +20,11 @@ pub fn merge(mut parent: Table, child: Table) -> Table {
         let merged = match parent.remove(name.as_str()) {
             None => value,
             Some(old) => {
+                let (old, value) = if name == "gpus" {
+                    (gpus_table(old), gpus_table(value))
+                } else {
+                    (old, value)
+                };
                 let span = value.span();
                 let value = match (old.into_inner(), value.into_inner()) {
                     (DeValue::Table(mut a), DeValue::Table(b)) => {
@@ -41,6 +50,21 @@ pub fn merge(mut parent: Table, child: Table) -> Table {
     parent
 }
 
+/// `gpus = [0, 1]` or `gpus = "all"` as the table it means, `{ devices = … }`,
+/// so a parent's choice and a child's `[gpus]` merge key by key: a child's
+/// `mode` alone keeps the parent's devices.
+fn gpus_table(value: Value) -> Value {
+    let span = value.span();
+    match value.get_ref() {
+        DeValue::String(_) | DeValue::Array(_) => {
+            let mut table = Table::new();
+            table.insert(Spanned::new(span.clone(), "devices".into()), value);
+            Spanned::new(span, DeValue::Table(table))
+        }
+        _ => value,
+    }
+}
+
 /// Array merge where entries with the same key replace each other in place.
 fn merge_by_key(
     parent: DeArray<'static>,
@@ -48,13 +72,22 @@ fn merge_by_key(
     key_of: fn(&DeValue<'_>) -> Option<String>,
 ) -> DeArray<'static> {
     let mut items: Vec<Value> = parent.iter().cloned().collect();
+    // Where each key is, so a long list merges in one pass.
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(key) = key_of(item.get_ref()) {
+            at.entry(key).or_insert(i);
+        }
+    }
     for new in child.iter() {
-        let key = key_of(new.get_ref());
-        match items
-            .iter_mut()
-            .find(|old| key.is_some() && key_of(old.get_ref()) == key)
-        {
-            Some(old) => *old = new.clone(),
+        match key_of(new.get_ref()) {
+            Some(key) => match at.get(&key) {
+                Some(&i) => items[i] = new.clone(),
+                None => {
+                    at.insert(key, items.len());
+                    items.push(new.clone());
+                }
+            },
             None => items.push(new.clone()),
         }
     }
@@ -75,29 +108,19 @@ fn merge_key(key: &str) -> Option<fn(&DeValue<'_>) -> Option<String>> {
     }
 }
 
-/// `src:dst[:mode]` or `{ target = … }` → the target path.
+/// `src:dst[:mode]` or `{ target = … }` → the target path, normalised as
+/// validation normalises it.
 fn volume_target(v: &DeValue<'_>) -> Option<String> {
-    match v {
+    let target = match v {
         DeValue::String(s) => {
             let mut parts = s.split(':');
             let first = parts.next()?;
-            Some(
-                parts
-                    .next()
-                    .unwrap_or(first)
-                    .trim_end_matches('/')
-                    .to_string(),
-            )
+            parts.next().unwrap_or(first)
         }
-        DeValue::Table(t) => Some(
-            t.get("target")?
-                .get_ref()
-                .as_str()?
-                .trim_end_matches('/')
-                .to_string(),
-        ),
-        _ => None,
-    }
+        DeValue::Table(t) => t.get("target")?.get_ref().as_str()?,
+        _ => return None,
+    };
+    Some(normalize(target))
 }
 
 /// `[ip:]host:container[/proto]` → `container/proto`, tcp when unsaid.
@@ -111,5 +134,7 @@ fn container_port(v: &DeValue<'_>) -> Option<String> {
 fn device_path(v: &DeValue<'_>) -> Option<String> {
     let mut parts = v.as_str()?.split(':');
     let host = parts.next()?;
-    Some(parts.next().unwrap_or(host).to_string())
+    // `/dev/fuse:rw` gives permissions, not a path, as `devices::parse` reads it.
+    let container = parts.next().filter(|c| c.starts_with('/')).unwrap_or(host);
+    Some(normalize(container))
 }

@@ -1,7 +1,7 @@
 //! Reading profile files: TOML with spans, `${VAR}` interpolation, `extends`
 //! merging, and the typed deserialization that reports every key it can.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use super::diagnostic;
 use super::diagnostic::Diagnostic;
 use super::extends::merge;
 use super::interpolate::{InterpolationError, interpolate};
+use super::loader::{Loader, ProfileFile, canonical};
 use super::raw::RawProfile;
 use super::source::{SourceMap, Span};
 
@@ -28,24 +29,41 @@ pub struct Read {
     pub whole: Span,
 }
 
+/// How many profiles deep `extends` may go.
+pub const MAX_EXTENDS_DEPTH: usize = 32;
+
 /// Reads `path` and the profiles it extends, and deserializes the merged result.
 ///
 /// Problems are pushed to `diags`; `None` means nothing usable was read.
-pub fn read(path: &Path, sources: &mut SourceMap, diags: &mut Vec<Diagnostic>) -> Option<Read> {
-    let mut stack = Vec::new();
-    let (table, whole) = read_tree(path, sources, diags, &mut stack)?;
+/// `extended` gets the canonical path of every profile named in an `extends`.
+pub fn read(
+    path: &Path,
+    loader: &mut Loader,
+    diags: &mut Vec<Diagnostic>,
+    extended: &mut HashSet<PathBuf>,
+) -> Option<Read> {
+    let mut walk = Walk {
+        loader,
+        diags,
+        extended,
+        stack: Vec::new(),
+        done: HashMap::new(),
+    };
+    let (table, whole, _) = walk.tree(path, canonical(path), None)?;
+    let Walk { loader, diags, .. } = walk;
     // After merging, so a child can override a parent's value that needs an unset variable.
     let mut poisoned = Vec::new();
     let table = match interpolate_value(
         DeValue::Table(table),
         whole.clone(),
-        sources,
+        &loader.sources,
         diags,
         &mut poisoned,
     ) {
         DeValue::Table(t) => t,
         _ => return None,
     };
+    let table = unknown_keys(table, diags);
     let raw = deserialize_all(table, whole.clone(), diags)?;
     Some(Read {
         raw,
@@ -54,28 +72,14 @@ pub fn read(path: &Path, sources: &mut SourceMap, diags: &mut Vec<Diagnostic>) -
     })
 }
 
-/// One file and, recursively, its `extends`: the merged TOML tree.
-fn read_tree(
-    path: &Path,
-    sources: &mut SourceMap,
-    diags: &mut Vec<Diagnostic>,
-    stack: &mut Vec<PathBuf>,
-) -> Option<(Table, Span)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => {
-            diags.push(Diagnostic::whole_file(format!(
-                "cannot read profile {}: {}",
-                path.display(),
-                super::io_reason(&e)
-            )));
-            return None;
-        }
+/// Parses the file at `base` into a tree in global positions.
+pub(super) fn parse(sources: &SourceMap, base: usize) -> ProfileFile {
+    let Some(file) = sources.file_at(base) else {
+        return ProfileFile::Invalid(Vec::new());
     };
-    let base = sources.add(path, text);
-    let file = sources.file_at(base)?;
     let (tree, errors) = DeTable::parse_recoverable(file.text);
     if !errors.is_empty() {
+        let mut diags = Vec::new();
         for e in errors {
             let span = e.span().unwrap_or(0..0);
             let span = span.start + base..span.end + base;
@@ -87,78 +91,163 @@ fn read_tree(
             }
             diags.push(Diagnostic::new(span, message));
         }
-        return None;
+        return ProfileFile::Invalid(diags);
     }
     let whole = base..base + file.text.len();
-    let mut table = match shift(&DeValue::Table(tree.into_inner()), base) {
-        DeValue::Table(t) => t,
-        _ => return None,
-    };
+    match shift(&DeValue::Table(tree.into_inner()), base) {
+        DeValue::Table(table) => ProfileFile::Parsed { table, whole },
+        _ => ProfileFile::Invalid(Vec::new()),
+    }
+}
 
-    let Some(extends) = table.remove("extends") else {
-        return Some((table, whole));
-    };
-    let own = canonical(path);
-    stack.push(own);
-    let mut merged: Option<Table> = None;
-    let mut complete = true;
-    let mut poisoned = Vec::new();
-    let extends = Spanned::new(
-        extends.span(),
-        interpolate_value(
-            extends.get_ref().clone(),
-            extends.span(),
-            sources,
-            diags,
-            &mut poisoned,
-        ),
-    );
-    for parent in extends_paths(&extends, diags) {
-        let parent_path = resolve_relative(path, parent.get_ref());
-        let canon = canonical(&parent_path);
-        if let Some(i) = stack.iter().position(|p| *p == canon) {
-            let mut chain: Vec<String> =
-                stack[i..].iter().map(|p| p.display().to_string()).collect();
-            chain.push(canon.display().to_string());
-            diags.push(
-                Diagnostic::new(parent.span(), "`extends` forms a cycle")
-                    .label("this profile is already being extended")
-                    .help(format!("the chain is {}", chain.join(" → "))),
-            );
-            complete = false;
-            continue;
-        }
-        if !parent_path.is_file() {
-            diags.push(
-                Diagnostic::new(
-                    parent.span(),
-                    format!("extended profile {} does not exist", parent_path.display()),
-                )
-                .help("`extends` paths are relative to the profile that names them"),
-            );
-            complete = false;
-            continue;
-        }
-        match read_tree(&parent_path, sources, diags, stack) {
-            Some((parent_table, _)) => {
-                merged = Some(match merged {
-                    Some(earlier) => merge(earlier, parent_table),
-                    None => parent_table,
-                })
+/// A file's merged tree, where it is, and how many `extends` lie below it.
+type Node = (Table, Span, usize);
+
+/// One profile's walk through its `extends`.
+struct Walk<'a> {
+    loader: &'a mut Loader,
+    diags: &'a mut Vec<Diagnostic>,
+    extended: &'a mut HashSet<PathBuf>,
+    /// The files being merged, outermost first: a cycle returns to one of them.
+    stack: Vec<PathBuf>,
+    /// Files already merged in this walk, so a file extended twice (or by
+    /// every level of a chain) is merged once.
+    done: HashMap<PathBuf, Option<Node>>,
+}
+
+impl Walk<'_> {
+    /// One file: its table, or a reported problem. `entry` is the `extends`
+    /// entry that named it; `None` for the profile itself.
+    fn file(&mut self, path: &Path, entry: Option<&Spanned<String>>) -> Option<(Table, Span)> {
+        match self.loader.profile_file(path) {
+            ProfileFile::Parsed { table, whole } => Some((table, whole)),
+            ProfileFile::Invalid(diags) => {
+                self.diags.extend(diags);
+                None
             }
-            None => complete = false,
+            ProfileFile::Unreadable(e) => {
+                self.diags.push(match entry {
+                    None => Diagnostic::whole_file(format!(
+                        "cannot read profile {}: {}",
+                        path.display(),
+                        e.reason
+                    )),
+                    Some(entry) if e.missing => Diagnostic::new(
+                        entry.span(),
+                        format!("extended profile {} does not exist", path.display()),
+                    )
+                    .help("`extends` paths are relative to the profile that names them"),
+                    Some(entry) => Diagnostic::new(
+                        entry.span(),
+                        format!(
+                            "cannot read extended profile {}: {}",
+                            path.display(),
+                            e.reason
+                        ),
+                    ),
+                });
+                None
+            }
         }
     }
-    stack.pop();
-    // Without all of its parents a profile would show errors that are not its own.
-    if !complete || !poisoned.is_empty() {
-        return None;
+
+    /// One file and, recursively, its `extends`: the merged TOML tree.
+    fn tree(&mut self, path: &Path, own: PathBuf, entry: Option<&Spanned<String>>) -> Option<Node> {
+        let (mut table, whole) = self.file(path, entry)?;
+        let Some(extends) = table.remove("extends") else {
+            return Some((table, whole, 0));
+        };
+        self.stack.push(own);
+        let mut merged: Option<Table> = None;
+        let mut height = 0;
+        let mut complete = true;
+        let mut poisoned = Vec::new();
+        let extends = Spanned::new(
+            extends.span(),
+            interpolate_value(
+                extends.get_ref().clone(),
+                extends.span(),
+                &self.loader.sources,
+                self.diags,
+                &mut poisoned,
+            ),
+        );
+        for parent in extends_paths(&extends, self.diags) {
+            let parent_path = resolve_relative(path, parent.get_ref());
+            let canon = canonical(&parent_path);
+            self.extended.insert(canon.clone());
+            if let Some(i) = self.stack.iter().position(|p| *p == canon) {
+                let mut chain: Vec<String> = self.stack[i..]
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                chain.push(canon.display().to_string());
+                self.diags.push(
+                    Diagnostic::new(parent.span(), "`extends` forms a cycle")
+                        .label("this profile is already being extended")
+                        .help(format!("the chain is {}", chain.join(" → "))),
+                );
+                complete = false;
+                continue;
+            }
+            // `stack` holds the files from the profile down to this one: as
+            // many `extends` steps as it takes to reach the parent.
+            let steps = self.stack.len();
+            let node = match self.done.get(&canon) {
+                Some(done) => done.clone(),
+                None if steps > MAX_EXTENDS_DEPTH => {
+                    self.too_deep(&parent);
+                    complete = false;
+                    continue;
+                }
+                None => {
+                    let node = self.tree(&parent_path, canon.clone(), Some(&parent));
+                    self.done.insert(canon, node.clone());
+                    node
+                }
+            };
+            let Some((parent_table, _, below)) = node else {
+                complete = false;
+                continue;
+            };
+            if steps + below > MAX_EXTENDS_DEPTH {
+                self.too_deep(&parent);
+                complete = false;
+                continue;
+            }
+            height = height.max(below + 1);
+            merged = Some(match merged {
+                Some(earlier) => merge(earlier, parent_table),
+                None => parent_table,
+            });
+        }
+        self.stack.pop();
+        // Without all of its parents a profile would show errors that are not its own.
+        if !complete || !poisoned.is_empty() {
+            return None;
+        }
+        let table = match merged {
+            Some(parent) => merge(parent, table),
+            None => table,
+        };
+        Some((table, whole, height))
     }
-    let table = match merged {
-        Some(parent) => merge(parent, table),
-        None => table,
-    };
-    Some((table, whole))
+
+    fn too_deep(&mut self, entry: &Spanned<String>) {
+        self.diags.push(
+            Diagnostic::new(
+                entry.span(),
+                format!("`extends` goes more than {MAX_EXTENDS_DEPTH} profiles deep"),
+            )
+            .label("this profile is one too many")
+            .help(format!(
+                "launch follows at most {MAX_EXTENDS_DEPTH} levels of `extends`; the chain starts at {}",
+                self.stack
+                    .first()
+                    .map_or_else(String::new, |p| p.display().to_string())
+            )),
+        );
+    }
 }
 
 /// `extends = "a.toml"` or `extends = ["a.toml", "b.toml"]`.
@@ -182,10 +271,6 @@ fn extends_paths(
         ));
         Vec::new()
     })
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A path named in `profile`, relative to the profile's folder.
@@ -294,6 +379,60 @@ fn expand(text: &str, span: Span, sources: &SourceMap) -> Result<String, Diagnos
             Err(d)
         }
     }
+}
+
+/// Reports and drops the top-level keys a profile cannot have, all in one
+/// pass (deserializing would stop at each in turn).
+fn unknown_keys(table: Table, diags: &mut Vec<Diagnostic>) -> Table {
+    let known = top_level_keys();
+    // Rebuilt rather than removed from: removing from the ordered map shifts
+    // what follows, once per unknown key.
+    let mut kept = Table::new();
+    for (key, value) in table {
+        if known.contains(&key.get_ref().as_ref()) {
+            kept.insert(key, value);
+        } else {
+            diags.push(diagnostic::unknown_key(key.get_ref(), known, key.span()));
+        }
+    }
+    kept
+}
+
+/// The keys of [`RawProfile`], as serde lists them: one list for the schema,
+/// the deserializer and this check.
+fn top_level_keys() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+
+    /// A deserializer that only notes the fields a struct asks for.
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Error::custom("only a struct's fields are wanted"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Error::custom("fields noted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = RawProfile::deserialize(Fields(&mut fields));
+        fields
+    })
 }
 
 /// Deserializes the merged table; on an error, reports it, drops the key it

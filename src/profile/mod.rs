@@ -7,11 +7,20 @@
 
 mod devices;
 pub mod diagnostic;
+mod env;
 mod extends;
+mod files;
+mod folder;
+mod gpus;
+pub mod image;
 mod interpolate;
 mod load;
+mod loader;
+mod names;
 mod ports;
 pub mod raw;
+mod resources;
+mod security;
 pub mod source;
 mod validate;
 mod volumes;
@@ -22,6 +31,9 @@ use std::sync::Arc;
 
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use folder::{FolderError, Target, targets};
+pub use image::ImageRef;
+pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
 pub use source::{SourceMap, Span};
@@ -125,40 +137,10 @@ pub struct RecreatePolicy {
     pub ignore: Vec<String>,
 }
 
-/// Reads and checks the profile at `path`.
+/// Reads and checks the profile at `path`. A run that loads several profiles
+/// uses one [`Loader`], so the files they share are read once.
 pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
-    let mut sources = SourceMap::default();
-    let mut items = Vec::new();
-    let profile = load::read(path, &mut sources, &mut items).and_then(|read| {
-        let (poisoned, before) = (read.poisoned.clone(), items.len());
-        let profile = validate::validate(path, read, &sources, &mut items);
-        // A value whose `${…}` failed is reported once, not again as invalid.
-        let mut index = 0;
-        items.retain(|d| {
-            index += 1;
-            let overlaps = |s: &Span| {
-                d.span
-                    .as_ref()
-                    .is_some_and(|d| d.start < s.end && s.start < d.end)
-            };
-            index <= before || !poisoned.iter().any(overlaps)
-        });
-        profile
-    });
-    match profile {
-        Some(mut profile) if items.is_empty() => {
-            profile.sources = Arc::new(sources);
-            Ok(profile)
-        }
-        _ => {
-            // Report in file order, whichever check found what.
-            items.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
-            Err(Diagnostics {
-                sources: Arc::new(sources),
-                items,
-            })
-        }
-    }
+    Loader::new().load(path)
 }
 
 /// `~` or `~/…` at the start of a path is the user's home.

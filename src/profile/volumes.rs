@@ -64,8 +64,14 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
             "mount target `{target}` must be an absolute path in the container"
         ));
     }
+    let target = normalize(&target);
     if target == "/" {
-        return Err("mount target `/` would hide the image's root filesystem".into());
+        return Err(match entry_target(entry) {
+            Some(written) if written != "/" => format!(
+                "mount target `{written}` is `/`, which would hide the image's root filesystem"
+            ),
+            _ => "mount target `/` would hide the image's root filesystem".into(),
+        });
     }
     let is_path = |s: &str| s.starts_with(['/', '.', '~']);
     let kind = match (kind, source.as_deref()) {
@@ -87,7 +93,7 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
     let source = match (kind, source) {
         (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir)?),
         (MountKind::Volume, Some(s)) => {
-            if !super::validate::is_docker_name(&s) {
+            if !super::names::is_docker_name(&s) {
                 return Err(format!(
                     "volume name `{s}` is not valid: use letters, digits, `_`, `.`, `-`; or start a host path with / or ./"
                 ));
@@ -102,11 +108,35 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
     Ok(Mount {
         kind,
         source,
-        target: target.trim_end_matches('/').to_string(),
+        target,
         read_only,
         create,
         span,
     })
+}
+
+/// A container path as the kernel resolves it: `.`, `..`, repeated and
+/// trailing `/` removed, so `/data/.` and `/data` are one mount target.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The target as written in the entry.
+fn entry_target(entry: &Volume) -> Option<&str> {
+    match entry {
+        Volume::Short(spec) => spec.split(':').nth(1),
+        Volume::Long(t) => t.target.as_ref().map(|t| t.get().as_str()),
+    }
 }
 
 /// An absolute, normalised host path: `~` expanded, relative to `dir`.

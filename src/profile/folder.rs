@@ -1,0 +1,154 @@
+//! The profiles a command is given: files, and folders of `*.toml` files
+//! loaded together, with the rules that only a folder has.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::loader::{Loaded, Loader, canonical};
+use super::{Profile, io_reason};
+
+/// A profile named on the command line (or found in a named folder), loaded.
+pub struct Target {
+    pub path: ShownPath,
+    pub loaded: Result<Profile, Diagnostics>,
+}
+
+/// A path as the user gave it; shown and serialized lossily when it is not
+/// UTF-8, so reporting on it never fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownPath(PathBuf);
+
+impl Deref for ShownPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl serde::Serialize for ShownPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
+/// A folder that gives no profiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderError {
+    Unreadable { path: String, reason: String },
+    Empty { path: String },
+}
+
+impl fmt::Display for FolderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FolderError::Unreadable { path, reason } => {
+                write!(f, "cannot read folder {path}: {reason}")
+            }
+            FolderError::Empty { path } => write!(f, "no *.toml profiles in {path}"),
+        }
+    }
+}
+
+/// Loads the profiles named by `args`, reading each file once. A folder means
+/// each `*.toml` in it, except profiles that other profiles of the folder
+/// extend: those are bases (a team's `base.toml`), checked through the
+/// profiles that extend them.
+pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>, FolderError> {
+    let mut loader = Loader::new();
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            out.extend(folder(&mut loader, arg)?);
+        } else {
+            out.push(Target {
+                path: ShownPath(arg.clone()),
+                loaded: loader.load(arg),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, FolderError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| FolderError::Unreadable {
+        path: dir.display().to_string(),
+        reason: io_reason(&e),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(FolderError::Empty {
+            path: dir.display().to_string(),
+        });
+    }
+    let loaded: Vec<(PathBuf, PathBuf, Loaded)> = files
+        .into_iter()
+        .map(|f| {
+            let loaded = loader.load_profile(&f);
+            (canonical(&f), f, loaded)
+        })
+        .collect();
+    // A profile another one extends is a base, unless it extends that one
+    // back: a cycle is reported, not hidden.
+    let base: Vec<bool> = loaded
+        .iter()
+        .map(|(canon, _, own)| {
+            loaded.iter().any(|(other, _, theirs)| {
+                other != canon && theirs.extends.contains(canon) && !own.extends.contains(other)
+            })
+        })
+        .collect();
+    let mut shown: Vec<(PathBuf, Loaded)> = loaded
+        .into_iter()
+        .zip(base)
+        .filter(|(_, base)| !base)
+        .map(|((_, path, l), _)| (path, l))
+        .collect();
+
+    // Two profiles of one folder with one container name: an error for both.
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (_, l)) in shown.iter().enumerate() {
+        if let Ok(p) = &l.result {
+            by_name.entry(p.name.clone()).or_default().push(i);
+        }
+    }
+    for (name, users) in by_name.into_iter().filter(|(_, u)| u.len() > 1) {
+        for &i in &users {
+            let others: Vec<String> = users
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| shown[j].0.display().to_string())
+                .collect();
+            let clash = Diagnostic::new(
+                shown[i].1.name_span.clone().unwrap_or(0..0),
+                format!(
+                    "container name `{name}` is also the name of {}",
+                    others.join(", ")
+                ),
+            )
+            .help(
+                "profiles of one folder would fight over one container: give each its own `name`",
+            );
+            let l = &mut shown[i].1;
+            if let Ok(p) = &l.result {
+                l.result = Err(Diagnostics {
+                    sources: p.sources.clone(),
+                    items: vec![clash],
+                });
+            }
+        }
+    }
+    Ok(shown
+        .into_iter()
+        .map(|(path, l)| Target {
+            path: ShownPath(path),
+            loaded: l.result,
+        })
+        .collect())
+}

@@ -1,0 +1,185 @@
+//! Image references (`[registry/]repository[:tag][@digest]`): the one parser
+//! of Docker's reference grammar that the rest of launch uses.
+
+use std::fmt;
+
+/// A parsed image reference, e.g. `registry.example.com:5000/team/cuda:12.4`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    repository: String,
+    /// Where the registry part of `repository` ends, when it has one.
+    registry_end: Option<usize>,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses a reference. A light check of Docker's grammar: it catches the
+    /// mistakes people make (spaces, capitals, a stray `:`) without rejecting
+    /// real names.
+    pub fn parse(image: &str) -> Result<ImageRef, String> {
+        if image.is_empty() {
+            return Err("`image` is empty".into());
+        }
+        if let Some(bad) = image.chars().find(|c| c.is_whitespace()) {
+            return Err(format!("image `{image}` contains whitespace ({bad:?})"));
+        }
+        let (name, digest) = match image.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (image, None),
+        };
+        if let Some(digest) = digest {
+            let valid = digest
+                .strip_prefix("sha256:")
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !valid {
+                return Err(format!(
+                    "image digest `{digest}` is not sha256:<64 hex digits>"
+                ));
+            }
+        }
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match name[last_slash..].rfind(':') {
+            Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+            None => (name, None),
+        };
+        if let Some(tag) = tag {
+            let ok = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(format!(
+                    "image tag `{tag}` is not valid: letters, digits, `_`, `.`, `-`"
+                ));
+            }
+        }
+        let mut components = repo.split('/');
+        let first = components.next().unwrap_or_default();
+        // The first component is a registry host when it looks like one.
+        let has_registry =
+            repo.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+        for (i, part) in repo.split('/').enumerate() {
+            if i == 0 && has_registry {
+                continue;
+            }
+            let ok = !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && part.starts_with(|c: char| c.is_ascii_alphanumeric());
+            if !ok {
+                return Err(format!(
+                    "image name `{repo}` is not valid: `{part}` must be lowercase letters, digits and separators"
+                ));
+            }
+        }
+        Ok(ImageRef {
+            repository: repo.to_string(),
+            registry_end: has_registry.then_some(first.len()),
+            tag: tag.map(str::to_string),
+            digest: digest.map(str::to_string),
+        })
+    }
+}
+
+// The engine's pulls are to read these instead of splitting strings themselves;
+// until they do, only the tests call them.
+#[allow(dead_code)]
+impl ImageRef {
+    /// The name without tag or digest, registry included:
+    /// `registry.example.com:5000/team/cuda`.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The registry host, when the reference names one.
+    pub fn registry(&self) -> Option<&str> {
+        self.registry_end.map(|end| &self.repository[..end])
+    }
+
+    /// The tag; `latest` when none is written.
+    pub fn tag(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+
+    /// The tag as written, if any.
+    pub fn explicit_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// `sha256:…`, when the reference pins one.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+}
+
+impl fmt::Display for ImageRef {
+    /// The reference as written.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn parts() {
+        let r = ImageRef::parse("registry.example.com:5000/team/cuda:12.4.1-runtime").unwrap();
+        assert_eq!(r.repository(), "registry.example.com:5000/team/cuda");
+        assert_eq!(r.registry(), Some("registry.example.com:5000"));
+        assert_eq!(r.tag(), "12.4.1-runtime");
+        assert_eq!(r.digest(), None);
+
+        let r = ImageRef::parse("busybox").unwrap();
+        assert_eq!(
+            (r.repository(), r.tag(), r.explicit_tag()),
+            ("busybox", "latest", None)
+        );
+        assert_eq!(r.registry(), None);
+
+        let r = ImageRef::parse(&format!("localhost/app@{DIGEST}")).unwrap();
+        assert_eq!(r.repository(), "localhost/app");
+        assert_eq!(r.registry(), Some("localhost"));
+        assert_eq!(r.digest(), Some(DIGEST));
+        assert_eq!(r.to_string(), format!("localhost/app@{DIGEST}"));
+
+        let r = ImageRef::parse(&format!("nvidia/cuda:12@{DIGEST}")).unwrap();
+        assert_eq!((r.tag(), r.digest()), ("12", Some(DIGEST)));
+    }
+
+    #[test]
+    fn mistakes_name_the_token() {
+        assert!(ImageRef::parse("").unwrap_err().contains("empty"));
+        assert!(
+            ImageRef::parse("bus box")
+                .unwrap_err()
+                .contains("whitespace")
+        );
+        assert!(
+            ImageRef::parse("Busybox")
+                .unwrap_err()
+                .contains("`Busybox`")
+        );
+        assert!(ImageRef::parse("busybox:").unwrap_err().contains("tag ``"));
+        assert!(
+            ImageRef::parse("busybox@sha256:12")
+                .unwrap_err()
+                .contains("digest")
+        );
+        assert!(ImageRef::parse("a//b").unwrap_err().contains("`a//b`"));
+    }
+}
