@@ -11,7 +11,6 @@ use launch::engine::{Engine, EngineError};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::reconcile::plan::short;
-use launch::spec::{ContainerSpec, label};
 
 pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
     // A path means its profile's container; anything else is a container name.
@@ -70,11 +69,7 @@ async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
     engine.remove(&found.id, false).await?;
     let mut message = format!("stopped and removed ({})", short(&found.id));
     if volumes {
-        let spec = found
-            .labels
-            .get(label::SPEC)
-            .and_then(|s| ContainerSpec::from_label(s))
-            .unwrap_or_default();
+        let spec = found.spec().unwrap_or_default();
         let named: Vec<String> = spec
             .mounts
             .iter()

@@ -13,7 +13,7 @@ use launch::exit::Exit;
 use launch::host::HostFacts;
 use launch::profile::{self, Profile};
 use launch::reconcile::diff;
-use launch::spec::{ContainerSpec, label};
+use launch::spec::label;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let wanted: Option<Vec<String>> = if args.is_empty() {
@@ -110,11 +110,7 @@ fn drift(
     if c.labels.get(label::SPEC_HASH) == Some(&resolved.spec.hash()) {
         return "in sync".into();
     }
-    match c
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s))
-    {
+    match c.spec() {
         Some(current) => format!(
             "changed: {}",
             diff::fields(&diff::diff(&current, &resolved.spec)).join(", ")

@@ -34,6 +34,14 @@ impl Observed {
         self.labels.get(label::MANAGED).map(String::as_str) == Some("true")
     }
 
+    /// The spec it was made from (label `launch.spec`); `None` when the
+    /// label is missing or unreadable (made by an older or newer launch).
+    pub fn spec(&self) -> Option<ContainerSpec> {
+        self.labels
+            .get(label::SPEC)
+            .and_then(|s| ContainerSpec::from_label(s))
+    }
+
     /// The GPU UUIDs it holds (label `launch.gpus`).
     pub fn gpus(&self) -> Vec<String> {
         let list = self.labels.get(label::GPUS).map_or("", String::as_str);
@@ -120,4 +128,37 @@ pub trait Engine {
     /// Commits the container to `repo:tag`; returns the image id.
     async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(labels: BTreeMap<String, String>) -> Observed {
+        Observed {
+            id: "0123456789abcdef".into(),
+            name: "train".into(),
+            state: State::Running,
+            labels,
+            image_id: String::new(),
+            image: "busybox".into(),
+            started_at: String::new(),
+            health: None,
+        }
+    }
+
+    #[test]
+    fn the_spec_label_is_read_in_one_place() {
+        let spec = ContainerSpec {
+            schema: 1,
+            name: "train".into(),
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        let made = observed(spec.all_labels(std::path::Path::new("/p.toml")));
+        assert_eq!(made.spec(), Some(spec));
+        assert_eq!(observed(BTreeMap::new()).spec(), None, "no label");
+        let garbled = BTreeMap::from([(label::SPEC.to_string(), "{not json".to_string())]);
+        assert_eq!(observed(garbled).spec(), None, "an unreadable label");
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::engine::{Engine, Observed, State};
 use crate::error::{Error, Result};
 use crate::profile::{ChangedFiles, MountKind, Profile};
-use crate::spec::{ContainerSpec, label};
+use crate::spec::ContainerSpec;
 
 use super::plan::{Action, short};
 
@@ -121,10 +121,7 @@ async fn recreate<E: Engine>(
     // Docker lists a mount point it had to create as a change of the writable
     // layer (`A /data`, and `A`/`C` for its parent folders): those are the
     // mounts of the old container (its spec label) and of the new one.
-    let old_spec = old
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s));
+    let old_spec = old.spec();
     let mount_targets: Vec<String> = old_spec
         .iter()
         .chain([spec])

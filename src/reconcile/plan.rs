@@ -82,10 +82,7 @@ pub fn plan(
             changes: Vec::new(),
         };
     }
-    let current = found
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s));
+    let current = found.spec();
     let changes = match &current {
         Some(current) => diff::diff(current, desired),
         None => Vec::new(),
