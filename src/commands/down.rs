@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{connect, runtime, targets};
 use crate::cli::Global;
-use launch::engine::{Engine, EngineError};
+use launch::engine::Engine;
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::reconcile::plan::short;
@@ -80,7 +80,7 @@ async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
             match engine.remove_volume(v).await {
                 Ok(()) => {}
                 // Still used by another container: keep it and say so.
-                Err(EngineError::Call(reason)) => tracing::warn!("volume {v} kept: {reason}"),
+                Err(e) if e.is_conflict() => tracing::warn!("volume {v} kept: {e}"),
                 Err(e) => return Err(e.into()),
             }
         }

@@ -85,17 +85,121 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
 }
 
-/// Why an engine call failed, in words for the user.
+/// Why an engine call failed, in words for the user. Variants differ where
+/// the user's next step does; the engine's own message is always shown, and
+/// bollard's error stays reachable as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Nothing answers at the address (or the connection broke mid-run).
     #[error("cannot reach the container engine at {address}: {reason}")]
-    Unreachable { address: String, reason: String },
-    #[error("{0}")]
-    Call(String),
+    Unreachable {
+        address: String,
+        reason: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
+    /// The engine answers, but speaks an API older than launch needs.
+    #[error(
+        "the container engine at {address} speaks API {version}, older than the {minimum} launch needs \
+         (Docker 19.03 or newer): upgrade the engine"
+    )]
+    ApiTooOld {
+        address: String,
+        version: String,
+        minimum: String,
+    },
+    /// A call was accepted and never answered.
+    #[error(
+        "{call}: the container engine at {address} did not answer within {}s; \
+         it may be overloaded or hung (is the daemon healthy?)",
+        after.as_secs_f64()
+    )]
+    Timeout {
+        address: String,
+        call: String,
+        after: std::time::Duration,
+    },
+    /// What the call names does not exist (HTTP 404).
+    #[error("{call}: {message}")]
+    NotFound {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// In use or taken (HTTP 409): a name another container holds, a volume
+    /// a container still uses.
+    #[error("{call}: {message}")]
+    Conflict {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Any other refusal or failure of a call.
+    #[error("{call}: {message}")]
+    Failed {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
     #[error("pulling {image} failed: {reason}")]
-    Pull { image: String, reason: String },
+    Pull {
+        image: String,
+        reason: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
     #[error("image {0} is not present and the profile says pull = \"never\"")]
     ImageMissing(String),
+}
+
+impl EngineError {
+    /// An error the engine answered with, by its HTTP status.
+    pub fn answered(call: impl Into<String>, status: u16, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let source = bollard::errors::Error::DockerResponseServerError {
+            status_code: status,
+            message: message.clone(),
+        };
+        let call = call.into();
+        match status {
+            404 => EngineError::NotFound {
+                call,
+                message,
+                source,
+            },
+            409 => EngineError::Conflict {
+                call,
+                message,
+                source,
+            },
+            _ => EngineError::Failed {
+                call,
+                message,
+                source,
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::NotFound { .. })
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, EngineError::Conflict { .. })
+    }
+
+    /// The engine's own words, without what launch was doing.
+    pub fn message(&self) -> String {
+        match self {
+            EngineError::NotFound { message, .. }
+            | EngineError::Conflict { message, .. }
+            | EngineError::Failed { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
