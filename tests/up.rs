@@ -990,6 +990,91 @@ fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
     );
 }
 
+#[test]
+fn down_volumes_names_the_volume_it_kept_and_the_container_using_it() {
+    if !available("down_volumes_names_the_volume_it_kept_and_the_container_using_it") {
+        return;
+    }
+    let w = World::new("down-inuse");
+    let shared = format!("{}-shared", w.name);
+    let own = format!("{}-own", w.name);
+    w.scratch.track_volume(&shared);
+    w.scratch.track_volume(&own);
+    w.write(&format!("volumes = [\"{shared}:/shared\", \"{own}:/own\"]"));
+    w.up().code(0);
+    // Another container uses the shared volume.
+    let holder = w.scratch.name("holder");
+    docker(&[
+        "create",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{shared}:/x"),
+        &w.image,
+        "sleep",
+        "1",
+    ]);
+
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", &w.name])
+        .run()
+        .code(1);
+    assert!(
+        out.stdout.contains("stopped and removed")
+            && out.stdout.contains(&format!("volumes removed: {own}"))
+            && !out.stdout.contains(&shared),
+        "removed the container and only the free volume: {}",
+        show(&out)
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "volume {shared} kept: in use by container {holder}"
+        )),
+        "names the volume that stayed and who holds it: {}",
+        show(&out)
+    );
+    assert!(w.containers().is_empty(), "the container is gone");
+    assert!(try_docker(&["volume", "inspect", &own]).is_none());
+    assert!(
+        try_docker(&["volume", "inspect", &shared]).is_some(),
+        "the volume in use stays"
+    );
+
+    // The same in JSON.
+    docker(&["rm", "-f", &holder]);
+    w.up().code(0);
+    docker(&[
+        "create",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{shared}:/x"),
+        &w.image,
+        "sleep",
+        "1",
+    ]);
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", "--json", &w.name])
+        .run()
+        .code(1);
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        v["volumes_removed"],
+        serde_json::json!([own]),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(v["volumes_kept"][0]["name"], shared.as_str());
+    assert!(
+        v["volumes_kept"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&holder)),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(v["exit_code"], 1);
+}
+
 // ---- engine, folders, output --------------------------------------------------
 
 #[test]

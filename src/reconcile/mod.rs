@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod down;
 pub mod lock;
 pub mod plan;
 
