@@ -305,6 +305,7 @@ impl Engine for DockerEngine {
             image_id: c.image.clone().unwrap_or_default(),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
+            created: c.created.clone().unwrap_or_default(),
             health: state
                 .and_then(|s| s.health.as_ref())
                 .and_then(|h| h.status)
@@ -336,6 +337,41 @@ impl Engine for DockerEngine {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
+        let prefix = format!("{name}-launch-old-");
+        // The engine's name filter is a pattern, not a prefix: filter again.
+        let filters = HashMap::from([
+            ("label", vec![format!("{}=true", label::MANAGED)]),
+            ("name", vec![prefix.clone()]),
+        ]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .call(
+                format!("listing leftovers of {name}"),
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for summary in list {
+            let named = summary
+                .names
+                .iter()
+                .flatten()
+                .any(|n| n.trim_start_matches('/').starts_with(&prefix));
+            if named
+                && let Some(id) = summary.id.as_deref()
+                && let Some(found) = self.find(id).await?
+            {
+                out.push(found);
+            }
+        }
         Ok(out)
     }
 

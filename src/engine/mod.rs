@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod docker;
 mod progress;
+#[cfg(test)]
+pub mod recording;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,8 @@ pub struct Observed {
     /// The image reference it was created with.
     pub image: String,
     pub started_at: String,
+    /// When it was made (RFC 3339), to tell leftovers apart by age.
+    pub created: String,
     /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
     pub health: Option<String>,
 }
@@ -212,6 +216,9 @@ pub trait Engine {
     async fn find(&self, name: &str) -> Result<Option<Observed>>;
     /// Every container launch made (label `launch.managed=true`).
     async fn managed(&self) -> Result<Vec<Observed>>;
+    /// The containers launch made whose name starts with
+    /// `{name}-launch-old-`: old containers a recreate moved aside.
+    async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;
@@ -247,6 +254,7 @@ mod tests {
             image_id: String::new(),
             image: "busybox".into(),
             started_at: String::new(),
+            created: String::new(),
             health: None,
         }
     }

@@ -6,6 +6,9 @@ pub mod diff;
 pub mod down;
 pub mod lock;
 pub mod plan;
+pub mod recover;
+#[cfg(test)]
+mod testing;
 
 use crate::engine::{Engine, EngineError, Observed};
 use crate::error::{Error, Result};
@@ -33,6 +36,8 @@ pub struct Outcome {
     pub gpus: Vec<String>,
     pub changes: Vec<diff::Change>,
     pub applied: apply::Applied,
+    /// What became of what an interrupted run left behind.
+    pub leftovers: Vec<recover::Leftover>,
 }
 
 /// What `plan` would do: the outcome without acting, and whether a pull comes first.
@@ -118,6 +123,10 @@ pub async fn up<E: Engine>(
         Some(GpuSelection::Count(_)) => Some(cx.locks.acquire("gpu-allocation").await?),
         _ => None,
     };
+    // A run killed mid-recreate may have left the old container aside: it
+    // gets the name back before anything is planned for the name.
+    let mut leftovers = recover::leftovers(engine, &profile.name).await?;
+    let restored = recover::restore(engine, &profile.name, &mut leftovers).await?;
     let Preview {
         resolved,
         mut plan,
@@ -140,6 +149,11 @@ pub async fn up<E: Engine>(
         return Err(EngineError::ImageMissing(spec.image.clone()).into());
     }
     let applied = apply::apply(engine, profile, spec, observed.as_ref(), &plan.action).await?;
+    let leftovers = restored
+        .into_iter()
+        .chain(recover::settle(engine, profile, spec, leftovers).await)
+        .chain(applied.left_aside.clone())
+        .collect();
     Ok(Outcome {
         name: profile.name.clone(),
         id: applied.id.clone(),
@@ -151,5 +165,6 @@ pub async fn up<E: Engine>(
         action: plan.action,
         changes: plan.changes,
         applied,
+        leftovers,
     })
 }

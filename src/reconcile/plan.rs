@@ -149,6 +149,7 @@ mod tests {
             image_id: "sha256:aaa".into(),
             image: spec.image.clone(),
             started_at: String::new(),
+            created: String::new(),
             health: None,
         }
     }
