@@ -880,29 +880,36 @@ fn a_recreate_whose_port_is_taken_rolls_back_to_the_old_container() {
 }
 
 #[test]
-fn a_privileged_recreate_that_cannot_start_rolls_back() {
-    if !available("a_privileged_recreate_that_cannot_start_rolls_back") {
+fn a_recreate_whose_command_cannot_run_rolls_back() {
+    if !available("a_recreate_whose_command_cannot_run_rolls_back") {
         return;
     }
-    // Privileged containers cannot start on these test machines (DESIGN.md
-    // §7), which makes a real failing start.
-    let w = World::new("rollback-priv");
+    // A command that does not exist in the image: the engine creates the
+    // container and fails to start it, on every machine.
+    let w = World::new("rollback-start");
     w.write("");
     w.up().code(0);
     let id = w.id();
     let hash = inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}");
 
-    w.write("privileged = true");
+    w.write("command = [\"/no/such/program\"]");
     let plan = w.plan().code(4);
     assert!(
-        plan.stdout.contains("recreate (changed: privileged)")
-            && plan.stdout.contains("+ privileged: true"),
+        plan.stdout.contains("recreate (changed: command)"),
         "{}",
         show(&plan)
     );
     let out = w.up();
+    assert!(
+        out.stderr.contains("starting container") && out.stderr.contains("/no/such/program"),
+        "the engine's reason: {}",
+        show(&out)
+    );
     assert_rolled_back(&w, &out, &id, &hash);
-    assert_eq!(inspect(&w.name, "{{.HostConfig.Privileged}}"), "false");
+    assert_eq!(
+        inspect(&w.name, "{{json .Config.Cmd}}"),
+        "[\"sleep\",\"1000\"]"
+    );
 }
 
 #[test]
