@@ -1,6 +1,7 @@
 //! `launch up`, `plan`, `down` and `status` against a real Docker daemon
-//! (DESIGN.md §5, §6): a profile becomes a running container, and running
-//! again changes only what the profile changed, safely.
+//! (docs/architecture.md, reconcile and the command line): a profile becomes
+//! a running container, and running again changes only what the profile
+//! changed, safely.
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! apply: carrying out a plan through the engine, including the safe
-//! recreate of DESIGN.md §5: nothing the user has is lost, and a failed
-//! recreate leaves the old container as it was.
+//! recreate (docs/architecture.md, reconcile): nothing the user has is lost,
+//! and a failed recreate leaves the old container as it was.
 
 use std::collections::BTreeMap;
 
