@@ -50,13 +50,40 @@ pub struct Preview {
 }
 
 /// Looks at the engine and the host and decides, without changing anything.
+/// When the name is free but an interrupted run left its old container
+/// aside, the plan is for that container, which `up` gives the name back.
 pub async fn preview<E: Engine>(
     cx: &Context<'_, E>,
     profile: &Profile,
     options: Options,
 ) -> Result<Preview> {
+    let mut preview = look(cx, profile, options).await?;
+    if preview.observed.is_none()
+        && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name).await?.pop()
+    {
+        newest.name = profile.name.clone();
+        preview = plan_for(cx, profile, options, Some(newest)).await?;
+    }
+    Ok(preview)
+}
+
+/// `preview` of what holds the name now.
+async fn look<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+) -> Result<Preview> {
+    let observed = cx.engine.find(&profile.name).await?;
+    plan_for(cx, profile, options, observed).await
+}
+
+async fn plan_for<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+    observed: Option<Observed>,
+) -> Result<Preview> {
     let engine = cx.engine;
-    let observed = engine.find(&profile.name).await?;
     // Other containers matter only to a count selection (which GPUs are
     // held) and to keeping its choice; skip the listing otherwise, so a
     // no-op run stays a handful of API calls.
@@ -133,7 +160,7 @@ pub async fn up<E: Engine>(
         pull,
         observed,
         mut image_id,
-    } = preview(cx, profile, options).await?;
+    } = look(cx, profile, options).await?;
     // A foreign container is refused before anything is pulled.
     if let Action::Refuse(reason) = &plan.action {
         return Err(Error::Refused(reason.clone()));

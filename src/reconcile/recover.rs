@@ -342,6 +342,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn plan_shows_what_up_does_with_a_container_left_aside() {
+        let f = Fixture::new();
+        let p = f.profile("sleep 1000", "");
+        let id = f.existing(&p, State::Exited, &[]);
+        crate::engine::Engine::rename(&f.engine, &id, &aside_name("train", &id))
+            .await
+            .expect("rename");
+        let preview = f.preview(&p).await.expect("preview");
+        assert_eq!(
+            preview.plan.action,
+            crate::reconcile::Action::Start,
+            "not a create"
+        );
+        let changed = f.profile("sleep 1001", "");
+        let preview = f.preview(&changed).await.expect("preview");
+        assert!(
+            matches!(
+                preview.plan.action,
+                crate::reconcile::Action::Recreate { .. }
+            ),
+            "{:?}",
+            preview.plan.action
+        );
+        assert_eq!(
+            f.names(),
+            [aside_name("train", &id)],
+            "a preview changes nothing"
+        );
+    }
+
+    #[tokio::test]
     async fn a_half_made_new_container_is_started_and_a_clean_leftover_removed() {
         let f = Fixture::new();
         let old = f.profile("sleep 1000", "");

@@ -73,6 +73,15 @@ impl Fixture {
         super::up(&cx, profile, Options::default()).await
     }
 
+    pub async fn preview(&self, profile: &Profile) -> Result<super::Preview> {
+        let cx = Context {
+            engine: &self.engine,
+            host: &self.host,
+            locks: &self.locks,
+        };
+        super::preview(&cx, profile, Options::default()).await
+    }
+
     /// The names of all containers, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
