@@ -96,3 +96,63 @@ async fn why_kept<E: Engine>(engine: &E, e: &EngineError) -> String {
     let s = if named.len() == 1 { "" } else { "s" };
     format!("in use by container{s} {}", named.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::State;
+    use crate::engine::recording::Op;
+    use crate::reconcile::testing::Fixture;
+
+    #[tokio::test]
+    async fn a_volume_in_use_stays_and_names_the_container_that_uses_it() {
+        let f = Fixture::new();
+        let p = f.profile("sleep 1000", "volumes = [\"shared:/shared\", \"own:/own\"]");
+        f.existing(&p, State::Running, &[]);
+        // Another container mounts the shared volume.
+        let mut holder = f.spec(&f.profile("sleep 1", "volumes = [\"shared:/x\"]"));
+        holder.name = "holder".into();
+        let holder = f
+            .engine
+            .add_container(&holder, &f.path(), State::Exited, &[]);
+
+        let removed = down(&f.engine, "train", true)
+            .await
+            .expect("down")
+            .expect("there was a container");
+        assert_eq!(removed.volumes_removed, ["own"]);
+        assert_eq!(
+            removed.volumes_kept,
+            [KeptVolume {
+                name: "shared".into(),
+                reason: format!("in use by container holder ({})", short(&holder)),
+            }]
+        );
+        assert!(
+            f.engine.container("train").is_none(),
+            "the container is gone"
+        );
+        assert!(f.engine.volumes().contains("shared"));
+        assert!(!f.engine.volumes().contains("own"));
+    }
+
+    #[tokio::test]
+    async fn a_volume_that_cannot_be_removed_stays_with_the_engines_reason() {
+        let f = Fixture::new();
+        let p = f.profile("sleep 1000", "volumes = [\"data:/data\"]");
+        f.existing(&p, State::Running, &[]);
+        f.engine.fail(Op::RemoveVolume, 1, 500, "permission denied");
+        let removed = down(&f.engine, "train", true)
+            .await
+            .expect("down")
+            .expect("there was a container");
+        assert!(removed.volumes_removed.is_empty());
+        assert_eq!(
+            removed.volumes_kept,
+            [KeptVolume {
+                name: "data".into(),
+                reason: "permission denied".into(),
+            }]
+        );
+    }
+}

@@ -121,8 +121,10 @@ pub fn plan(
     Plan { action, changes }
 }
 
+/// The first 12 characters of an id, as Docker shows them; the whole id
+/// when it is shorter or not what an engine should send (never a panic).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..12).unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -213,6 +215,13 @@ mod tests {
             },
         );
         assert_eq!(p.action, Action::Nothing);
+    }
+
+    #[test]
+    fn short_ids_never_split_a_character() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("aéééééé"), "aéééééé");
     }
 
     #[test]
