@@ -1,6 +1,7 @@
 //! `launch up`, `plan`, `down` and `status` against a real Docker daemon
-//! (DESIGN.md §5, §6): a profile becomes a running container, and running
-//! again changes only what the profile changed, safely.
+//! (docs/architecture.md, reconcile and the command line): a profile becomes
+//! a running container, and running again changes only what the profile
+//! changed, safely.
 
 mod support;
 
@@ -880,29 +881,36 @@ fn a_recreate_whose_port_is_taken_rolls_back_to_the_old_container() {
 }
 
 #[test]
-fn a_privileged_recreate_that_cannot_start_rolls_back() {
-    if !available("a_privileged_recreate_that_cannot_start_rolls_back") {
+fn a_recreate_whose_command_cannot_run_rolls_back() {
+    if !available("a_recreate_whose_command_cannot_run_rolls_back") {
         return;
     }
-    // Privileged containers cannot start on these test machines (DESIGN.md
-    // §7), which makes a real failing start.
-    let w = World::new("rollback-priv");
+    // A command that does not exist in the image: the engine creates the
+    // container and fails to start it, on every machine.
+    let w = World::new("rollback-start");
     w.write("");
     w.up().code(0);
     let id = w.id();
     let hash = inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}");
 
-    w.write("privileged = true");
+    w.write("command = [\"/no/such/program\"]");
     let plan = w.plan().code(4);
     assert!(
-        plan.stdout.contains("recreate (changed: privileged)")
-            && plan.stdout.contains("+ privileged: true"),
+        plan.stdout.contains("recreate (changed: command)"),
         "{}",
         show(&plan)
     );
     let out = w.up();
+    assert!(
+        out.stderr.contains("starting container") && out.stderr.contains("/no/such/program"),
+        "the engine's reason: {}",
+        show(&out)
+    );
     assert_rolled_back(&w, &out, &id, &hash);
-    assert_eq!(inspect(&w.name, "{{.HostConfig.Privileged}}"), "false");
+    assert_eq!(
+        inspect(&w.name, "{{json .Config.Cmd}}"),
+        "[\"sleep\",\"1000\"]"
+    );
 }
 
 #[test]
@@ -936,6 +944,156 @@ fn a_recreate_that_cannot_move_the_old_container_aside_leaves_it_running() {
         inspect(&w.name, "{{index .Config.Labels \"launch.spec-hash\"}}"),
         hash
     );
+}
+
+// ---- a run killed mid-recreate ------------------------------------------------
+
+/// What a run killed right after moving the old container aside leaves,
+/// made by hand: the container stopped and renamed `NAME-launch-old-<id>`.
+/// Returns that name.
+fn kill_mid_recreate(w: &World) -> String {
+    let id = w.id();
+    docker(&["stop", "-t", "0", &w.name]);
+    let aside = format!("{}-launch-old-{}", w.name, &id[..12]);
+    docker(&["rename", &w.name, &aside]);
+    aside
+}
+
+#[test]
+fn a_container_left_aside_by_a_killed_run_gets_its_name_back_with_its_files() {
+    if !available("a_container_left_aside_by_a_killed_run_gets_its_name_back_with_its_files") {
+        return;
+    }
+    let w = World::new("killed-aside");
+    w.write("command = \"sleep 1000\"");
+    w.up().code(0);
+    w.exec("echo precious > /root/notes.txt");
+    let id = w.id();
+    let aside = kill_mid_recreate(&w);
+
+    // The profile is unchanged: the old container is back, started.
+    let out = w.up().code(0);
+    assert!(
+        out.stdout.contains(&aside) && out.stdout.contains("has its name back"),
+        "says what it repaired: {}",
+        show(&out)
+    );
+    assert_eq!(w.id(), id, "the same container, not a fresh one");
+    w.assert_alone_and_running();
+    assert_eq!(w.exec("cat /root/notes.txt"), "precious");
+
+    // The profile changed: back under its name, and the recreate is
+    // refused as for any container with changed files.
+    let aside = kill_mid_recreate(&w);
+    w.write("command = \"sleep 1001\"");
+    let out = w.up().code(3);
+    assert!(
+        out.stderr.contains("/root/notes.txt") && out.stderr.contains("changed_files"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(w.id(), id);
+    assert_eq!(
+        w.containers(),
+        std::slice::from_ref(&w.name),
+        "no leftover of {aside}"
+    );
+    docker(&["start", &w.name]);
+    assert_eq!(w.exec("cat /root/notes.txt"), "precious");
+}
+
+#[test]
+fn a_leftover_with_changed_files_stays_and_shows_in_status_until_a_snapshot_keeps_them() {
+    if !available(
+        "a_leftover_with_changed_files_stays_and_shows_in_status_until_a_snapshot_keeps_them",
+    ) {
+        return;
+    }
+    let w = World::new("killed-new");
+    w.write("command = \"sleep 1000\"");
+    w.up().code(0);
+    w.exec("echo precious > /root/notes.txt");
+    let old = w.id();
+    let labels = inspect(&w.name, "{{json .Config.Labels}}");
+    let aside = kill_mid_recreate(&w);
+    // Killed after making the new container, before starting it: a
+    // container with the same launch labels, created, never started.
+    let labels: serde_json::Map<String, Value> = serde_json::from_str(&labels).expect("labels");
+    let mut create = vec!["create".to_string(), "--name".into(), w.name.clone()];
+    for (k, v) in &labels {
+        create.push("--label".into());
+        create.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+    }
+    create.extend([w.image.clone(), "sleep".into(), "1000".into()]);
+    docker(&create.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = w.up().code(0);
+    assert!(
+        out.stdout.contains("started"),
+        "the half-made container is started: {}",
+        show(&out)
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("warning: {}: kept {aside}", w.name))
+            && out.stderr.contains("/root/notes.txt"),
+        "the leftover stays, with why: {}",
+        show(&out)
+    );
+    assert_eq!(w.status(), "running");
+    assert_eq!(inspect(&aside, "{{.Id}}"), old, "the old container stays");
+
+    // status marks it as a leftover of the name.
+    let out = w.launch(&["status", "--json"]).code(0);
+    let rows: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the container and its leftover: {}",
+        show(&out)
+    );
+    let leftover = rows
+        .iter()
+        .find(|r| r["name"] == aside.as_str())
+        .unwrap_or_else(|| panic!("a row for {aside}: {}", show(&out)));
+    assert_eq!(leftover["leftover_of"], w.name.as_str());
+    let table = w.launch(&["status"]).code(0);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&aside) && l.contains(&format!("leftover of {}", w.name))),
+        "{}",
+        show(&table)
+    );
+
+    // Asked to snapshot changed files, up commits the leftover, then removes it.
+    w.write("command = \"sleep 1000\"\n[recreate]\nchanged_files = \"snapshot\"");
+    let out = w.up().code(0);
+    let prefix = format!("launch-snapshots/{}:", w.name);
+    let snapshot = out
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("names the snapshot {prefix}…: {}", show(&out)))
+        .to_string();
+    w.scratch.track_image(&snapshot);
+    w.assert_alone_and_running();
+    let peek = w.scratch.name("peek");
+    let saved = docker(&[
+        "run",
+        "--rm",
+        "--name",
+        &peek,
+        &snapshot,
+        "cat",
+        "/root/notes.txt",
+    ]);
+    assert_eq!(saved, "precious", "the snapshot holds the changed file");
 }
 
 // ---- down ---------------------------------------------------------------------
@@ -988,6 +1146,91 @@ fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
         "{}",
         show(&again)
     );
+}
+
+#[test]
+fn down_volumes_names_the_volume_it_kept_and_the_container_using_it() {
+    if !available("down_volumes_names_the_volume_it_kept_and_the_container_using_it") {
+        return;
+    }
+    let w = World::new("down-inuse");
+    let shared = format!("{}-shared", w.name);
+    let own = format!("{}-own", w.name);
+    w.scratch.track_volume(&shared);
+    w.scratch.track_volume(&own);
+    w.write(&format!("volumes = [\"{shared}:/shared\", \"{own}:/own\"]"));
+    w.up().code(0);
+    // Another container uses the shared volume.
+    let holder = w.scratch.name("holder");
+    docker(&[
+        "create",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{shared}:/x"),
+        &w.image,
+        "sleep",
+        "1",
+    ]);
+
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", &w.name])
+        .run()
+        .code(1);
+    assert!(
+        out.stdout.contains("stopped and removed")
+            && out.stdout.contains(&format!("volumes removed: {own}"))
+            && !out.stdout.contains(&shared),
+        "removed the container and only the free volume: {}",
+        show(&out)
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "volume {shared} kept: in use by container {holder}"
+        )),
+        "names the volume that stayed and who holds it: {}",
+        show(&out)
+    );
+    assert!(w.containers().is_empty(), "the container is gone");
+    assert!(try_docker(&["volume", "inspect", &own]).is_none());
+    assert!(
+        try_docker(&["volume", "inspect", &shared]).is_some(),
+        "the volume in use stays"
+    );
+
+    // The same in JSON.
+    docker(&["rm", "-f", &holder]);
+    w.up().code(0);
+    docker(&[
+        "create",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{shared}:/x"),
+        &w.image,
+        "sleep",
+        "1",
+    ]);
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", "--json", &w.name])
+        .run()
+        .code(1);
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        v["volumes_removed"],
+        serde_json::json!([own]),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(v["volumes_kept"][0]["name"], shared.as_str());
+    assert!(
+        v["volumes_kept"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&holder)),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(v["exit_code"], 1);
 }
 
 // ---- engine, folders, output --------------------------------------------------

@@ -7,11 +7,9 @@ use serde_json::json;
 
 use super::{connect, runtime, targets};
 use crate::cli::Global;
-use launch::engine::{Engine, EngineError};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::reconcile::plan::short;
-use launch::spec::{ContainerSpec, label};
+use launch::reconcile::{down, plan::short};
 
 pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
     // A path means its profile's container; anything else is a container name.
@@ -34,64 +32,79 @@ pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
         let mut code = Exit::Ok;
         for name in names {
             let _lock = locks.acquire(&name).await?;
-            let result = down_one(&engine, &name, volumes).await;
-            let (action, this, message) = match &result {
-                Ok(Some(message)) => ("remove", Exit::Ok, message.clone()),
-                Ok(None) => ("nothing", Exit::Ok, "no such container".to_string()),
-                Err(e) => ("error", e.exit(), e.to_string()),
-            };
-            if global.json {
-                println!(
-                    "{}",
-                    json!({ "name": name, "action": action, "message": message, "exit_code": this.code() })
-                );
-            } else if this != Exit::Ok {
-                eprintln!("error: {name}: {message}");
-            } else if !global.quiet {
-                println!("{name}: {message}");
-            }
-            code = code.worst(this);
+            let result = down::down(&engine, &name, volumes).await;
+            code = code.worst(report(&name, &result, global));
         }
         Ok(code)
     })
 }
 
-async fn down_one<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Option<String>> {
-    let Some(found) = engine.find(name).await? else {
-        return Ok(None);
-    };
-    if !found.is_managed() {
-        return Err(Error::Refused(format!(
-            "container {name} was not created by launch (id {}); launch never removes it",
-            short(&found.id)
-        )));
-    }
-    engine.stop(&found.id, None).await?;
-    engine.remove(&found.id, false).await?;
-    let mut message = format!("stopped and removed ({})", short(&found.id));
-    if volumes {
-        let spec = found
-            .labels
-            .get(label::SPEC)
-            .and_then(|s| ContainerSpec::from_label(s))
-            .unwrap_or_default();
-        let named: Vec<String> = spec
-            .mounts
-            .iter()
-            .filter(|m| m.kind == launch::spec::MountType::Volume)
-            .filter_map(|m| m.source.clone())
-            .collect();
-        for v in &named {
-            match engine.remove_volume(v).await {
-                Ok(()) => {}
-                // Still used by another container: keep it and say so.
-                Err(EngineError::Call(reason)) => tracing::warn!("volume {v} kept: {reason}"),
-                Err(e) => return Err(e.into()),
+/// Prints what happened to one name; returns how it exits. A volume asked
+/// to go that stayed is a failure (exit 1), after the rest is reported.
+fn report(name: &str, result: &Result<Option<down::Removed>>, global: &Global) -> Exit {
+    let removed = match result {
+        Err(e) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "name": name, "action": "error", "message": e.to_string(), "exit_code": e.exit().code() })
+                );
+            } else {
+                eprintln!("error: {name}: {e}");
             }
+            return e.exit();
         }
-        if !named.is_empty() {
-            message.push_str(&format!("; volumes removed: {}", named.join(", ")));
+        Ok(None) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "name": name, "action": "nothing", "message": "no such container", "exit_code": 0 })
+                );
+            } else if !global.quiet {
+                println!("{name}: no such container");
+            }
+            return Exit::Ok;
         }
+        Ok(Some(removed)) => removed,
+    };
+    let code = if removed.volumes_kept.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Runtime
+    };
+    let mut message = format!("stopped and removed ({})", short(&removed.id));
+    if !removed.volumes_removed.is_empty() {
+        message.push_str(&format!(
+            "; volumes removed: {}",
+            removed.volumes_removed.join(", ")
+        ));
     }
-    Ok(Some(message))
+    let kept: Vec<String> = removed
+        .volumes_kept
+        .iter()
+        .map(|k| format!("volume {} kept: {}", k.name, k.reason))
+        .collect();
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "name": name, "action": "remove", "id": removed.id, "message": message,
+                "volumes_removed": removed.volumes_removed,
+                "volumes_kept": removed.volumes_kept.iter().map(|k| json!({ "name": k.name, "reason": k.reason })).collect::<Vec<_>>(),
+                "errors": kept,
+                "exit_code": code.code(),
+            })
+        );
+        return code;
+    }
+    if !global.quiet {
+        println!("{name}: {message}");
+    }
+    for (line, k) in kept.iter().zip(&removed.volumes_kept) {
+        eprintln!(
+            "error: {name}: {line}; once nothing uses it, remove it with `docker volume rm {}`",
+            k.name
+        );
+    }
+    code
 }

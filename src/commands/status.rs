@@ -12,8 +12,8 @@ use launch::error::Result;
 use launch::exit::Exit;
 use launch::host::HostFacts;
 use launch::profile::{self, Profile};
-use launch::reconcile::diff;
-use launch::spec::{ContainerSpec, label};
+use launch::reconcile::{diff, recover};
+use launch::spec::label;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let wanted: Option<Vec<String>> = if args.is_empty() {
@@ -29,9 +29,15 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let rt = runtime()?;
     let engine = rt.block_on(connect(global))?;
     let managed = rt.block_on(engine.managed())?;
+    // A profile's leftovers are listed with it.
     let listed: Vec<&Observed> = managed
         .iter()
-        .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(&c.name)))
+        .filter(|c| {
+            wanted.as_ref().is_none_or(|w| {
+                w.iter()
+                    .any(|n| *n == c.name || recover::leftover_of(c) == Some(n.as_str()))
+            })
+        })
         .collect();
     // Each container's profile, loaded once; the host probed once for all.
     let profiles: Vec<Option<Result<Profile, String>>> =
@@ -44,7 +50,11 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     rt.block_on(async {
         let mut rows = Vec::new();
         for (c, profile) in listed.iter().zip(&profiles) {
-            let drift = drift(c, profile.as_ref(), &facts, &managed);
+            let leftover_of = recover::leftover_of(c);
+            let drift = match leftover_of {
+                Some(name) => format!("leftover of {name} (launch up removes it once nothing in it would be lost)"),
+                None => drift(c, profile.as_ref(), &facts, &managed),
+            };
             let gpus = c.gpus();
             let profile = c.labels.get(label::PROFILE).cloned().unwrap_or_default();
             if global.json {
@@ -54,6 +64,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                         "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
                         "gpus": gpus,
                         "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
+                        "leftover_of": leftover_of,
                     })
                 );
             }
@@ -110,11 +121,7 @@ fn drift(
     if c.labels.get(label::SPEC_HASH) == Some(&resolved.spec.hash()) {
         return "in sync".into();
     }
-    match c
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s))
-    {
+    match c.spec() {
         Some(current) => format!(
             "changed: {}",
             diff::fields(&diff::diff(&current, &resolved.spec)).join(", ")

@@ -13,6 +13,7 @@ use launch::engine::{Engine, State};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::profile::PullPolicy;
+use launch::reconcile::recover::Leftover;
 use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
 
 pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
@@ -93,13 +94,29 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
                 "changes": o.changes.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "snapshot": o.applied.snapshot,
                 "discarded": o.applied.discarded,
+                "leftovers": o.leftovers.iter().map(|l| json!({
+                    "container": l.container(), "action": l.action(), "message": l.describe(),
+                })).collect::<Vec<_>>(),
                 "exit_code": 0,
             })
         );
         return;
     }
+    // A kept leftover is a warning even under --quiet: it needs a person.
+    for l in &o.leftovers {
+        if let Leftover::Kept { .. } = l {
+            eprintln!("warning: {}: {}", o.name, l.describe());
+        }
+    }
     if global.quiet {
         return;
+    }
+    for l in o
+        .leftovers
+        .iter()
+        .filter(|l| !matches!(l, Leftover::Kept { .. }))
+    {
+        println!("{}: {}", o.name, l.describe());
     }
     let id = o.id.as_deref().map(short).unwrap_or_default();
     let line = match &o.action {

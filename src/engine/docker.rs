@@ -3,6 +3,7 @@
 //! Docker and Podman's Docker-compatible socket.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -23,8 +24,53 @@ use crate::spec::{self, ContainerSpec, label};
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
+/// DeviceRequests (how GPUs reach a container) came with API 1.40, Docker 19.03.
+const MIN_API: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 40,
+};
+
+/// How long each kind of engine call may take before launch calls the
+/// engine hung. bollard's own request timeout is one number for every call,
+/// which would cut a long stop or commit short; these bounds fit each call.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Inspecting, listing, creating, starting, renaming, unpausing.
+    pub call: Duration,
+    /// Disk work that grows with the container: removing it or a volume,
+    /// listing its changed files.
+    pub disk: Duration,
+    /// Added to the container's stop timeout, after which the engine kills it.
+    pub stop_margin: Duration,
+    /// Committing a container's writable layer to an image.
+    pub commit: Duration,
+    /// A pull may take hours on a slow link, but not this long without a word.
+    pub pull_idle: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            call: Duration::from_secs(120),
+            disk: Duration::from_secs(600),
+            stop_margin: Duration::from_secs(60),
+            commit: Duration::from_secs(3600),
+            pull_idle: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Bounds {
+    /// A stop may take the container's stop timeout, then the kill.
+    pub fn stop(&self, stop_timeout: u64) -> Duration {
+        Duration::from_secs(stop_timeout).saturating_add(self.stop_margin)
+    }
+}
+
 pub struct DockerEngine {
     docker: Docker,
+    address: String,
+    bounds: Bounds,
 }
 
 impl DockerEngine {
@@ -32,53 +78,146 @@ impl DockerEngine {
     /// agrees on an API version with it. An engine that does not answer
     /// within `timeout` is unreachable: a socket that accepts and then stays
     /// silent must not stall a cron run.
-    pub async fn connect(host: Option<&str>, timeout: std::time::Duration) -> Result<DockerEngine> {
+    pub async fn connect(host: Option<&str>, timeout: Duration) -> Result<DockerEngine> {
         let address = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let unreachable = |reason: String| EngineError::Unreachable {
+        let unreachable = |e: BollardError| EngineError::Unreachable {
             address: address.clone(),
-            reason,
+            reason: describe(&e),
+            source: Some(e),
         };
         // Agree on an API version with a cheap /_ping at the newest version
         // bollard speaks; an older daemon answers with its maximum, and we
         // reconnect at that. (bollard's negotiate_version asks /version,
         // which takes a daemon several milliseconds: most of a no-op run.)
-        let silent = || {
-            unreachable(format!(
-                "no answer within {}s (--timeout)",
-                timeout.as_secs_f64()
-            ))
+        let silent = || EngineError::Unreachable {
+            address: address.clone(),
+            reason: format!("no answer within {}s (--timeout)", timeout.as_secs_f64()),
+            source: None,
         };
         let ping = |docker: Docker| async move {
             tokio::time::timeout(timeout, async { docker.ping().await.map(|_| docker) }).await
         };
-        let docker = open(&address, API_DEFAULT_VERSION).map_err(|e| unreachable(describe(&e)))?;
+        let docker = open(&address, API_DEFAULT_VERSION).map_err(unreachable)?;
         let docker = match ping(docker).await.map_err(|_| silent())? {
             Ok(docker) => docker,
             Err(BollardError::DockerResponseServerError {
                 status_code: 400,
                 message,
             }) => {
-                let version =
-                    max_api_version(&message).ok_or_else(|| unreachable(message.clone()))?;
-                let docker = open(&address, &version).map_err(|e| unreachable(describe(&e)))?;
+                let Some(version) = max_api_version(&message) else {
+                    return Err(unreachable(BollardError::DockerResponseServerError {
+                        status_code: 400,
+                        message,
+                    }));
+                };
+                if (version.major_version, version.minor_version)
+                    < (MIN_API.major_version, MIN_API.minor_version)
+                {
+                    return Err(EngineError::ApiTooOld {
+                        address,
+                        version: version.to_string(),
+                        minimum: MIN_API.to_string(),
+                    });
+                }
+                let docker = open(&address, &version).map_err(unreachable)?;
                 ping(docker)
                     .await
                     .map_err(|_| silent())?
-                    .map_err(|e| unreachable(describe(&e)))?
+                    .map_err(unreachable)?
             }
-            Err(e) => return Err(unreachable(describe(&e))),
+            Err(e) => return Err(unreachable(e)),
         };
         tracing::debug!("connected to {address} (API {})", docker.client_version());
-        Ok(DockerEngine { docker })
+        Ok(DockerEngine {
+            docker,
+            address,
+            bounds: Bounds::default(),
+        })
+    }
+
+    /// The same engine with other bounds on its calls.
+    pub fn with_bounds(self, bounds: Bounds) -> DockerEngine {
+        DockerEngine { bounds, ..self }
+    }
+
+    /// Runs one call within `after`; a failure becomes the error for the user.
+    async fn within<T>(
+        &self,
+        call: impl Into<String>,
+        after: Duration,
+        request: impl Future<Output = std::result::Result<T, BollardError>>,
+    ) -> Result<std::result::Result<T, EngineError>> {
+        let call = call.into();
+        match tokio::time::timeout(after, request).await {
+            Err(_) => Err(EngineError::Timeout {
+                address: self.address.clone(),
+                call,
+                after,
+            }),
+            Ok(Ok(v)) => Ok(Ok(v)),
+            Ok(Err(e)) => Ok(Err(self.failed(call, e))),
+        }
+    }
+
+    /// `within`, for calls whose every failure is an error.
+    async fn call<T>(
+        &self,
+        call: impl Into<String>,
+        after: Duration,
+        request: impl Future<Output = std::result::Result<T, BollardError>>,
+    ) -> Result<T> {
+        self.within(call, after, request).await?
+    }
+
+    /// A bollard error as the user's error: by HTTP status when the engine
+    /// answered, unreachable when the connection itself failed.
+    fn failed(&self, call: String, e: BollardError) -> EngineError {
+        match e {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::answered(call, status_code, message),
+            e @ (BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)) => EngineError::Unreachable {
+                address: self.address.clone(),
+                reason: format!("{call}: {}", describe(&e)),
+                source: Some(e),
+            },
+            e => EngineError::Failed {
+                call,
+                message: describe(&e),
+                source: e,
+            },
+        }
+    }
+
+    /// The stop timeout a container was made with (the engine's default, 10 s, when none).
+    async fn stop_timeout_of(&self, id: &str) -> Result<u64> {
+        let c = self
+            .call(
+                format!("inspecting container {}", short(id)),
+                self.bounds.call,
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(c.config
+            .and_then(|c| c.stop_timeout)
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(10))
     }
 }
 
-/// A client for `address` speaking API `version`.
+/// A client for `address` speaking API `version`. bollard's timeout covers
+/// every request alike, so it is set out of the way: `Bounds` bounds each
+/// call instead.
 fn open(address: &str, version: &ClientVersion) -> std::result::Result<Docker, BollardError> {
-    const TIMEOUT: u64 = 120;
+    const TIMEOUT: u64 = 24 * 3600;
     if address.starts_with("unix://") {
         Docker::connect_with_unix(address, TIMEOUT, version)
     } else if address.starts_with("tcp://") || address.starts_with("http://") {
@@ -118,23 +257,11 @@ fn describe(e: &BollardError) -> String {
     }
 }
 
-fn call(what: &str) -> impl Fn(BollardError) -> EngineError + '_ {
-    move |e| EngineError::Call(format!("{what}: {}", describe(&e)))
-}
-
-fn is_not_found(e: &BollardError) -> bool {
-    matches!(
-        e,
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
 impl Engine for DockerEngine {
     async fn facts(&self) -> Result<Facts> {
-        let info = self.docker.info().await.map_err(call("docker info"))?;
+        let info = self
+            .call("docker info", self.bounds.call, self.docker.info())
+            .await?;
         let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
         runtimes.sort();
         Ok(Facts {
@@ -144,43 +271,47 @@ impl Engine for DockerEngine {
     }
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
-        match self
-            .docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(c) => {
-                let state = c.state.as_ref();
-                let config = c.config.as_ref();
-                Ok(Some(Observed {
-                    id: c.id.clone().unwrap_or_default(),
-                    name: c
-                        .name
-                        .clone()
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    state: state
-                        .and_then(|s| s.status)
-                        .map_or(State::Created, state_of),
-                    labels: config
-                        .and_then(|c| c.labels.clone())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    image_id: c.image.clone().unwrap_or_default(),
-                    image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
-                    started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
-                    health: state
-                        .and_then(|s| s.health.as_ref())
-                        .and_then(|h| h.status)
-                        .map(|s| s.to_string())
-                        .filter(|s| !s.is_empty() && s != "none"),
-                }))
-            }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(call("inspecting the container")(e)),
-        }
+        let found = self
+            .within(
+                format!("inspecting container {name}"),
+                self.bounds.call,
+                self.docker
+                    .inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let c = match found {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let state = c.state.as_ref();
+        let config = c.config.as_ref();
+        Ok(Some(Observed {
+            id: c.id.clone().unwrap_or_default(),
+            name: c
+                .name
+                .clone()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            state: state
+                .and_then(|s| s.status)
+                .map_or(State::Created, state_of),
+            labels: config
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            image_id: c.image.clone().unwrap_or_default(),
+            image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
+            created: c.created.clone().unwrap_or_default(),
+            health: state
+                .and_then(|s| s.health.as_ref())
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+        }))
     }
 
     async fn managed(&self) -> Result<Vec<Observed>> {
@@ -190,10 +321,12 @@ impl Engine for DockerEngine {
             .filters(&filters)
             .build();
         let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(call("listing containers"))?;
+            .call(
+                "listing containers",
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
         let mut out = Vec::new();
         for summary in list {
             // The summary lacks the start time; inspect each (few per host).
@@ -207,11 +340,53 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
+    async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
+        let prefix = format!("{name}-launch-old-");
+        // The engine's name filter is a pattern, not a prefix: filter again.
+        let filters = HashMap::from([
+            ("label", vec![format!("{}=true", label::MANAGED)]),
+            ("name", vec![prefix.clone()]),
+        ]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .call(
+                format!("listing leftovers of {name}"),
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for summary in list {
+            let named = summary
+                .names
+                .iter()
+                .flatten()
+                .any(|n| n.trim_start_matches('/').starts_with(&prefix));
+            if named
+                && let Some(id) = summary.id.as_deref()
+                && let Some(found) = self.find(id).await?
+            {
+                out.push(found);
+            }
+        }
+        Ok(out)
+    }
+
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        match self.docker.inspect_image(image).await {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
             Ok(i) => Ok(i.id),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(call("inspecting the image")(e)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -224,24 +399,29 @@ impl Engine for DockerEngine {
         let credentials = auth::credentials_for(image);
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let bars = progress::Pull::new(image);
-        while let Some(item) = stream.next().await {
+        let pull_failed = |reason: String, source: Option<BollardError>| EngineError::Pull {
+            image: image.into(),
+            reason,
+            source,
+        };
+        // A pull has no end we can foresee; a pull that goes quiet is hung.
+        while let Some(item) = tokio::time::timeout(self.bounds.pull_idle, stream.next())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                address: self.address.clone(),
+                call: format!("pulling {image} (no progress)"),
+                after: self.bounds.pull_idle,
+            })?
+        {
             match item {
                 Ok(info) => {
                     if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone())
                     {
-                        return Err(EngineError::Pull {
-                            image: image.into(),
-                            reason: detail,
-                        });
+                        return Err(pull_failed(detail, None));
                     }
                     bars.update(&info);
                 }
-                Err(e) => {
-                    return Err(EngineError::Pull {
-                        image: image.into(),
-                        reason: describe(&e),
-                    });
-                }
+                Err(e) => return Err(pull_failed(describe(&e), Some(e))),
             }
         }
         bars.finish();
@@ -257,47 +437,70 @@ impl Engine for DockerEngine {
         let options = CreateContainerOptionsBuilder::new().name(name).build();
         let body = create_body(spec, labels);
         let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(call("creating the container"))?;
+            .call(
+                format!("creating container {name}"),
+                self.bounds.call,
+                self.docker.create_container(Some(options), body),
+            )
+            .await?;
         Ok(created.id)
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(call("starting the container"))
+        self.call(
+            format!("starting container {}", short(id)),
+            self.bounds.call,
+            self.docker.start_container(id, None),
+        )
+        .await
     }
 
     async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()> {
+        let seconds = match timeout {
+            Some(t) => t,
+            None => self.stop_timeout_of(id).await?,
+        };
         let mut options = StopContainerOptionsBuilder::new();
         if let Some(t) = timeout {
             options = options.t(i32::try_from(t).unwrap_or(i32::MAX));
         }
-        match self.docker.stop_container(id, Some(options.build())).await {
+        let stopped = self
+            .within(
+                format!("stopping container {}", short(id)),
+                self.bounds.stop(seconds),
+                self.docker.stop_container(id, Some(options.build())),
+            )
+            .await?;
+        match stopped {
             // 304: already stopped.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 304, ..
+            Err(EngineError::Failed {
+                source:
+                    BollardError::DockerResponseServerError {
+                        status_code: 304, ..
+                    },
+                ..
             }) => Ok(()),
-            other => other.map_err(call("stopping the container")),
+            other => other,
         }
     }
 
     async fn unpause(&self, id: &str) -> Result<()> {
-        self.docker
-            .unpause_container(id)
-            .await
-            .map_err(call("unpausing the container"))
+        self.call(
+            format!("unpausing container {}", short(id)),
+            self.bounds.call,
+            self.docker.unpause_container(id),
+        )
+        .await
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<()> {
         let options = RenameContainerOptionsBuilder::new().name(name).build();
-        self.docker
-            .rename_container(id, options)
-            .await
-            .map_err(call("renaming the container"))
+        self.call(
+            format!("renaming container {} to {name}", short(id)),
+            self.bounds.call,
+            self.docker.rename_container(id, options),
+        )
+        .await
     }
 
     async fn remove(&self, id: &str, volumes: bool) -> Result<()> {
@@ -305,18 +508,27 @@ impl Engine for DockerEngine {
             .force(true)
             .v(volumes)
             .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other.map_err(call("removing the container")),
+        let removed = self
+            .within(
+                format!("removing container {}", short(id)),
+                self.bounds.disk,
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await?;
+        match removed {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>> {
         let changes = self
-            .docker
-            .container_changes(id)
-            .await
-            .map_err(call("listing changed files"))?;
+            .call(
+                format!("listing the changed files of container {}", short(id)),
+                self.bounds.disk,
+                self.docker.container_changes(id),
+            )
+            .await?;
         Ok(changes
             .unwrap_or_default()
             .into_iter()
@@ -332,23 +544,34 @@ impl Engine for DockerEngine {
             .pause(true)
             .build();
         let committed = self
-            .docker
-            .commit_container(options, bollard::models::ContainerConfig::default())
-            .await
-            .map_err(call("committing the container"))?;
+            .call(
+                format!("committing container {} to {repo}:{tag}", short(id)),
+                self.bounds.commit,
+                self.docker
+                    .commit_container(options, bollard::models::ContainerConfig::default()),
+            )
+            .await?;
         Ok(committed.id)
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self
-            .docker
-            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other.map_err(call("removing the volume")),
+        let removed = self
+            .within(
+                format!("removing volume {name}"),
+                self.bounds.disk,
+                self.docker
+                    .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
+            )
+            .await?;
+        match removed {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
         }
     }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 fn state_of(s: ContainerStateStatusEnum) -> State {
@@ -493,7 +716,168 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::*;
+
+    /// A fake engine on a unix socket: answers `/_ping` with `ping` (status
+    /// line and body) and accepts every other request without ever answering.
+    fn silent_engine(ping: &'static str) -> (tempfile::TempDir, String) {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("engine.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut writer = conn;
+                    loop {
+                        let mut request = String::new();
+                        let mut line = String::new();
+                        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                            let end = line == "\r\n";
+                            request.push_str(&line);
+                            line.clear();
+                            if end {
+                                break;
+                            }
+                        }
+                        if request.is_empty() {
+                            return;
+                        }
+                        if !request.contains("/_ping") {
+                            // Accepted, never answered: hold the connection.
+                            std::thread::sleep(Duration::from_secs(3600));
+                            return;
+                        }
+                        let (status, body) = ping.split_once('\n').unwrap_or((ping, ""));
+                        let _ = write!(
+                            writer,
+                            "HTTP/1.1 {status}\r\nApi-Version: 1.41\r\nContent-Type: text/plain\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                });
+            }
+        });
+        let address = format!("unix://{}", path.display());
+        (dir, address)
+    }
+
+    fn quick() -> Bounds {
+        Bounds {
+            call: Duration::from_millis(200),
+            disk: Duration::from_millis(200),
+            stop_margin: Duration::from_millis(200),
+            commit: Duration::from_millis(200),
+            pull_idle: Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_is_never_answered_times_out_naming_the_address_and_the_call() {
+        let (_dir, address) = silent_engine("200 OK\nOK");
+        let engine = DockerEngine::connect(Some(&address), Duration::from_secs(5))
+            .await
+            .expect("the ping is answered")
+            .with_bounds(quick());
+        let start = std::time::Instant::now();
+        let e = engine.find("train").await.expect_err("no answer");
+        assert!(matches!(e, EngineError::Timeout { .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&address) && shown.contains("inspecting container train"),
+            "{shown}"
+        );
+        let e = engine
+            .rename("0123456789abcdef", "train-old")
+            .await
+            .expect_err("no answer");
+        assert!(
+            e.to_string()
+                .starts_with("renaming container 0123456789ab to train-old: "),
+            "{e}"
+        );
+        // A stop may take the stop timeout it was given, plus the margin.
+        let e = engine
+            .stop("0123456789abcdef", Some(1))
+            .await
+            .expect_err("no answer");
+        assert!(e.to_string().contains("stopping container"), "{e}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(1600),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(start.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_stop_is_bounded_by_its_own_timeout_not_the_call_bound() {
+        let bounds = Bounds::default();
+        assert_eq!(bounds.stop(600), Duration::from_secs(660));
+        assert!(bounds.stop(600) > bounds.call);
+        assert_eq!(bounds.stop(u64::MAX), Duration::MAX, "never overflows");
+    }
+
+    #[tokio::test]
+    async fn an_engine_older_than_api_1_40_is_named_as_too_old() {
+        let (_dir, address) = silent_engine(
+            "400 Bad Request\n{\"message\":\"client version 1.52 is too new. Maximum supported API version is 1.39\"}",
+        );
+        let e = DockerEngine::connect(Some(&address), Duration::from_secs(5))
+            .await
+            .err()
+            .expect("too old");
+        assert!(matches!(e, EngineError::ApiTooOld { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the container engine at {address} speaks API 1.39, older than the 1.40 launch needs \
+                 (Docker 19.03 or newer): upgrade the engine"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_is_not_there_is_unreachable_with_the_cause_kept() {
+        let e = DockerEngine::connect(
+            Some("unix:///nonexistent/engine.sock"),
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .expect("nothing there");
+        assert!(
+            e.to_string().starts_with(
+                "cannot reach the container engine at unix:///nonexistent/engine.sock: "
+            ),
+            "{e}"
+        );
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "bollard's error is the source"
+        );
+    }
+
+    #[test]
+    fn engine_answers_become_variants_by_status_with_the_message_kept() {
+        let e = EngineError::answered("removing volume data", 409, "volume is in use - [3f2a]");
+        assert!(e.is_conflict());
+        assert_eq!(
+            e.to_string(),
+            "removing volume data: volume is in use - [3f2a]"
+        );
+        assert_eq!(e.message(), "volume is in use - [3f2a]");
+        let source = std::error::Error::source(&e).expect("a source").to_string();
+        assert!(source.contains("409"), "{source}");
+        assert!(EngineError::answered("x", 404, "no such container").is_not_found());
+        assert!(matches!(
+            EngineError::answered("x", 500, "boom"),
+            EngineError::Failed { .. }
+        ));
+    }
 
     #[test]
     fn an_old_daemon_names_its_maximum_api_version() {

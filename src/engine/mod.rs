@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod docker;
 mod progress;
+#[cfg(test)]
+pub mod recording;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,8 @@ pub struct Observed {
     /// The image reference it was created with.
     pub image: String,
     pub started_at: String,
+    /// When it was made (RFC 3339), to tell leftovers apart by age.
+    pub created: String,
     /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
     pub health: Option<String>,
 }
@@ -32,6 +36,14 @@ impl Observed {
     /// Made by launch (label `launch.managed=true`).
     pub fn is_managed(&self) -> bool {
         self.labels.get(label::MANAGED).map(String::as_str) == Some("true")
+    }
+
+    /// The spec it was made from (label `launch.spec`); `None` when the
+    /// label is missing or unreadable (made by an older or newer launch).
+    pub fn spec(&self) -> Option<ContainerSpec> {
+        self.labels
+            .get(label::SPEC)
+            .and_then(|s| ContainerSpec::from_label(s))
     }
 
     /// The GPU UUIDs it holds (label `launch.gpus`).
@@ -77,17 +89,121 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
 }
 
-/// Why an engine call failed, in words for the user.
+/// Why an engine call failed, in words for the user. Variants differ where
+/// the user's next step does; the engine's own message is always shown, and
+/// bollard's error stays reachable as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Nothing answers at the address (or the connection broke mid-run).
     #[error("cannot reach the container engine at {address}: {reason}")]
-    Unreachable { address: String, reason: String },
-    #[error("{0}")]
-    Call(String),
+    Unreachable {
+        address: String,
+        reason: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
+    /// The engine answers, but speaks an API older than launch needs.
+    #[error(
+        "the container engine at {address} speaks API {version}, older than the {minimum} launch needs \
+         (Docker 19.03 or newer): upgrade the engine"
+    )]
+    ApiTooOld {
+        address: String,
+        version: String,
+        minimum: String,
+    },
+    /// A call was accepted and never answered.
+    #[error(
+        "{call}: the container engine at {address} did not answer within {}s; \
+         it may be overloaded or hung (is the daemon healthy?)",
+        after.as_secs_f64()
+    )]
+    Timeout {
+        address: String,
+        call: String,
+        after: std::time::Duration,
+    },
+    /// What the call names does not exist (HTTP 404).
+    #[error("{call}: {message}")]
+    NotFound {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// In use or taken (HTTP 409): a name another container holds, a volume
+    /// a container still uses.
+    #[error("{call}: {message}")]
+    Conflict {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Any other refusal or failure of a call.
+    #[error("{call}: {message}")]
+    Failed {
+        call: String,
+        message: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
     #[error("pulling {image} failed: {reason}")]
-    Pull { image: String, reason: String },
+    Pull {
+        image: String,
+        reason: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
     #[error("image {0} is not present and the profile says pull = \"never\"")]
     ImageMissing(String),
+}
+
+impl EngineError {
+    /// An error the engine answered with, by its HTTP status.
+    pub fn answered(call: impl Into<String>, status: u16, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let source = bollard::errors::Error::DockerResponseServerError {
+            status_code: status,
+            message: message.clone(),
+        };
+        let call = call.into();
+        match status {
+            404 => EngineError::NotFound {
+                call,
+                message,
+                source,
+            },
+            409 => EngineError::Conflict {
+                call,
+                message,
+                source,
+            },
+            _ => EngineError::Failed {
+                call,
+                message,
+                source,
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::NotFound { .. })
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, EngineError::Conflict { .. })
+    }
+
+    /// The engine's own words, without what launch was doing.
+    pub fn message(&self) -> String {
+        match self {
+            EngineError::NotFound { message, .. }
+            | EngineError::Conflict { message, .. }
+            | EngineError::Failed { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -100,6 +216,9 @@ pub trait Engine {
     async fn find(&self, name: &str) -> Result<Option<Observed>>;
     /// Every container launch made (label `launch.managed=true`).
     async fn managed(&self) -> Result<Vec<Observed>>;
+    /// The containers launch made whose name starts with
+    /// `{name}-launch-old-`: old containers a recreate moved aside.
+    async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;
@@ -120,4 +239,38 @@ pub trait Engine {
     /// Commits the container to `repo:tag`; returns the image id.
     async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(labels: BTreeMap<String, String>) -> Observed {
+        Observed {
+            id: "0123456789abcdef".into(),
+            name: "train".into(),
+            state: State::Running,
+            labels,
+            image_id: String::new(),
+            image: "busybox".into(),
+            started_at: String::new(),
+            created: String::new(),
+            health: None,
+        }
+    }
+
+    #[test]
+    fn the_spec_label_is_read_in_one_place() {
+        let spec = ContainerSpec {
+            schema: 1,
+            name: "train".into(),
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        let made = observed(spec.all_labels(std::path::Path::new("/p.toml")));
+        assert_eq!(made.spec(), Some(spec));
+        assert_eq!(observed(BTreeMap::new()).spec(), None, "no label");
+        let garbled = BTreeMap::from([(label::SPEC.to_string(), "{not json".to_string())]);
+        assert_eq!(observed(garbled).spec(), None, "an unreadable label");
+    }
 }

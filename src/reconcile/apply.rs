@@ -1,13 +1,13 @@
 //! apply: carrying out a plan through the engine, including the safe
-//! recreate of DESIGN.md §5: nothing the user has is lost, and a failed
-//! recreate leaves the old container as it was.
+//! recreate (docs/architecture.md, reconcile): nothing the user has is lost,
+//! and a failed recreate leaves the old container as it was.
 
 use std::collections::BTreeMap;
 
 use crate::engine::{Engine, Observed, State};
 use crate::error::{Error, Result};
 use crate::profile::{ChangedFiles, MountKind, Profile};
-use crate::spec::{ContainerSpec, label};
+use crate::spec::ContainerSpec;
 
 use super::plan::{Action, short};
 
@@ -22,6 +22,9 @@ pub struct Applied {
     pub snapshot: Option<String>,
     /// Changed files a `discard` recreate threw away.
     pub discarded: Vec<String>,
+    /// The old container of a recreate that could not be removed: it stays
+    /// aside, and the next run settles it.
+    pub left_aside: Option<super::recover::Leftover>,
 }
 
 pub async fn apply<E: Engine>(
@@ -118,23 +121,7 @@ async fn recreate<E: Engine>(
 ) -> Result<Applied> {
     let mut applied = Applied::default();
     // 1. What would be lost with the old container's writable layer.
-    // Docker lists a mount point it had to create as a change of the writable
-    // layer (`A /data`, and `A`/`C` for its parent folders): those are the
-    // mounts of the old container (its spec label) and of the new one.
-    let old_spec = old
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s));
-    let mount_targets: Vec<String> = old_spec
-        .iter()
-        .chain([spec])
-        .flat_map(|s| s.mounts.iter().map(|m| m.target.clone()))
-        .collect();
-    let changed = significant_changes(
-        engine.changes(&old.id).await?,
-        &profile.recreate.ignore,
-        &mount_targets,
-    );
+    let changed = at_risk(engine, profile, spec, old).await?;
     if !changed.is_empty() {
         match profile.recreate.changed_files {
             ChangedFiles::Refuse => {
@@ -147,10 +134,7 @@ async fn recreate<E: Engine>(
                 )));
             }
             ChangedFiles::Snapshot => {
-                let repo = format!("launch-snapshots/{}", old.name.to_ascii_lowercase());
-                let tag = utc_timestamp();
-                engine.commit(&old.id, &repo, &tag).await?;
-                applied.snapshot = Some(format!("{repo}:{tag}"));
+                applied.snapshot = Some(snapshot(engine, &old.id, &old.name).await?);
             }
             ChangedFiles::Discard => applied.discarded = changed,
         }
@@ -165,7 +149,7 @@ async fn recreate<E: Engine>(
         engine.unpause(&old.id).await?;
     }
     engine.stop(&old.id, None).await?;
-    let aside = format!("{}-launch-old-{}", old.name, short(&old.id));
+    let aside = super::recover::aside_name(&old.name, &old.id);
     if let Err(e) = engine.rename(&old.id, &aside).await {
         // Nothing new exists yet: the old container only needs to run again.
         let restarted = if was_up {
@@ -185,7 +169,14 @@ async fn recreate<E: Engine>(
     match create_and_start(engine, spec, labels).await {
         Ok(id) => {
             // 3. Only now is the old container removed (its volumes stay).
-            engine.remove(&old.id, false).await?;
+            // The new one is up: a failure here is a leftover, not a failed
+            // recreate.
+            if let Err(e) = engine.remove(&old.id, false).await {
+                applied.left_aside = Some(super::recover::Leftover::Kept {
+                    name: aside,
+                    why: format!("{e}; the next launch up removes it"),
+                });
+            }
             applied.id = Some(id);
             Ok(applied)
         }
@@ -213,38 +204,120 @@ async fn recreate<E: Engine>(
     }
 }
 
+/// The changed files of `old` that would be lost if it were replaced by a
+/// container of `spec`, judged by the profile's `[recreate] ignore`.
+pub(crate) async fn at_risk<E: Engine>(
+    engine: &E,
+    profile: &Profile,
+    spec: &ContainerSpec,
+    old: &Observed,
+) -> Result<Vec<String>> {
+    // Docker lists a mount point it had to create as a change of the writable
+    // layer (`A /data`, and `A`/`C` for its parent folders): those are the
+    // mounts of the old container (its spec label) and of the new one.
+    let mount_targets: Vec<String> = old
+        .spec()
+        .iter()
+        .chain([spec])
+        .flat_map(|s| s.mounts.iter().map(|m| m.target.clone()))
+        .collect();
+    Ok(significant_changes(
+        engine.changes(&old.id).await?,
+        &profile.recreate.ignore,
+        &mount_targets,
+    ))
+}
+
+/// Commits container `id` to `launch-snapshots/<name>:<UTC timestamp>`;
+/// returns that reference.
+pub(crate) async fn snapshot<E: Engine>(engine: &E, id: &str, name: &str) -> Result<String> {
+    let repo = format!("launch-snapshots/{}", name.to_ascii_lowercase());
+    let tag = utc_timestamp();
+    engine.commit(id, &repo, &tag).await?;
+    Ok(format!("{repo}:{tag}"))
+}
+
 /// `docker diff` paths that matter: not scratch, not ignored, not a mount
 /// point (`mounts`: container paths) or a folder above one, and not merely
 /// the parent folder of another change.
+///
+/// One `pip install` changes tens of thousands of paths, so each question is
+/// a binary search or a look at the next neighbour in tree order (see
+/// `tree_order`), never a scan of all paths: O(n log n) in all.
 pub fn significant_changes(
     paths: Vec<String>,
     ignore: &[String],
     mounts: &[String],
 ) -> Vec<String> {
-    let under = |path: &str, dir: &str| {
-        path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
-    };
-    // Only the folders on the way to a mount point, not what else they hold.
-    let above_mount = |path: &str| mounts.iter().any(|m| under(m, path));
-    let kept: Vec<String> = paths
-        .into_iter()
-        .filter(|p| {
-            !SCRATCH.iter().any(|d| under(p, d))
-                && !ignore.iter().any(|d| under(p, d))
-                && !mounts.iter().any(|m| under(p, m))
-                && !above_mount(p)
-        })
-        .collect();
-    let mut out: Vec<String> = kept
+    let trim = |d: &String| d.trim_end_matches('/').to_string();
+    // Folders whose contents never count, reduced to those not inside
+    // another: then the only candidate that can hold a path is the last
+    // folder at or before it in tree order.
+    let mut roots: Vec<String> = SCRATCH
         .iter()
-        .filter(|p| !kept.iter().any(|q| q != *p && under(q, p)))
-        .cloned()
+        .map(|d| d.to_string())
+        .chain(ignore.iter().map(trim))
+        .chain(mounts.iter().map(trim))
         .collect();
+    roots.sort_by(|a, b| tree_order(a, b));
+    let mut outer: Vec<String> = Vec::with_capacity(roots.len());
+    for r in roots {
+        if !outer.last().is_some_and(|o| under(&r, o)) {
+            outer.push(r);
+        }
+    }
+    let mut mounts: Vec<String> = mounts.iter().map(trim).collect();
+    mounts.sort_by(|a, b| tree_order(a, b));
+
+    let inside_root = |p: &str| {
+        let i = outer.partition_point(|r| tree_order(r, p).is_le());
+        i > 0 && under(p, &outer[i - 1])
+    };
+    // Only the folders on the way to a mount point: what lies inside a
+    // folder comes right after it in tree order.
+    let above_mount = |p: &str| {
+        let i = mounts.partition_point(|m| tree_order(m, p).is_lt());
+        mounts.get(i).is_some_and(|m| under(m, p))
+    };
+    let mut kept: Vec<String> = paths
+        .into_iter()
+        .filter(|p| !inside_root(p) && !above_mount(p))
+        .collect();
+    kept.sort_by(|a, b| tree_order(a, b));
+    let mut out: Vec<String> = Vec::with_capacity(kept.len());
+    // Walking backwards, `after` is the first path after the current one
+    // that differs from it: inside it if any path is.
+    let mut after: Option<&str> = None;
+    for i in (0..kept.len()).rev() {
+        if let Some(next) = kept.get(i + 1).filter(|next| **next != kept[i]) {
+            after = Some(next);
+        }
+        if !after.is_some_and(|q| under(q, &kept[i])) {
+            out.push(kept[i].clone());
+        }
+    }
     out.sort();
     out
 }
 
-fn list(paths: &[String]) -> String {
+/// `path` is `dir` or inside it.
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Byte order with `/` lowest: a folder is followed at once by everything
+/// inside it (`/a`, `/a/x`, `/a b`), which plain byte order does not do
+/// (`/a`, `/a b`, `/a/x`).
+fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    a.bytes().map(key).cmp(b.bytes().map(key))
+}
+
+pub(crate) fn list(paths: &[String]) -> String {
     const SHOWN: usize = 20;
     let mut lines: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {p}")).collect();
     if paths.len() > SHOWN {
@@ -303,6 +376,243 @@ mod tests {
             significant_changes(paths, &[], &mounts),
             ["/root", "/usr/local/bin/tool"]
         );
+    }
+
+    /// The rule as first written (quadratic), to check the fast one against.
+    fn reference(paths: &[String], ignore: &[String], mounts: &[String]) -> Vec<String> {
+        let under = |path: &str, dir: &str| {
+            path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
+        };
+        let kept: Vec<&String> = paths
+            .iter()
+            .filter(|p| {
+                !SCRATCH.iter().any(|d| under(p, d))
+                    && !ignore.iter().any(|d| under(p, d))
+                    && !mounts.iter().any(|m| under(p, m) || under(m, p))
+            })
+            .collect();
+        let mut out: Vec<String> = kept
+            .iter()
+            .filter(|p| !kept.iter().any(|q| q != *p && under(q, p)))
+            .map(|p| p.to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn agrees_with_the_plain_rule_on_awkward_names() {
+        // Names that sort between a folder and its contents in byte order
+        // (`/a b`, `/a-b`, `/a.b` before `/a/x`), nested ignores and mounts,
+        // a path listed twice.
+        let paths = [
+            "/a",
+            "/a b",
+            "/a/x",
+            "/a-b",
+            "/a.b/c",
+            "/a.b",
+            "/a/x/y",
+            "/tmp",
+            "/tmpfile",
+            "/opt",
+            "/opt/cache",
+            "/opt/cache/k",
+            "/opt/cached",
+            "/srv",
+            "/srv/data",
+            "/srv/data/in",
+            "/srv/database",
+            "/m",
+            "/m/n",
+            "/z",
+            "/z",
+            "/var",
+            "/var/logs",
+            "/var/log/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ignore = ["/opt/cache".to_string(), "/opt/cache/k".to_string()];
+        let mounts = ["/srv/data".to_string(), "/m/n/o".to_string()];
+        assert_eq!(
+            significant_changes(paths.clone(), &ignore, &mounts),
+            reference(&paths, &ignore, &mounts)
+        );
+        assert_eq!(
+            significant_changes(paths.clone(), &[], &[]),
+            reference(&paths, &[], &[])
+        );
+    }
+
+    #[test]
+    fn twenty_five_thousand_changed_paths_are_judged_at_once() {
+        // What `pip install torch` leaves in a writable layer: the folders
+        // on the way, thousands of files, caches in /tmp and an ignored
+        // folder, and a mount point.
+        let mut paths = vec!["/usr".to_string(), "/usr/lib".to_string()];
+        let mut expected = Vec::new();
+        for d in 0..500 {
+            let dir = format!("/usr/lib/python3/site-packages/torch/m{d:03}");
+            paths.push(dir.clone());
+            for f in 0..50 {
+                let file = format!("{dir}/f{f:02}.py");
+                expected.push(file.clone());
+                paths.push(file);
+            }
+            paths.push(format!("/tmp/pip-{d}/wheel"));
+            paths.push(format!("/root/.cache/pip/{d}"));
+        }
+        paths.extend(["/data", "/root", "/root/.cache"].map(String::from));
+        paths.reverse();
+        assert!(paths.len() > 25_000);
+        let start = std::time::Instant::now();
+        let got = significant_changes(paths, &["/root/.cache".into()], &["/data".into()]);
+        let took = start.elapsed();
+        // /root itself changed, and what changed inside it is ignored.
+        expected.push("/root".into());
+        expected.sort();
+        assert_eq!(got.len(), 25_001);
+        assert_eq!(got, expected);
+        // The quadratic rule took minutes here; sorting takes milliseconds.
+        assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    }
+
+    // ---- failure paths, on the recording engine ----------------------------
+
+    use crate::engine::recording::Op;
+    use crate::reconcile::testing::Fixture;
+
+    /// A running container of `sleep 1000`, and the profile changed to
+    /// `sleep 1001`: `up` must recreate. Returns the old id.
+    fn changed(f: &Fixture) -> (String, Profile) {
+        let old = f.profile("sleep 1000", "");
+        let id = f.existing(&old, State::Running, &[]);
+        (id, f.profile("sleep 1001", ""))
+    }
+
+    /// The old container is back under its name, running, and alone.
+    fn assert_rolled_back(f: &Fixture, id: &str, e: &Error) {
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("recreating train failed: ")
+                && shown.ends_with("the old container is back under its name, as it was"),
+            "{shown}"
+        );
+        let c = f
+            .engine
+            .container("train")
+            .expect("a container named train");
+        assert_eq!(c.id, id, "the old one");
+        assert_eq!(c.state, State::Running, "running again");
+        assert_eq!(f.names(), ["train"], "nothing else left");
+    }
+
+    #[tokio::test]
+    async fn a_rename_that_fails_leaves_the_old_container_running() {
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine
+            .fail(Op::Rename, 1, 500, "rename refused by the engine");
+        let e = f.up(&new).await.expect_err("fails");
+        assert!(
+            e.to_string().contains("rename refused by the engine"),
+            "{e}"
+        );
+        assert_rolled_back(&f, &id, &e);
+        assert!(f.engine.calls_of(Op::Create).is_empty(), "nothing new made");
+    }
+
+    #[tokio::test]
+    async fn a_create_that_fails_after_the_stop_rolls_back() {
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine.fail(Op::Create, 1, 500, "no space left on device");
+        let e = f.up(&new).await.expect_err("fails");
+        assert!(e.to_string().contains("no space left on device"), "{e}");
+        assert_rolled_back(&f, &id, &e);
+        let ops: Vec<Op> = f.engine.calls().iter().map(|c| c.op).collect();
+        let at = |op| ops.iter().position(|o| *o == op).expect("called");
+        assert!(at(Op::Stop) < at(Op::Create), "{ops:?}");
+    }
+
+    #[tokio::test]
+    async fn a_start_that_fails_removes_the_new_container_and_rolls_back() {
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine.fail(
+            Op::Start,
+            1,
+            500,
+            "exec: \"sleep\": executable file not found",
+        );
+        let e = f.up(&new).await.expect_err("fails");
+        assert!(e.to_string().contains("executable file not found"), "{e}");
+        assert_rolled_back(&f, &id, &e);
+        assert_eq!(f.engine.calls_of(Op::Create), ["train"]);
+        assert_eq!(f.engine.calls_of(Op::Remove).len(), 1, "the new one went");
+    }
+
+    #[tokio::test]
+    async fn a_rollback_that_fails_says_where_the_old_container_is_and_the_next_run_restores_it() {
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine.fail(Op::Start, 1, 500, "cannot start");
+        // The rename aside goes through; the rename back fails.
+        f.engine
+            .fail_nth(Op::Rename, 2, 500, "the engine is confused");
+        let aside = format!("train-launch-old-{}", &id[..12]);
+        let e = f.up(&new).await.expect_err("fails");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("rolling back failed too") && shown.contains(&aside),
+            "names where the old container is: {shown}"
+        );
+        assert_eq!(
+            f.names(),
+            std::slice::from_ref(&aside),
+            "only the old one, aside"
+        );
+
+        f.engine.revive();
+        let o = f.up(&new).await.expect("the next run goes through");
+        assert!(
+            o.leftovers
+                .contains(&super::super::recover::Leftover::Restored { from: aside }),
+            "{:?}",
+            o.leftovers
+        );
+        let c = f.engine.container("train").expect("train");
+        assert_ne!(c.id, id, "recreated from the restored container");
+        assert_eq!(c.state, State::Running);
+        assert_eq!(f.names(), ["train"]);
+    }
+
+    #[tokio::test]
+    async fn a_remove_that_fails_after_the_recreate_leaves_a_leftover_the_next_run_removes() {
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine.fail(Op::Remove, 1, 500, "device or resource busy");
+        let o = f.up(&new).await.expect("the new container is up");
+        let aside = format!("train-launch-old-{}", &id[..12]);
+        assert!(
+            matches!(&o.leftovers[..], [super::super::recover::Leftover::Kept { name, why }]
+                if *name == aside && why.contains("device or resource busy")),
+            "{:?}",
+            o.leftovers
+        );
+        assert_eq!(f.names(), ["train".to_string(), aside.clone()]);
+        assert_eq!(
+            f.engine.container("train").map(|c| c.state),
+            Some(State::Running)
+        );
+
+        let o = f.up(&new).await.expect("up to date");
+        assert_eq!(
+            o.leftovers,
+            [super::super::recover::Leftover::Removed { name: aside }]
+        );
+        assert_eq!(f.names(), ["train"]);
     }
 
     #[test]

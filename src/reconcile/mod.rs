@@ -3,8 +3,12 @@
 
 pub mod apply;
 pub mod diff;
+pub mod down;
 pub mod lock;
 pub mod plan;
+pub mod recover;
+#[cfg(test)]
+mod testing;
 
 use crate::engine::{Engine, EngineError, Observed};
 use crate::error::{Error, Result};
@@ -32,6 +36,8 @@ pub struct Outcome {
     pub gpus: Vec<String>,
     pub changes: Vec<diff::Change>,
     pub applied: apply::Applied,
+    /// What became of what an interrupted run left behind.
+    pub leftovers: Vec<recover::Leftover>,
 }
 
 /// What `plan` would do: the outcome without acting, and whether a pull comes first.
@@ -44,13 +50,40 @@ pub struct Preview {
 }
 
 /// Looks at the engine and the host and decides, without changing anything.
+/// When the name is free but an interrupted run left its old container
+/// aside, the plan is for that container, which `up` gives the name back.
 pub async fn preview<E: Engine>(
     cx: &Context<'_, E>,
     profile: &Profile,
     options: Options,
 ) -> Result<Preview> {
+    let mut preview = look(cx, profile, options).await?;
+    if preview.observed.is_none()
+        && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name).await?.pop()
+    {
+        newest.name = profile.name.clone();
+        preview = plan_for(cx, profile, options, Some(newest)).await?;
+    }
+    Ok(preview)
+}
+
+/// `preview` of what holds the name now.
+async fn look<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+) -> Result<Preview> {
+    let observed = cx.engine.find(&profile.name).await?;
+    plan_for(cx, profile, options, observed).await
+}
+
+async fn plan_for<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+    observed: Option<Observed>,
+) -> Result<Preview> {
     let engine = cx.engine;
-    let observed = engine.find(&profile.name).await?;
     // Other containers matter only to a count selection (which GPUs are
     // held) and to keeping its choice; skip the listing otherwise, so a
     // no-op run stays a handful of API calls.
@@ -117,13 +150,17 @@ pub async fn up<E: Engine>(
         Some(GpuSelection::Count(_)) => Some(cx.locks.acquire("gpu-allocation").await?),
         _ => None,
     };
+    // A run killed mid-recreate may have left the old container aside: it
+    // gets the name back before anything is planned for the name.
+    let mut leftovers = recover::leftovers(engine, &profile.name).await?;
+    let restored = recover::restore(engine, &profile.name, &mut leftovers).await?;
     let Preview {
         resolved,
         mut plan,
         pull,
         observed,
         mut image_id,
-    } = preview(cx, profile, options).await?;
+    } = look(cx, profile, options).await?;
     // A foreign container is refused before anything is pulled.
     if let Action::Refuse(reason) = &plan.action {
         return Err(Error::Refused(reason.clone()));
@@ -139,6 +176,11 @@ pub async fn up<E: Engine>(
         return Err(EngineError::ImageMissing(spec.image.clone()).into());
     }
     let applied = apply::apply(engine, profile, spec, observed.as_ref(), &plan.action).await?;
+    let leftovers = restored
+        .into_iter()
+        .chain(recover::settle(engine, profile, spec, leftovers).await)
+        .chain(applied.left_aside.clone())
+        .collect();
     Ok(Outcome {
         name: profile.name.clone(),
         id: applied.id.clone(),
@@ -150,5 +192,6 @@ pub async fn up<E: Engine>(
         action: plan.action,
         changes: plan.changes,
         applied,
+        leftovers,
     })
 }

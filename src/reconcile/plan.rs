@@ -82,10 +82,7 @@ pub fn plan(
             changes: Vec::new(),
         };
     }
-    let current = found
-        .labels
-        .get(label::SPEC)
-        .and_then(|s| ContainerSpec::from_label(s));
+    let current = found.spec();
     let changes = match &current {
         Some(current) => diff::diff(current, desired),
         None => Vec::new(),
@@ -124,8 +121,10 @@ pub fn plan(
     Plan { action, changes }
 }
 
+/// The first 12 characters of an id, as Docker shows them; the whole id
+/// when it is shorter or not what an engine should send (never a panic).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..12).unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -152,6 +151,7 @@ mod tests {
             image_id: "sha256:aaa".into(),
             image: spec.image.clone(),
             started_at: String::new(),
+            created: String::new(),
             health: None,
         }
     }
@@ -215,6 +215,13 @@ mod tests {
             },
         );
         assert_eq!(p.action, Action::Nothing);
+    }
+
+    #[test]
+    fn short_ids_never_split_a_character() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("aéééééé"), "aéééééé");
     }
 
     #[test]

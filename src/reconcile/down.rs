@@ -1,0 +1,158 @@
+//! down: stop and remove the container launch made for a name; its named
+//! volumes only when asked, and then say exactly which went and which stayed.
+
+use crate::engine::{Engine, EngineError};
+use crate::error::{Error, Result};
+use crate::spec::MountType;
+
+use super::plan::short;
+
+/// What `down` did to one container.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    pub id: String,
+    pub volumes_removed: Vec<String>,
+    /// Volumes asked to go that stayed, each with why.
+    pub volumes_kept: Vec<KeptVolume>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptVolume {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Removes the container `name` (a launch one only); with `volumes`, also the
+/// named volumes its spec mounts. `None` when there is no such container.
+pub async fn down<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Option<Removed>> {
+    let Some(found) = engine.find(name).await? else {
+        return Ok(None);
+    };
+    if !found.is_managed() {
+        return Err(Error::Refused(format!(
+            "container {name} was not created by launch (id {}); launch never removes it",
+            short(&found.id)
+        )));
+    }
+    engine.stop(&found.id, None).await?;
+    engine.remove(&found.id, false).await?;
+    let mut removed = Removed {
+        id: found.id.clone(),
+        ..Default::default()
+    };
+    if !volumes {
+        return Ok(Some(removed));
+    }
+    let named = found
+        .spec()
+        .unwrap_or_default()
+        .mounts
+        .into_iter()
+        .filter(|m| m.kind == MountType::Volume)
+        .filter_map(|m| m.source);
+    for volume in named {
+        match engine.remove_volume(&volume).await {
+            Ok(()) => removed.volumes_removed.push(volume),
+            Err(e) => {
+                let reason = why_kept(engine, &e).await;
+                removed.volumes_kept.push(KeptVolume {
+                    name: volume,
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(Some(removed))
+}
+
+/// Why a volume stayed, in words: the containers that use it, by name, when
+/// the engine says it is in use ("remove data: volume is in use - [3f2a…]").
+async fn why_kept<E: Engine>(engine: &E, e: &EngineError) -> String {
+    let message = e.message();
+    let users = e
+        .is_conflict()
+        .then(|| {
+            let (_, list) = message.rsplit_once('[')?;
+            let (list, _) = list.split_once(']')?;
+            Some(
+                list.split([',', ' '])
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .filter(|ids| !ids.is_empty());
+    let Some(ids) = users else {
+        return message;
+    };
+    let mut named = Vec::new();
+    for id in ids {
+        named.push(match engine.find(&id).await {
+            Ok(Some(c)) => format!("{} ({})", c.name, short(&c.id)),
+            _ => short(&id).to_string(),
+        });
+    }
+    let s = if named.len() == 1 { "" } else { "s" };
+    format!("in use by container{s} {}", named.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::State;
+    use crate::engine::recording::Op;
+    use crate::reconcile::testing::Fixture;
+
+    #[tokio::test]
+    async fn a_volume_in_use_stays_and_names_the_container_that_uses_it() {
+        let f = Fixture::new();
+        let p = f.profile("sleep 1000", "volumes = [\"shared:/shared\", \"own:/own\"]");
+        f.existing(&p, State::Running, &[]);
+        // Another container mounts the shared volume.
+        let mut holder = f.spec(&f.profile("sleep 1", "volumes = [\"shared:/x\"]"));
+        holder.name = "holder".into();
+        let holder = f
+            .engine
+            .add_container(&holder, &f.path(), State::Exited, &[]);
+
+        let removed = down(&f.engine, "train", true)
+            .await
+            .expect("down")
+            .expect("there was a container");
+        assert_eq!(removed.volumes_removed, ["own"]);
+        assert_eq!(
+            removed.volumes_kept,
+            [KeptVolume {
+                name: "shared".into(),
+                reason: format!("in use by container holder ({})", short(&holder)),
+            }]
+        );
+        assert!(
+            f.engine.container("train").is_none(),
+            "the container is gone"
+        );
+        assert!(f.engine.volumes().contains("shared"));
+        assert!(!f.engine.volumes().contains("own"));
+    }
+
+    #[tokio::test]
+    async fn a_volume_that_cannot_be_removed_stays_with_the_engines_reason() {
+        let f = Fixture::new();
+        let p = f.profile("sleep 1000", "volumes = [\"data:/data\"]");
+        f.existing(&p, State::Running, &[]);
+        f.engine.fail(Op::RemoveVolume, 1, 500, "permission denied");
+        let removed = down(&f.engine, "train", true)
+            .await
+            .expect("down")
+            .expect("there was a container");
+        assert!(removed.volumes_removed.is_empty());
+        assert_eq!(
+            removed.volumes_kept,
+            [KeptVolume {
+                name: "data".into(),
+                reason: "permission denied".into(),
+            }]
+        );
+    }
+}
