@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod image_ref;
 pub mod profile;
 pub mod reconcile;
 pub mod resolve;

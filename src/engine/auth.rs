@@ -38,10 +38,10 @@ struct HelperAnswer {
 
 /// The registry an image comes from, as config.json keys it.
 pub fn registry_of(image: &str) -> String {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first.to_string(),
-        _ => "https://index.docker.io/v1/".to_string(),
-    }
+    crate::image_ref::ImageRef::parse(image)
+        .ok()
+        .and_then(|r| r.registry().map(str::to_string))
+        .unwrap_or_else(|| "https://index.docker.io/v1/".to_string())
 }
 
 fn config_path() -> Option<PathBuf> {

@@ -20,6 +20,7 @@ use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError, Facts, Observed, Result, State, auth, progress};
+use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -391,9 +392,18 @@ impl Engine for DockerEngine {
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
-        let (name, tag) = split_tag(image);
+        let reference = ImageRef::parse(image).map_err(|reason| EngineError::Pull {
+            image: image.into(),
+            reason,
+            source: None,
+        })?;
+        // A digest pins the image: it travels in fromImage, with no tag.
+        let (from, tag) = match reference.digest() {
+            Some(digest) => (format!("{}@{digest}", reference.repository()), ""),
+            None => (reference.repository().to_string(), reference.tag()),
+        };
         let options = CreateImageOptionsBuilder::new()
-            .from_image(name)
+            .from_image(&from)
             .tag(tag)
             .build();
         let credentials = auth::credentials_for(image);
@@ -583,18 +593,6 @@ fn state_of(s: ContainerStateStatusEnum) -> State {
         ContainerStateStatusEnum::DEAD => State::Dead,
         ContainerStateStatusEnum::REMOVING => State::Removing,
         _ => State::Created,
-    }
-}
-
-/// `repo:tag` → (repo, tag); `latest` when none is given. A digest stays whole.
-pub fn split_tag(image: &str) -> (&str, &str) {
-    if image.contains('@') {
-        return (image, "");
-    }
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
-        None => (image, "latest"),
     }
 }
 
@@ -887,18 +885,5 @@ mod tests {
         .unwrap();
         assert_eq!((v.major_version, v.minor_version), (1, 41));
         assert!(super::max_api_version("something else").is_none());
-    }
-
-    #[test]
-    fn tags_split_after_the_last_slash() {
-        assert_eq!(split_tag("busybox"), ("busybox", "latest"));
-        assert_eq!(
-            split_tag("localhost:5000/team/img:v2"),
-            ("localhost:5000/team/img", "v2")
-        );
-        assert_eq!(
-            split_tag("localhost:5000/img"),
-            ("localhost:5000/img", "latest")
-        );
     }
 }

@@ -97,11 +97,20 @@ pub async fn engine_facts<E: Engine>(engine: Option<&E>, needs: Needs) -> Option
     }
 }
 
-/// GPUs held by launch containers (other than `except`), from their labels.
+/// GPUs held by launch containers (other than `except` and what a killed
+/// recreate of it left aside), from their labels.
 pub fn held_gpus(managed: &[Observed], except: Option<&str>) -> Held {
+    let own = |name: &str| {
+        except.is_some_and(|e| {
+            name == e
+                || name
+                    .strip_prefix(e)
+                    .is_some_and(|rest| rest.starts_with("-launch-old-"))
+        })
+    };
     managed
         .iter()
-        .filter(|c| Some(c.name.as_str()) != except)
+        .filter(|c| !own(&c.name))
         .flat_map(|c| c.gpus().into_iter().map(|u| (u, c.name.clone())))
         .collect()
 }

@@ -1,5 +1,6 @@
 //! Image references (`[registry/]repository[:tag][@digest]`): the one parser
-//! of Docker's reference grammar that the rest of launch uses.
+//! of Docker's reference grammar, used by profile validation, pulls and
+//! registry credentials alike.
 
 use std::fmt;
 
@@ -85,9 +86,6 @@ impl ImageRef {
     }
 }
 
-// The engine's pulls are to read these instead of splitting strings themselves;
-// until they do, only the tests call them.
-#[allow(dead_code)]
 impl ImageRef {
     /// The name without tag or digest, registry included:
     /// `registry.example.com:5000/team/cuda`.
