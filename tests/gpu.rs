@@ -3,6 +3,7 @@
 //! libnvidia-ml.so.1, a dev root and a driver root), and that the rendered
 //! `docker run` line makes the container the spec describes.
 
+#[macro_use]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -362,9 +363,7 @@ fn gpus_prints_a_table_of_index_name_uuid_memory_utilisation_processes_and_holde
 
 #[test]
 fn gpus_names_the_launch_container_holding_a_gpu() {
-    if !docker::available("gpus_names_the_launch_container_holding_a_gpu") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("gpus-holder");
     let image = scratch.busybox_image("img", &[]);
     let host = host_of(own_gpus(2)).build();
@@ -664,9 +663,7 @@ fn count_skips_gpus_running_processes_and_prefers_the_least_memory_used() {
 
 #[test]
 fn count_skips_gpus_held_by_another_launch_container() {
-    if !docker::available("count_skips_gpus_held_by_another_launch_container") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("count-held");
     let image = scratch.busybox_image("img", &[]);
     let mut gpus = own_gpus(3);
@@ -684,9 +681,7 @@ fn count_skips_gpus_held_by_another_launch_container() {
 
 #[test]
 fn too_few_free_gpus_exits_3_saying_who_holds_what() {
-    if !docker::available("too_few_free_gpus_exits_3_saying_who_holds_what") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("count-short");
     let image = scratch.busybox_image("img", &[]);
     let host = host_of(own_gpus(3)).process(2, 4242, 1 << 30).build();
@@ -1069,10 +1064,7 @@ fn run_rendered(host: &FakeGpuHost, profile: &Path) -> std::process::Output {
 
 #[test]
 fn the_rendered_docker_run_line_makes_the_container_the_spec_describes() {
-    let test = "the_rendered_docker_run_line_makes_the_container_the_spec_describes";
-    if !docker::available(test) {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("render-run");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("ctr");
@@ -1179,10 +1171,7 @@ gpus = {{ devices = [1], mode = "devices" }}
 
 #[test]
 fn the_rendered_toolkit_line_asks_docker_for_the_same_gpus() {
-    let test = "the_rendered_toolkit_line_asks_docker_for_the_same_gpus";
-    if !docker::available(test) {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("render-toolkit");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("ctr");

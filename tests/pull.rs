@@ -2,6 +2,7 @@
 //! credentials, against a local registry (Debian's docker-registry on
 //! 127.0.0.1, which Docker treats as insecure-allowed) and a real daemon.
 
+#[macro_use]
 mod support;
 
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, available, docker, inspect, try_docker};
+use support::docker::{Scratch, docker, inspect, try_docker};
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const USER: &str = "launch-user";
@@ -215,9 +216,7 @@ fn show(o: &Output) -> String {
 
 #[test]
 fn pull_missing_pulls_an_absent_image_once() {
-    if !available("pull_missing_pulls_an_absent_image_once") {
-        return;
-    }
+    needs_docker!();
     let registry = Registry::start(false);
     let s = Scratch::new("pull-missing");
     let [(one, one_id), (two, two_id)] = two_images(&s);
@@ -256,9 +255,7 @@ fn pull_missing_pulls_an_absent_image_once() {
 
 #[test]
 fn pull_never_with_the_image_absent_fails_saying_so() {
-    if !available("pull_never_with_the_image_absent_fails_saying_so") {
-        return;
-    }
+    needs_docker!();
     let registry = Registry::start(false);
     let s = Scratch::new("pull-never");
     let [(one, _), _] = two_images(&s);
@@ -284,9 +281,7 @@ fn pull_never_with_the_image_absent_fails_saying_so() {
 
 #[test]
 fn pull_always_recreates_the_container_when_the_tag_moved() {
-    if !available("pull_always_recreates_the_container_when_the_tag_moved") {
-        return;
-    }
+    needs_docker!();
     let registry = Registry::start(false);
     let s = Scratch::new("pull-always");
     let [(one, one_id), (two, two_id)] = two_images(&s);
@@ -324,9 +319,7 @@ fn pull_always_recreates_the_container_when_the_tag_moved() {
 
 #[test]
 fn registry_credentials_come_from_the_docker_config() {
-    if !available("registry_credentials_come_from_the_docker_config") {
-        return;
-    }
+    needs_docker!();
     let registry = Registry::start(true);
     let s = Scratch::new("pull-auth");
     let [(one, one_id), _] = two_images(&s);
@@ -367,9 +360,7 @@ fn registry_credentials_come_from_the_docker_config() {
 
 #[test]
 fn registry_credentials_come_from_a_credential_helper() {
-    if !available("registry_credentials_come_from_a_credential_helper") {
-        return;
-    }
+    needs_docker!();
     let registry = Registry::start(true);
     let s = Scratch::new("pull-helper");
     let [(one, one_id), _] = two_images(&s);

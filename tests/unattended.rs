@@ -2,6 +2,7 @@
 //! many people write. Whatever one profile or the engine does, the run ends,
 //! says why, and exits with the most severe code of what it saw.
 
+#[macro_use]
 mod support;
 
 use std::ffi::OsStr;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, available, docker, try_docker};
+use support::docker::{Scratch, docker, try_docker};
 use support::fake_gpu::{FakeGpu, FakeGpuHost};
 
 /// An engine address where nothing listens.
@@ -99,9 +100,7 @@ fn check_and_render_json_show_a_path_that_is_not_utf8_lossily() {
 
 #[test]
 fn up_and_plan_json_over_a_folder_with_a_path_that_is_not_utf8_do_not_crash() {
-    if !available("up_and_plan_json_over_a_folder_with_a_path_that_is_not_utf8_do_not_crash") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("non-utf8");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("cafe");
@@ -150,9 +149,7 @@ fn invalid_and_new(profiles: &Profiles, image: &str, name: &str) {
 
 #[test]
 fn plan_over_a_folder_with_an_invalid_profile_and_a_change_exits_2_not_4() {
-    if !available("plan_over_a_folder_with_an_invalid_profile_and_a_change_exits_2_not_4") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("severity");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("good");
@@ -322,9 +319,7 @@ impl Drop for Holder {
 
 #[test]
 fn a_lock_held_past_the_lock_timeout_ends_the_run_naming_the_holder() {
-    if !available("a_lock_held_past_the_lock_timeout_ends_the_run_naming_the_holder") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("lock-timeout");
     let name = scratch.name("held");
     let profiles = Profiles::new();
@@ -352,9 +347,7 @@ fn a_lock_held_past_the_lock_timeout_ends_the_run_naming_the_holder() {
 
 #[test]
 fn lock_files_others_could_plant_are_refused() {
-    if !available("lock_files_others_could_plant_are_refused") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("lock-planted");
     let name = scratch.name("x");
     let profiles = Profiles::new();
@@ -385,9 +378,7 @@ fn lock_files_others_could_plant_are_refused() {
 
 #[test]
 fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
-    if !available("a_rendered_mount_target_with_a_comma_cannot_bind_another_source") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("render-csv");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("ctr");
@@ -433,9 +424,7 @@ fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
 
 #[test]
 fn a_folder_of_gpu_profiles_initialises_nvml_once() {
-    if !available("a_folder_of_gpu_profiles_initialises_nvml_once") {
-        return;
-    }
+    needs_docker!();
     let scratch = Scratch::new("nvml-once");
     let image = scratch.busybox_image("img", &[]);
     let host = FakeGpuHost::builder()

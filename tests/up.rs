@@ -3,6 +3,7 @@
 //! a running container, and running again changes only what the profile
 //! changed, safely.
 
+#[macro_use]
 mod support;
 
 use std::cell::RefCell;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, available, docker, inspect, try_docker};
+use support::docker::{Scratch, docker, inspect, try_docker};
 use support::fake_gpu::FakeGpuHost;
 
 /// Served by busybox httpd in the tests that publish a port.
@@ -222,9 +223,7 @@ fn listening(port: u16) -> bool {
 
 #[test]
 fn running_again_leaves_the_container_alone() {
-    if !available("running_again_leaves_the_container_alone") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("again");
     w.write("");
     let first = w.up().code(0);
@@ -247,9 +246,7 @@ fn running_again_leaves_the_container_alone() {
 
 #[test]
 fn a_stopped_container_is_started_again() {
-    if !available("a_stopped_container_is_started_again") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("stopped");
     w.write("");
     w.up().code(0);
@@ -265,9 +262,7 @@ fn a_stopped_container_is_started_again() {
 
 #[test]
 fn a_paused_container_is_unpaused() {
-    if !available("a_paused_container_is_unpaused") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("paused");
     w.write("");
     w.up().code(0);
@@ -285,9 +280,7 @@ fn a_paused_container_is_unpaused() {
 
 #[test]
 fn a_changed_image_recreates_the_container() {
-    if !available("a_changed_image_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("image");
     let other = w
         .scratch
@@ -299,9 +292,7 @@ fn a_changed_image_recreates_the_container() {
 
 #[test]
 fn a_changed_command_recreates_the_container() {
-    if !available("a_changed_command_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("command");
     assert_recreates(
         &w,
@@ -314,9 +305,7 @@ fn a_changed_command_recreates_the_container() {
 
 #[test]
 fn an_added_env_variable_recreates_the_container() {
-    if !available("an_added_env_variable_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("env-added");
     assert_recreates(
         &w,
@@ -329,9 +318,7 @@ fn an_added_env_variable_recreates_the_container() {
 
 #[test]
 fn a_removed_env_variable_recreates_the_container() {
-    if !available("a_removed_env_variable_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("env-removed");
     assert_recreates(
         &w,
@@ -344,9 +331,7 @@ fn a_removed_env_variable_recreates_the_container() {
 
 #[test]
 fn a_changed_volume_recreates_the_container() {
-    if !available("a_changed_volume_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("volumes");
     let host = w.profiles.path().join("shared");
     std::fs::create_dir_all(&host).unwrap();
@@ -361,9 +346,7 @@ fn a_changed_volume_recreates_the_container() {
 
 #[test]
 fn changed_ports_recreate_the_container() {
-    if !available("changed_ports_recreate_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("ports");
     let (first, second) = (free_port(), free_port());
     let web = r#"command = ["httpd", "-f", "-p", "80", "-h", "/www"]"#;
@@ -383,9 +366,7 @@ fn changed_ports_recreate_the_container() {
 
 #[test]
 fn a_changed_device_recreates_the_container() {
-    if !available("a_changed_device_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("devices");
     assert_recreates(&w, "", r#"devices = ["/dev/null:/dev/xnull"]"#, "devices");
     assert_eq!(
@@ -396,9 +377,7 @@ fn a_changed_device_recreates_the_container() {
 
 #[test]
 fn a_changed_shm_size_recreates_the_container() {
-    if !available("a_changed_shm_size_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("shm");
     assert_recreates(
         &w,
@@ -418,9 +397,7 @@ fn a_changed_shm_size_recreates_the_container() {
 
 #[test]
 fn a_changed_network_recreates_the_container() {
-    if !available("a_changed_network_recreates_the_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("network");
     w.write("");
     w.up().code(0);
@@ -470,9 +447,7 @@ fn gpu_profile(index: u32) -> String {
 
 #[test]
 fn other_gpus_recreate_the_container_with_the_new_gpu() {
-    if !available("other_gpus_recreate_the_container_with_the_new_gpu") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("gpus");
     let host = FakeGpuHost::builder().gpus(2).build();
     w.set_args(host.args());
@@ -503,9 +478,7 @@ fn other_gpus_recreate_the_container_with_the_new_gpu() {
 
 #[test]
 fn a_driver_upgrade_recreates_the_container_with_the_new_libraries() {
-    if !available("a_driver_upgrade_recreates_the_container_with_the_new_libraries") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("driver");
     let old = FakeGpuHost::builder()
         .gpus(2)
@@ -550,9 +523,7 @@ fn a_driver_upgrade_recreates_the_container_with_the_new_libraries() {
 
 #[test]
 fn a_bind_mount_point_alone_does_not_block_a_recreate() {
-    if !available("a_bind_mount_point_alone_does_not_block_a_recreate") {
-        return;
-    }
+    needs_docker!();
     // Docker creates mount points missing from the image (/srv/cache/models
     // here) in the container's writable layer, so `docker diff` lists them
     // and their parent folders; they hold nothing of the user's. /data is in
@@ -588,9 +559,7 @@ fn a_bind_mount_point_alone_does_not_block_a_recreate() {
 
 #[test]
 fn plan_exits_4_when_up_would_act_and_0_when_in_sync() {
-    if !available("plan_exits_4_when_up_would_act_and_0_when_in_sync") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("plan");
     w.write(r#"shm_size = "64M""#);
     let create = w.plan().code(4);
@@ -644,9 +613,7 @@ fn plan_exits_4_when_up_would_act_and_0_when_in_sync() {
 
 #[test]
 fn a_container_launch_did_not_make_is_never_touched() {
-    if !available("a_container_launch_did_not_make_is_never_touched") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("foreign");
     docker(&["run", "-d", "--name", &w.name, &w.image, "sleep", "1000"]);
     let id = w.id();
@@ -674,9 +641,7 @@ fn a_container_launch_did_not_make_is_never_touched() {
 
 #[test]
 fn eight_concurrent_runs_make_one_container() {
-    if !available("eight_concurrent_runs_make_one_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("concurrent");
     w.write("");
     let children: Vec<_> = (0..8)
@@ -738,9 +703,7 @@ fn recreate_with_changed_files(w: &World, recreate: &str) -> (String, Output) {
 
 #[test]
 fn changed_files_refuse_a_recreate_by_default() {
-    if !available("changed_files_refuse_a_recreate_by_default") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("refuse");
     let (id, out) = recreate_with_changed_files(&w, "");
     let out = out.code(3);
@@ -766,9 +729,7 @@ fn changed_files_refuse_a_recreate_by_default() {
 
 #[test]
 fn changed_files_are_snapshotted_to_an_image_before_a_recreate() {
-    if !available("changed_files_are_snapshotted_to_an_image_before_a_recreate") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("snapshot");
     let (id, out) = recreate_with_changed_files(&w, "[recreate]\nchanged_files = \"snapshot\"");
     let out = out.code(0);
@@ -803,9 +764,7 @@ fn changed_files_are_snapshotted_to_an_image_before_a_recreate() {
 
 #[test]
 fn changed_files_are_discarded_when_the_profile_says_so() {
-    if !available("changed_files_are_discarded_when_the_profile_says_so") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("discard");
     let (id, out) = recreate_with_changed_files(&w, "[recreate]\nchanged_files = \"discard\"");
     let out = out.code(0);
@@ -841,9 +800,7 @@ fn assert_rolled_back(w: &World, out: &Output, id: &str, hash: &str) {
 
 #[test]
 fn a_recreate_whose_port_is_taken_rolls_back_to_the_old_container() {
-    if !available("a_recreate_whose_port_is_taken_rolls_back_to_the_old_container") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("rollback-port");
     w.write("");
     w.up().code(0);
@@ -882,9 +839,7 @@ fn a_recreate_whose_port_is_taken_rolls_back_to_the_old_container() {
 
 #[test]
 fn a_recreate_whose_command_cannot_run_rolls_back() {
-    if !available("a_recreate_whose_command_cannot_run_rolls_back") {
-        return;
-    }
+    needs_docker!();
     // A command that does not exist in the image: the engine creates the
     // container and fails to start it, on every machine.
     let w = World::new("rollback-start");
@@ -915,9 +870,7 @@ fn a_recreate_whose_command_cannot_run_rolls_back() {
 
 #[test]
 fn a_recreate_that_cannot_move_the_old_container_aside_leaves_it_running() {
-    if !available("a_recreate_that_cannot_move_the_old_container_aside_leaves_it_running") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("rollback-aside");
     w.write("");
     w.up().code(0);
@@ -961,9 +914,7 @@ fn kill_mid_recreate(w: &World) -> String {
 
 #[test]
 fn a_container_left_aside_by_a_killed_run_gets_its_name_back_with_its_files() {
-    if !available("a_container_left_aside_by_a_killed_run_gets_its_name_back_with_its_files") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("killed-aside");
     w.write("command = \"sleep 1000\"");
     w.up().code(0);
@@ -1004,11 +955,7 @@ fn a_container_left_aside_by_a_killed_run_gets_its_name_back_with_its_files() {
 
 #[test]
 fn a_leftover_with_changed_files_stays_and_shows_in_status_until_a_snapshot_keeps_them() {
-    if !available(
-        "a_leftover_with_changed_files_stays_and_shows_in_status_until_a_snapshot_keeps_them",
-    ) {
-        return;
-    }
+    needs_docker!();
     let w = World::new("killed-new");
     w.write("command = \"sleep 1000\"");
     w.up().code(0);
@@ -1100,9 +1047,7 @@ fn a_leftover_with_changed_files_stays_and_shows_in_status_until_a_snapshot_keep
 
 #[test]
 fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
-    if !available("down_removes_the_container_and_keeps_named_volumes_unless_asked") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("down");
     let volume = format!("{}-data", w.name);
     w.scratch.track_volume(&volume);
@@ -1150,9 +1095,7 @@ fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
 
 #[test]
 fn down_volumes_names_the_volume_it_kept_and_the_container_using_it() {
-    if !available("down_volumes_names_the_volume_it_kept_and_the_container_using_it") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("down-inuse");
     let shared = format!("{}-shared", w.name);
     let own = format!("{}-own", w.name);
@@ -1260,9 +1203,7 @@ fn an_unreachable_engine_is_a_runtime_error_naming_the_address() {
 
 #[test]
 fn a_folder_with_one_bad_profile_applies_the_good_ones_and_exits_2() {
-    if !available("a_folder_with_one_bad_profile_applies_the_good_ones_and_exits_2") {
-        return;
-    }
+    needs_docker!();
     let s = Scratch::new("folder");
     let image = s.busybox_image("img", &[]);
     let (a, b) = (s.name("a"), s.name("b"));
@@ -1298,9 +1239,7 @@ fn a_folder_with_one_bad_profile_applies_the_good_ones_and_exits_2() {
 
 #[test]
 fn up_json_prints_one_object_per_profile_with_the_action_taken() {
-    if !available("up_json_prints_one_object_per_profile_with_the_action_taken") {
-        return;
-    }
+    needs_docker!();
     let s = Scratch::new("json");
     let image = s.busybox_image("img", &[]);
     let (a, b) = (s.name("a"), s.name("b"));
@@ -1348,9 +1287,7 @@ fn up_json_prints_one_object_per_profile_with_the_action_taken() {
 
 #[test]
 fn status_json_shows_state_gpus_image_profile_and_drift() {
-    if !available("status_json_shows_state_gpus_image_profile_and_drift") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("status");
     let host = FakeGpuHost::builder().gpus(2).build();
     w.set_args(host.args());
@@ -1399,9 +1336,7 @@ fn status_json_shows_state_gpus_image_profile_and_drift() {
 
 #[test]
 fn up_wait_returns_once_the_healthcheck_passes() {
-    if !available("up_wait_returns_once_the_healthcheck_passes") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("wait");
     w.write(
         r#"command = ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 1000"]
@@ -1418,9 +1353,7 @@ retries = 30"#,
 
 #[test]
 fn up_wait_fails_for_a_container_that_does_not_stay_up() {
-    if !available("up_wait_fails_for_a_container_that_does_not_stay_up") {
-        return;
-    }
+    needs_docker!();
     let w = World::new("waitfail");
     w.write(r#"command = ["sh", "-c", "exit 3"]"#);
     let out = w.launch(&["up", "--wait", "--wait-timeout", "20"]).code(1);

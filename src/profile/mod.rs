@@ -28,10 +28,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::image_ref::ImageRef;
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use folder::{FolderError, Target, targets};
-pub use crate::image_ref::ImageRef;
 pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};

@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether a daemon answers; when none does, tests skip with a reason, or
 /// fail under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs them).
+/// Tests say so with `needs_docker!()`; the daemon is asked once per test binary.
 pub fn available(test: &str) -> bool {
-    let ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ANSWERS.get_or_init(|| {
+        Command::new("docker")
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     if !ok {
         assert!(
             std::env::var("LAUNCH_REQUIRE_DOCKER").as_deref() != Ok("1"),
@@ -25,6 +29,14 @@ pub fn available(test: &str) -> bool {
         );
     }
     ok
+}
+
+/// The running test's name: libtest runs each test on a thread named after it.
+pub fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string()
 }
 
 /// Runs `docker ARGS`, returning stdout; panics with stderr on failure.

@@ -2,6 +2,18 @@
 // Each test file uses only part of the support code.
 #![allow(dead_code)]
 
+/// Declares that a test needs a Docker daemon, as its first line: the test
+/// is skipped with the reason when no daemon answers, and fails instead
+/// under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs the suite).
+#[allow(unused_macros)] // test files without Docker tests
+macro_rules! needs_docker {
+    () => {
+        if !$crate::support::docker::available(&$crate::support::docker::current_test()) {
+            return;
+        }
+    };
+}
+
 pub mod cli;
 pub mod docker;
 pub mod fake_gpu;
