@@ -1,5 +1,5 @@
 //! `launch check`: profiles are validated offline, and every mistake is shown
-//! at its file:line:column with the offending token (DESIGN.md §2, §3, §6).
+//! at its file:line:column with the offending token (README: Profiles, GPUs, exit codes).
 
 mod support;
 
@@ -2142,7 +2142,7 @@ fn a_folder_without_profiles_is_a_usage_error() {
 // ---------------------------------------------------------------------------
 // `launch schema`.
 
-/// Every top-level key of DESIGN.md §2.
+/// Every top-level key of the profile format.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "image",
     "name",

@@ -1,4 +1,4 @@
-//! GPU resolution (DESIGN.md §3, §4): what `launch gpus` and `launch render`
+//! GPU resolution (docs/architecture.md: resolve, the spec and its hash): what `launch gpus` and `launch render`
 //! show for a fake GPU host (tests/support/fake_gpu.rs: a fake
 //! libnvidia-ml.so.1, a dev root and a driver root), and that the rendered
 //! `docker run` line makes the container the spec describes.

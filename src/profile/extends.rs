@@ -1,4 +1,4 @@
-//! `extends`: how a profile is merged over the profiles it builds on (DESIGN.md §2).
+//! `extends`: how a profile is merged over the profiles it builds on (README, Profiles: the child wins; tables merge by key, `volumes` by target, `ports` by container port, `devices` by container path).
 //!
 //! Merging happens on the TOML trees, before typed deserialization, so each value
 //! keeps the span of the file it came from.
@@ -13,7 +13,7 @@ use toml::de::{DeArray, DeTable, DeValue};
 type Table = DeTable<'static>;
 type Value = Spanned<DeValue<'static>>;
 
-/// Merges `child` over `parent` by the rules of DESIGN.md §2.
+/// Merges `child` over `parent` by those rules.
 pub fn merge(mut parent: Table, child: Table) -> Table {
     for (key, value) in child {
         let name = key.get_ref().to_string();

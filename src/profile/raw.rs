@@ -46,7 +46,7 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
     }
 }
 
-/// One profile file. Every key of DESIGN.md §2.
+/// One profile file. Every key of the profile format (README, Profiles).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(

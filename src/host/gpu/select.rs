@@ -1,4 +1,4 @@
-//! Which GPUs a profile gets (DESIGN.md §3, §3.2). Pure: the host snapshot
+//! Which GPUs a profile gets (docs/architecture.md, resolve). Pure: the host snapshot
 //! and the engine's labels come in, UUIDs go out.
 
 use std::collections::BTreeMap;
