@@ -420,6 +420,46 @@ fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
     assert_eq!(mounts[0]["Target"], "/x,source=/etc", "{mounts}");
 }
 
+#[test]
+fn a_rendered_seccomp_profile_reaches_the_engine_as_its_json() {
+    needs_docker!();
+    let scratch = Scratch::new("render-seccomp");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("ctr");
+    let profiles = Profiles::new();
+    profiles.write(
+        "seccomp.json",
+        "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n",
+    );
+    let path = profiles.write(
+        "p.toml",
+        &format!(
+            "{}security_opt = [\"seccomp=seccomp.json\"]\n",
+            busybox_profile(&image, &name)
+        ),
+    );
+    let line = Launch::new()
+        .args(["render", "--format", "docker-run"])
+        .arg(&path)
+        .run()
+        .code(0)
+        .stdout;
+    let ran = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .expect("sh runs");
+    assert!(
+        ran.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", &name]),
+        r#"["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]"#
+    );
+}
+
 // ---- host facts once per run --------------------------------------------------
 
 #[test]

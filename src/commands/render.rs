@@ -157,13 +157,21 @@ pub fn docker_run(
     if spec.privileged {
         opt(&["--privileged"]);
     }
-    for (flag, list) in [
-        ("--cap-add", &spec.cap_add),
-        ("--cap-drop", &spec.cap_drop),
-        ("--security-opt", &spec.security_opt),
-    ] {
+    for (flag, list) in [("--cap-add", &spec.cap_add), ("--cap-drop", &spec.cap_drop)] {
         for v in list {
             opt(&[flag, v]);
+        }
+    }
+    // The docker CLI reads a seccomp profile from a file, but the spec holds
+    // its JSON (read when the profile was loaded): the line feeds it on stdin.
+    let mut seccomp: Option<&str> = None;
+    for v in &spec.security_opt {
+        match v.strip_prefix("seccomp=").filter(|j| j.starts_with('{')) {
+            Some(json) => {
+                opt(&["--security-opt", "seccomp=/dev/stdin"]);
+                seccomp = Some(json);
+            }
+            None => opt(&["--security-opt", v]),
         }
     }
     for u in &spec.ulimits {
@@ -244,15 +252,46 @@ pub fn docker_run(
     let mut last = vec![spec.image.clone()];
     last.extend(args);
     opts.push(last);
-    opts.iter()
+    let line = opts
+        .iter()
         .map(shell_words::join)
         .collect::<Vec<_>>()
-        .join(" \\\n  ")
+        .join(" \\\n  ");
+    match seccomp {
+        // Compact JSON is one line, so it never ends the here-document early.
+        Some(json) => format!("{line} <<'LAUNCH_SECCOMP'\n{json}\nLAUNCH_SECCOMP"),
+        None => line,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::csv_field;
+
+    #[test]
+    fn a_seccomp_profile_reaches_the_docker_cli_on_stdin() {
+        let spec = launch::spec::ContainerSpec {
+            name: "t".into(),
+            image: "busybox".into(),
+            security_opt: vec![
+                "no-new-privileges".into(),
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#.into(),
+            ],
+            ..Default::default()
+        };
+        let line = super::docker_run(&spec, &Default::default());
+        assert!(line.contains("--security-opt no-new-privileges"), "{line}");
+        assert!(
+            line.contains("--security-opt 'seccomp=/dev/stdin'"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                "busybox <<'LAUNCH_SECCOMP'\n{\"defaultAction\":\"SCMP_ACT_ALLOW\"}\nLAUNCH_SECCOMP"
+            ),
+            "{line}"
+        );
+    }
 
     #[test]
     fn mount_fields_with_commas_or_quotes_are_csv_quoted() {
