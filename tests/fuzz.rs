@@ -1394,6 +1394,13 @@ const INSERTS: &[&str] = &[
     "[env]\n",
     "[gpus]\n",
     "[[volumes]]\n",
+    // Dotted keys and sections that clash with what the file says elsewhere.
+    "[gpus.devices]\n",
+    "gpus.count = 2\n",
+    "[[env]]\n",
+    "[volumes]\n",
+    "[recreate.ignore]\n",
+    "env.A.B = 1\n",
     "extends = \"base.toml\"\n",
     "extends = \"alice.toml\"\n",
     "extends = [\"bob.toml\", \"base.toml\"]\n",
