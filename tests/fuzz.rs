@@ -813,8 +813,8 @@ const PORTS: &[&str] = &[
     "${LAUNCH_FUZZ_UNSET:-8080}:80",
 ];
 
-/// The port forms of docker, right and wrong, and small generated ones
-/// (ranges stay short: the current check of duplicates is quadratic).
+/// The port forms of docker, right and wrong, and generated ones: mostly
+/// short ranges, now and then one of thousands of ports.
 fn port(g: Gen) -> BoxedStrategy<V> {
     const BAD: &[&str] = &[
         "8000-8010:9000",
@@ -834,7 +834,8 @@ fn port(g: Gen) -> BoxedStrategy<V> {
     if g.tidy {
         return g.pick(PORTS, BAD);
     }
-    let range = (0u32..70000, prop::option::of(0u32..20)).prop_map(|(a, w)| match w {
+    let width = prop_oneof![9 => 0u32..20, 1 => 1000u32..66000];
+    let range = (0u32..70000, prop::option::of(width)).prop_map(|(a, w)| match w {
         Some(w) => format!("{a}-{}", a + w),
         None => a.to_string(),
     });
