@@ -2,8 +2,13 @@
 # Benchmarks of DESIGN.md's targets, each side by side with what it replaces,
 # in one run (hyperfine from Debian's package):
 #   - a no-op `launch up` against `docker inspect` of the same container;
+#   - the same for a GPU profile (devices mode, 2 of a fake 8-GPU host's GPUs,
+#     binds and a port), the host laid out by scripts/fake-gpu-host.sh;
+#   - a no-op `launch up DIR` of 16 such GPU profiles against a no-op of one;
 #   - a cold `launch up` against `docker run -d` with the same flags;
 #   - a folder of 16 profiles, cold, against 16 sequential `docker run -d`;
+#   - a recreate under `changed_files = "discard"` of a container with
+#     20 000 changed files against one with none;
 #   - the peak RSS of a no-op `launch up`.
 # Writes the figures to docs/benchmarks.md (or $1).
 set -euo pipefail
@@ -27,7 +32,7 @@ trap cleanup EXIT
 
 mkdir -p "$work/root/bin" "$work/root/tmp"
 cp /bin/busybox "$work/root/bin/"
-for a in sh sleep; do ln -s busybox "$work/root/bin/$a"; done
+for a in sh sleep mkdir seq xargs touch; do ln -s busybox "$work/root/bin/$a"; done
 tar -C "$work/root" -c . | docker import - "$image" >/dev/null
 
 profile() { # name port
@@ -48,10 +53,69 @@ run_flags="-d --name launch-bench-one --shm-size 64m -p 127.0.0.1:18901:80 -e BE
 seq16="for i in \$(seq 1 16); do docker run -d --name launch-bench-\$i --shm-size 64m -p 127.0.0.1:\$((18910 + i)):80 -e BENCH=1 $image sleep 100000 >/dev/null; done"
 rm16='docker rm -f $(docker ps -aq --filter name=launch-bench-) >/dev/null 2>&1 || true'
 
+# A fake 8-GPU host (fake NVML, device nodes, driver files); launch finds it
+# through these variables, which the non-GPU runs ignore.
+scripts/fake-gpu-host.sh "$work/gpu" 8 >/dev/null
+export LAUNCH_NVML_LIB=$work/gpu/nvml/libnvidia-ml.so.1
+export LAUNCH_DEV_ROOT=$work/gpu/dev-root
+export LAUNCH_DRIVER_ROOT=$work/gpu/driver-root
+mkdir -p "$work/data" "$work/models"
+gpu_profile() { # name file port first-gpu
+  cat >"$2" <<TOML
+image = "$image"
+name = "$1"
+pull = "never"
+command = ["sleep", "100000"]
+ports = ["127.0.0.1:$3:80"]
+volumes = ["$work/data:/data", "$work/models:/models:ro"]
+gpus = { devices = [$4, $((($4 + 1) % 8))], mode = "devices" }
+TOML
+}
+mkdir -p "$work/gpu-one" "$work/gpu-sixteen"
+gpu_profile launch-bench-gpu "$work/gpu-one/gpu.toml" 18902 0
+for i in $(seq 1 16); do gpu_profile "launch-bench-gpu-$i" "$work/gpu-sixteen/g$i.toml" $((18930 + i)) $((i % 8)); done
+
+# Recreate: the same container with one env value changed, so each run
+# recreates; the prepare step makes the old one (and its changed files).
+recreate_profile() { # file rev
+  cat >"$1" <<TOML
+image = "$image"
+name = "launch-bench-rec"
+pull = "never"
+command = ["sleep", "100000"]
+stop_timeout = 0
+env = { REV = "$2" }
+[recreate]
+changed_files = "discard"
+TOML
+}
+mkdir -p "$work/rec-a" "$work/rec-b"
+recreate_profile "$work/rec-a/rec.toml" a
+recreate_profile "$work/rec-b/rec.toml" b
+rec_old="docker rm -f \$(docker ps -aq --filter name=launch-bench-rec) >/dev/null 2>&1; $launch up -q $work/rec-a/rec.toml"
+# 20 000 files in 100 folders of 200, in the old container's writable layer.
+rec_files="docker exec launch-bench-rec sh -c 'for d in \$(seq 1 100); do mkdir -p /work/\$d && cd /work/\$d && seq 1 200 | xargs touch; done'"
+
 "$launch" up -q "$work/one/one.toml"
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/noop.json" \
   -n "launch up (no-op)" "$launch up -q $work/one/one.toml" \
   -n "docker inspect" "docker inspect launch-bench-one"
+"$launch" up -q "$work/gpu-one/gpu.toml" "$work/gpu-sixteen"
+# No-ops take milliseconds and the machine is shared: many runs, so that a
+# few preempted ones do not decide the ratio.
+hyperfine -N --warmup 10 --runs 100 --export-json "$work/gpu-noop.json" \
+  -n "launch up (GPU, no-op)" "$launch up -q $work/gpu-one/gpu.toml" \
+  -n "docker inspect" "docker inspect launch-bench-gpu"
+hyperfine -N --warmup 5 --runs 50 --export-json "$work/gpu-sixteen-noop.json" \
+  -n "launch up DIR (16 GPU profiles, no-op)" "$launch up -q $work/gpu-sixteen" \
+  -n "launch up (1 GPU profile, no-op)" "$launch up -q $work/gpu-one/gpu.toml"
+# Three runs: while the changed-file analysis is quadratic, one run with
+# 20 000 files takes most of a minute.
+hyperfine --runs 3 --export-json "$work/recreate.json" \
+  --prepare "$rec_old && $rec_files" \
+  -n "launch up (recreate, 20 000 changed files)" "$launch up -q $work/rec-b/rec.toml" \
+  --prepare "$rec_old" \
+  -n "launch up (recreate, no changed files)" "$launch up -q $work/rec-b/rec.toml"
 hyperfine --runs 10 --export-json "$work/cold.json" \
   --prepare "$rm16" \
   -n "launch up (cold)" "$launch up -q $work/one/one.toml" \
@@ -71,6 +135,7 @@ def means(name):
     return [(x["command"], x["mean"], x["stddev"]) for x in r]
 def ratio(rows): return rows[0][1] / rows[1][1]
 noop, cold, sixteen = means("noop"), means("cold"), means("sixteen")
+gpu_noop, gpu_sixteen, recreate = means("gpu-noop"), means("gpu-sixteen-noop"), means("recreate")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
 lines = [
@@ -83,9 +148,20 @@ def row(title, rows, target):
     r = ratio(rows)
     lines.append(f"| {title} | {rows[0][1]*1000:.1f} ms ± {rows[0][2]*1000:.1f} | {rows[1][0]}: {rows[1][1]*1000:.1f} ms ± {rows[1][2]*1000:.1f} | {r:.2f}× | ≤ {target}× | {'yes' if r <= target else 'no'} |")
 row("no-op `launch up`", noop, 0.5)
+row("no-op `launch up`, GPU profile (devices mode, 2 of 8 fake GPUs, binds, a port)", gpu_noop, 0.3)
+row("no-op `launch up DIR`, 16 GPU profiles", gpu_sixteen, 2)
 row("cold `launch up`", cold, 1.05)
 row("16 profiles, cold", sixteen, 0.6)
+row("recreate, `changed_files = \"discard\"`, 20 000 changed files", recreate, 1.5)
 lines.append(f"| peak RSS of a no-op `launch up` | {rss_kib/1024:.1f} MiB | | | ≤ 16 MiB | {'yes' if rss_kib <= 16*1024 else 'no'} |")
+lines += [
+    "",
+    "GPU rows run against the fake 8-GPU host of `scripts/fake-gpu-host.sh` (fake",
+    "`libnvidia-ml.so.1`, device nodes, driver files); each profile takes 2 GPUs by",
+    "index in `devices` mode, with two binds and a port. The recreate rows change one",
+    "env value of a container whose writable layer holds 20 000 new files in 100",
+    "folders (or none), under `[recreate] changed_files = \"discard\"`.",
+]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

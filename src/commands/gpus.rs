@@ -7,10 +7,10 @@ use crate::cli::Global;
 use launch::engine::Engine;
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::host::gpu::{Gpu, GpuHost};
+use launch::host::gpu::{Gpu, GpuHost, Query};
 
 pub fn run(global: &Global) -> Result<Exit> {
-    let host = GpuHost::probe(&global.roots()).map_err(Error::Nvml)?;
+    let host = GpuHost::probe(&global.roots(), Query::ALL).map_err(Error::Nvml)?;
     // `None`: no engine answered, so whether a GPU is free cannot be told.
     let held = runtime()?.block_on(async {
         let managed = match connect(global).await {

@@ -12,9 +12,9 @@ use crate::engine::{Engine, Facts, Observed};
 use crate::error::{Error, Result};
 use crate::profile::{self, Diagnostics, GpuMode, GpuSelection, Profile};
 use crate::resolve::{self, Host, ResolveError, Resolved, ToolkitFacts};
-use gpu::GpuHost;
 use gpu::nvml::NvmlFailure;
 use gpu::select::Held;
+use gpu::{GpuHost, Query};
 
 pub use gpu::Roots;
 
@@ -24,11 +24,21 @@ const CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
 /// What a run needs to know of the host, decided from its profiles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// Some profile asks for GPUs: probe NVML, nodes and driver files.
+    /// Some profile asks for GPUs: ask NVML for the driver version and each
+    /// GPU's index, UUID and minor number.
     pub gpus: bool,
+    /// Some profile picks GPUs by count: also each GPU's memory used and
+    /// compute processes. Named GPUs need neither.
+    pub gpu_usage: bool,
+    /// Some profile's mode is `devices` or `auto`: find the device nodes and
+    /// the driver's files. `toolkit` and `cdi` leave them to the runtime.
+    pub gpu_files: bool,
     /// Some profile leaves the GPU mode to `auto`: ask the engine which
     /// runtimes it has (`docker info`). An explicit mode needs no engine facts.
     pub engine_facts: bool,
+    /// Likewise for `auto`: look for the toolkit's hook on PATH and for CDI
+    /// specs; an explicit mode never reads them.
+    pub toolkit: bool,
     /// Some profile picks GPUs by count: which GPUs other containers hold.
     pub held_gpus: bool,
 }
@@ -37,11 +47,25 @@ impl Needs {
     pub fn of<'a>(profiles: impl IntoIterator<Item = &'a Profile>) -> Needs {
         let mut needs = Needs::default();
         for gpus in profiles.into_iter().filter_map(|p| p.gpus.as_ref()) {
+            let auto = gpus.mode == GpuMode::Auto;
+            let count = matches!(gpus.selection, GpuSelection::Count(_));
             needs.gpus = true;
-            needs.engine_facts |= gpus.mode == GpuMode::Auto;
-            needs.held_gpus |= matches!(gpus.selection, GpuSelection::Count(_));
+            needs.gpu_usage |= count;
+            needs.gpu_files |= auto || gpus.mode == GpuMode::Devices;
+            needs.engine_facts |= auto;
+            needs.toolkit |= auto;
+            needs.held_gpus |= count;
         }
         needs
+    }
+
+    /// What to ask of the GPUs.
+    pub fn gpu_query(&self) -> Query {
+        Query {
+            usage: self.gpu_usage,
+            details: false,
+            files: self.gpu_files,
+        }
     }
 }
 
@@ -60,13 +84,18 @@ impl HostFacts {
         if !needs.gpus {
             return HostFacts::default();
         }
-        HostFacts {
-            gpus: Some(GpuHost::probe(roots)),
-            toolkit: ToolkitFacts {
+        let toolkit = if needs.toolkit {
+            ToolkitFacts {
                 toolkit_hook: find_on_path(TOOLKIT_HOOK),
                 nvidia_cdi_spec: nvidia_cdi_spec(),
                 ..ToolkitFacts::default()
-            },
+            }
+        } else {
+            ToolkitFacts::default()
+        };
+        HostFacts {
+            gpus: Some(GpuHost::probe(roots, needs.gpu_query())),
+            toolkit,
         }
     }
 

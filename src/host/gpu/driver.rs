@@ -6,6 +6,7 @@
 //! upgrade would fail with "driver/library version mismatch".
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -98,8 +99,16 @@ impl DriverFiles {
                 .find(|(_, s)| *s == stem)
                 .map(|(cap, _)| *cap)
         };
-        // The ld.so cache first: it is how the system itself finds the libraries.
-        for (soname, path) in ld_cache(root) {
+        // The ld.so cache first: it is how the system itself finds the
+        // libraries. Its key is the library's soname, which shares the
+        // file's stem, so only the driver's entries need their links followed:
+        // a host's cache lists a thousand others.
+        let driver_soname = |soname: &str| {
+            soname
+                .split_once(".so")
+                .is_some_and(|(stem, _)| LIBRARIES.iter().any(|(_, s)| *s == stem))
+        };
+        for (soname, path) in ld_cache_entries(root, driver_soname) {
             let real = resolve_in_root(root, &path);
             let Some(name) = real
                 .file_name()
@@ -124,20 +133,31 @@ impl DriverFiles {
                 entry.soname = soname;
             }
         }
-        // Then the usual folders, for a cache that is stale or missing.
+        // Then the usual folders, for a cache that is stale or missing. Where
+        // /lib links to /usr/lib (merged /usr), a folder is read once: a
+        // second reading finds nothing new.
+        let mut seen = Vec::new();
         for dir in library_dirs() {
             let dir = root.join(dir);
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            if seen.contains(&(meta.dev(), meta.ino())) {
+                continue;
+            }
+            seen.push((meta.dev(), meta.ino()));
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let path = entry.path();
-                let Some(capability) = wanted(&name) else {
+                let name = entry.file_name();
+                let Some(capability) = name.to_str().and_then(wanted) else {
                     continue;
                 };
-                if !path.symlink_metadata().is_ok_and(|m| m.is_file())
-                    || libraries.contains_key(&name)
+                let name = name.to_string_lossy().into_owned();
+                let path = entry.path();
+                if libraries.contains_key(&name)
+                    || !path.symlink_metadata().is_ok_and(|m| m.is_file())
                 {
                     continue;
                 }
@@ -214,11 +234,15 @@ fn is_soname_of(soname: &str, name: &str) -> bool {
 /// A link in `dir` such as `libcuda.so.1` → `libcuda.so.550.54.15`.
 fn soname_link(dir: &Path, name: &str) -> Option<String> {
     let base = name.split(".so.").next()?;
+    let prefix = format!("{base}.so.");
     std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         let link = entry.file_name().to_string_lossy().into_owned();
-        let is_soname = link.starts_with(&format!("{base}.so.")) && link != name;
+        // Only a name of this library can be its soname: read no other link.
+        if !link.starts_with(&prefix) || link == name {
+            return None;
+        }
         let target = std::fs::read_link(entry.path()).ok()?;
-        (is_soname && target.file_name()? == name).then_some(link)
+        (target.file_name()? == name).then_some(link)
     })
 }
 
@@ -259,8 +283,13 @@ fn normalize(path: &Path) -> PathBuf {
 /// (soname, path inside the root). glibc's "new" format; a missing or
 /// unreadable cache is simply empty (the folder scan still runs).
 pub fn ld_cache(root: &Path) -> Vec<(String, PathBuf)> {
+    ld_cache_entries(root, |_| true)
+}
+
+/// The entries of the cache whose soname `keep` accepts.
+fn ld_cache_entries(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
     std::fs::read(root.join("etc/ld.so.cache"))
-        .map(|b| parse_ld_cache(&b))
+        .map(|b| parse_ld_cache(&b, keep))
         .unwrap_or_default()
 }
 
@@ -268,7 +297,7 @@ const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
 const HEADER: usize = 48;
 const ENTRY: usize = 24;
 
-fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
+fn parse_ld_cache(bytes: &[u8], keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
     // An old-format header may come first; string offsets count from the new one.
     let Some(start) = bytes.windows(MAGIC.len()).position(|w| w == MAGIC) else {
         return Vec::new();
@@ -282,7 +311,7 @@ fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
     let string_at = |at: u32| {
         let tail = cache.get(at as usize..)?;
         let end = tail.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&tail[..end]).ok().map(str::to_string)
+        std::str::from_utf8(&tail[..end]).ok()
     };
     let Some(count) = u32_at(20) else {
         return Vec::new();
@@ -299,8 +328,9 @@ fn parse_ld_cache(bytes: &[u8]) -> Vec<(String, PathBuf)> {
             if arch.is_some_and(|a| flags & 0xff00 != a) {
                 return None;
             }
+            let soname = string_at(u32_at(at + 4)?).filter(|s| keep(s))?;
             Some((
-                string_at(u32_at(at + 4)?)?,
+                soname.to_string(),
                 PathBuf::from(string_at(u32_at(at + 8)?)?),
             ))
         })

@@ -38,7 +38,8 @@ pub struct GpuHost {
     pub driver_files: DriverFiles,
 }
 
-/// One GPU as NVML reports it. A field a driver cannot report is `None`.
+/// One GPU as NVML reports it. A field a driver cannot report, or that the
+/// run did not ask for (`Query`), is `None`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Gpu {
     pub index: u32,
@@ -62,12 +63,44 @@ pub struct GpuProcess {
     pub used_memory: Option<u64>,
 }
 
+/// How much of the host's GPUs a run asks for. Every profile with GPUs
+/// needs the driver version and each GPU's index, UUID and minor number;
+/// the rest costs a driver call per GPU (or a walk over the driver's
+/// files), which a cron no-op every minute should not pay for nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Memory used and compute processes, by which `{ count = N }` picks.
+    pub usage: bool,
+    /// Name, PCI bus id, MIG mode, utilisation and the CUDA version: what
+    /// `launch gpus` shows and no spec contains.
+    pub details: bool,
+    /// Device nodes and driver files: what `devices` mode (or `auto`, which
+    /// may choose it) mounts.
+    pub files: bool,
+}
+
+impl Query {
+    /// Everything, for `launch gpus`.
+    pub const ALL: Query = Query {
+        usage: true,
+        details: true,
+        files: true,
+    };
+}
+
 impl GpuHost {
-    /// Takes the snapshot: NVML, then the device nodes and driver files.
-    pub fn probe(roots: &Roots) -> Result<GpuHost, nvml::NvmlFailure> {
-        let inventory = nvml::inventory(&roots.nvml_lib)?;
-        let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
-        let driver_files = DriverFiles::find(&roots.driver_root, &inventory.driver_version);
+    /// Takes the snapshot: NVML, then the device nodes and driver files, as
+    /// far as `query` asks. What it does not ask for is `None` or empty.
+    pub fn probe(roots: &Roots, query: Query) -> Result<GpuHost, nvml::NvmlFailure> {
+        let inventory = nvml::inventory(&roots.nvml_lib, query)?;
+        let (nodes, driver_files) = if query.files {
+            (
+                DeviceNodes::find(&roots.dev_root, &inventory.gpus),
+                DriverFiles::find(&roots.driver_root, &inventory.driver_version),
+            )
+        } else {
+            Default::default()
+        };
         Ok(GpuHost {
             driver_version: inventory.driver_version,
             cuda_version: inventory.cuda_version,

@@ -7,7 +7,7 @@ use nvml_wrapper::Nvml;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
-use super::{Gpu, GpuProcess};
+use super::{Gpu, GpuProcess, Query};
 
 /// What NVML says about the host.
 pub struct Inventory {
@@ -31,7 +31,9 @@ pub enum NvmlFailure {
     Call { call: &'static str, reason: String },
 }
 
-pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
+/// The driver version and each GPU's index, UUID and minor number, plus what
+/// `query` asks for; a field not asked for is `None`.
+pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
     let nvml = Nvml::builder()
         .lib_path(lib.as_os_str())
         .init()
@@ -55,29 +57,38 @@ pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
     let driver_version = nvml
         .sys_driver_version()
         .map_err(call("nvmlSystemGetDriverVersion"))?;
-    let cuda_version = known(
-        nvml.sys_cuda_driver_version(),
-        "nvmlSystemGetCudaDriverVersion",
-    )
-    .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+    let cuda_version = if query.details {
+        known(
+            nvml.sys_cuda_driver_version(),
+            "nvmlSystemGetCudaDriverVersion",
+        )
+        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10))
+    } else {
+        None
+    };
     let count = nvml.device_count().map_err(call("nvmlDeviceGetCount"))?;
     let mut gpus = Vec::with_capacity(count as usize);
     for index in 0..count {
         let device = nvml
             .device_by_index(index)
             .map_err(call("nvmlDeviceGetHandleByIndex"))?;
-        let memory = known(device.memory_info(), "nvmlDeviceGetMemoryInfo");
-        gpus.push(Gpu {
+        let mut gpu = Gpu {
             index,
             uuid: device.uuid().map_err(call("nvmlDeviceGetUUID"))?,
-            pci_bus_id: known(device.pci_info(), "nvmlDeviceGetPciInfo").map(|p| p.bus_id),
+            pci_bus_id: None,
             minor: known(device.minor_number(), "nvmlDeviceGetMinorNumber"),
-            name: known(device.name(), "nvmlDeviceGetName"),
-            memory_total: memory.as_ref().map(|m| m.total),
-            memory_used: memory.as_ref().map(|m| m.used),
-            utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates")
-                .map(|u| u.gpu),
-            processes: known(
+            name: None,
+            memory_total: None,
+            memory_used: None,
+            utilization: None,
+            processes: None,
+            mig: None,
+        };
+        if query.usage || query.details {
+            let memory = known(device.memory_info(), "nvmlDeviceGetMemoryInfo");
+            gpu.memory_total = memory.as_ref().map(|m| m.total);
+            gpu.memory_used = memory.as_ref().map(|m| m.used);
+            gpu.processes = known(
                 device.running_compute_processes(),
                 "nvmlDeviceGetComputeRunningProcesses",
             )
@@ -91,9 +102,16 @@ pub fn inventory(lib: &Path) -> Result<Inventory, NvmlFailure> {
                         },
                     })
                     .collect()
-            }),
-            mig: known(device.mig_mode(), "nvmlDeviceGetMigMode").map(|m| m.current == 1),
-        });
+            });
+        }
+        if query.details {
+            gpu.pci_bus_id = known(device.pci_info(), "nvmlDeviceGetPciInfo").map(|p| p.bus_id);
+            gpu.name = known(device.name(), "nvmlDeviceGetName");
+            gpu.utilization =
+                known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates").map(|u| u.gpu);
+            gpu.mig = known(device.mig_mode(), "nvmlDeviceGetMigMode").map(|m| m.current == 1);
+        }
+        gpus.push(gpu);
     }
     Ok(Inventory {
         driver_version,
