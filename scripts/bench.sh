@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of DESIGN.md's targets, each side by side with what it replaces,
+# Benchmarks of launch's performance targets, each side by side with what it replaces,
 # in one run (hyperfine from Debian's package):
 #   - a no-op `launch up` against `docker inspect` of the same container;
 #   - the same for a GPU profile (devices mode, 2 of a fake 8-GPU host's GPUs,

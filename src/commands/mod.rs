@@ -103,6 +103,22 @@ pub async fn with_engine_facts(
     facts.with_engine(engine_facts.as_ref())
 }
 
+/// For a run over several profiles, which names have leftovers, from one
+/// listing (one profile looks for its own exactly, at the same cost).
+/// `None` when unknown: then each profile looks for itself.
+pub async fn leftover_hint(
+    engine: &DockerEngine,
+    profiles: usize,
+) -> Option<std::collections::BTreeSet<String>> {
+    if profiles < 2 {
+        return None;
+    }
+    launch::reconcile::leftover_hint(engine)
+        .await
+        .map_err(|e| tracing::debug!("looking for leftovers name by name: {e}"))
+        .ok()
+}
+
 /// The engine's managed containers, or none when it is unreachable.
 pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observed>> {
     match engine {

@@ -376,6 +376,29 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
+    async fn leftover_names(&self) -> Result<Vec<String>> {
+        let filters = HashMap::from([
+            ("label", vec![format!("{}=true", label::MANAGED)]),
+            ("name", vec!["-launch-old-".to_string()]),
+        ]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .call(
+                "listing leftovers".to_string(),
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
         let found = self
             .within(

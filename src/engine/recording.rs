@@ -399,6 +399,17 @@ impl Engine for Recording {
             .collect())
     }
 
+    async fn leftover_names(&self) -> Result<Vec<String>> {
+        let w = self.enter(Op::Leftovers, "", "listing leftovers")?;
+        Ok(w.containers
+            .iter()
+            .filter(|c| c.name.contains("-launch-old-"))
+            .map(Container::observed)
+            .filter(Observed::is_managed)
+            .map(|c| c.name)
+            .collect())
+    }
+
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
         let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
         Ok(w.images

@@ -34,7 +34,8 @@ pub async fn apply<E: Engine>(
     observed: Option<&Observed>,
     action: &Action,
 ) -> Result<Applied> {
-    let labels = spec.all_labels(&profile.path);
+    // Labels (with the spec's JSON and hash) only for a container to be made.
+    let labels = || spec.all_labels(&profile.path);
     let id = || observed.map(|o| o.id.clone());
     match action {
         Action::Nothing => Ok(Applied {
@@ -60,14 +61,14 @@ pub async fn apply<E: Engine>(
         }
         Action::Create => {
             create_bind_sources(profile)?;
-            let id = create_and_start(engine, spec, &labels).await?;
+            let id = create_and_start(engine, spec, &labels()).await?;
             Ok(Applied {
                 id: Some(id),
                 ..Default::default()
             })
         }
         Action::Recreate { .. } => {
-            recreate(engine, profile, spec, &labels, existing(observed)?).await
+            recreate(engine, profile, spec, &labels(), existing(observed)?).await
         }
     }
 }

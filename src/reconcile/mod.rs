@@ -10,6 +10,8 @@ pub mod recover;
 #[cfg(test)]
 mod testing;
 
+use std::collections::BTreeSet;
+
 use crate::engine::{Engine, EngineError, Observed};
 use crate::error::{Error, Result};
 use crate::host::{self, HostFacts};
@@ -25,6 +27,33 @@ pub struct Context<'a, E> {
     pub engine: &'a E,
     pub host: &'a HostFacts,
     pub locks: &'a Locks,
+    /// Names that had leftovers when the run began (one listing for a
+    /// whole folder); `None`: look for each name. See [`leftover_hint`].
+    pub leftovers: Option<&'a BTreeSet<String>>,
+}
+
+impl<E> Context<'_, E> {
+    /// Whether `name` may have leftovers worth an exact look.
+    fn may_have_leftovers(&self, name: &str) -> bool {
+        self.leftovers.is_none_or(|names| names.contains(name))
+    }
+}
+
+/// The names with leftovers, from one listing, so a folder of profiles
+/// costs one engine call instead of one per profile. Read before the
+/// per-name locks: a leftover that a concurrent run leaves after this look
+/// (it was killed mid-recreate) is found by the next run, and one that the
+/// look saw is looked at again, exactly, under the name's lock.
+pub async fn leftover_hint<E: Engine>(engine: &E) -> Result<BTreeSet<String>> {
+    Ok(engine
+        .leftover_names()
+        .await?
+        .iter()
+        .filter_map(|n| {
+            n.rsplit_once("-launch-old-")
+                .map(|(name, _)| name.to_string())
+        })
+        .collect())
 }
 
 /// What `up` did to one profile's container.
@@ -59,6 +88,7 @@ pub async fn preview<E: Engine>(
 ) -> Result<Preview> {
     let mut preview = look(cx, profile, options).await?;
     if preview.observed.is_none()
+        && cx.may_have_leftovers(&profile.name)
         && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name).await?.pop()
     {
         newest.name = profile.name.clone();
@@ -152,7 +182,11 @@ pub async fn up<E: Engine>(
     };
     // A run killed mid-recreate may have left the old container aside: it
     // gets the name back before anything is planned for the name.
-    let mut leftovers = recover::leftovers(engine, &profile.name).await?;
+    let mut leftovers = if cx.may_have_leftovers(&profile.name) {
+        recover::leftovers(engine, &profile.name).await?
+    } else {
+        Vec::new()
+    };
     let restored = recover::restore(engine, &profile.name, &mut leftovers).await?;
     let Preview {
         resolved,

@@ -82,13 +82,14 @@ pub fn plan(
             changes: Vec::new(),
         };
     }
-    let current = found.spec();
-    let changes = match &current {
-        Some(current) => diff::diff(current, desired),
-        None => Vec::new(),
-    };
     let same_hash =
         found.labels.get(label::SPEC_HASH).map(String::as_str) == Some(desired.hash().as_str());
+    // The field diff is for a recreate's message; a no-op (the cron case)
+    // skips parsing the stored spec.
+    let changes = match found.spec().filter(|_| !same_hash) {
+        Some(current) => diff::diff(&current, desired),
+        None => Vec::new(),
+    };
     let image_moved = image_id.is_some_and(|id| !found.image_id.is_empty() && id != found.image_id);
     let why = if options.force_recreate {
         Some("--force-recreate".to_string())

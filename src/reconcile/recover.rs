@@ -310,6 +310,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_folder_run_looks_for_leftovers_once_and_still_repairs_them() {
+        // Killed right after the old container was moved aside.
+        let moved_at = {
+            let (f, _, new) = crashed_world("", &[]);
+            f.up(&new).await.expect("an uninterrupted recreate");
+            let calls = f.engine.calls();
+            calls
+                .iter()
+                .position(|c| c.op == Op::Rename)
+                .expect("a rename")
+                + 1
+        };
+        let (f, id, new) = crashed_world("", &[]);
+        f.engine.crash_after(moved_at);
+        f.up(&new).await.expect_err("killed");
+        f.engine.revive();
+        f.up_in_folder(&new).await.expect("repaired");
+        assert_eq!(f.names(), ["train"], "one container, no leftover");
+        assert_ne!(f.engine.container("train").map(|c| c.id), Some(id));
+
+        // Nothing left aside: the run's one listing is the only look.
+        let before = f.engine.calls_of(Op::Leftovers).len();
+        f.up_in_folder(&new).await.expect("a no-op");
+        assert_eq!(
+            f.engine.calls_of(Op::Leftovers)[before..],
+            [""],
+            "no per-name listing"
+        );
+    }
+
+    #[tokio::test]
     async fn a_free_name_gets_its_old_container_back_and_its_changed_files_are_refused() {
         // Killed right after the old container was moved aside, under a
         // profile that discards changed files; the profile then says refuse.

@@ -69,6 +69,19 @@ impl Fixture {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
+            leftovers: None,
+        };
+        super::up(&cx, profile, Options::default()).await
+    }
+
+    /// `up` in a run over a folder: with the run's one look for leftovers.
+    pub async fn up_in_folder(&self, profile: &Profile) -> Result<Outcome> {
+        let hint = super::leftover_hint(&self.engine).await?;
+        let cx = Context {
+            engine: &self.engine,
+            host: &self.host,
+            locks: &self.locks,
+            leftovers: Some(&hint),
         };
         super::up(&cx, profile, Options::default()).await
     }
@@ -78,6 +91,7 @@ impl Fixture {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
+            leftovers: None,
         };
         super::preview(&cx, profile, Options::default()).await
     }
