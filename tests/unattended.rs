@@ -460,6 +460,41 @@ fn a_rendered_seccomp_profile_reaches_the_engine_as_its_json() {
     );
 }
 
+// ---- names ----------------------------------------------------------------------
+
+#[test]
+fn a_profile_named_like_the_start_of_another_containers_id_leaves_that_container_alone() {
+    needs_docker!();
+    let scratch = Scratch::new("id-prefix");
+    let image = scratch.busybox_image("img", &[]);
+    let victim = scratch.name("victim");
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    let own = profiles.write("victim.toml", &busybox_profile(&image, &victim));
+    launch(&locks).arg("up").arg(&own).run().code(0);
+    let id = docker(&["inspect", "-f", "{{.Id}}", &victim]);
+    // Docker finds a container by a prefix of its id as well as by name.
+    let prefix = id[..10].to_string();
+    scratch.track_container(&prefix);
+    let evil = profiles.write("evil/evil.toml", &busybox_profile(&image, &prefix));
+
+    let plan = launch(&locks).arg("plan").arg(&evil).run().code(4);
+    assert!(
+        plan.stdout.contains(&format!("{prefix}: create and start")),
+        "{}",
+        plan.stdout
+    );
+    launch(&locks).arg("up").arg(&evil).run().code(0);
+    for _ in 0..2 {
+        launch(&locks).args(["down", &prefix]).run().code(0);
+    }
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}} {{.State.Status}}", &victim]),
+        format!("{id} running"),
+        "the other container is untouched"
+    );
+}
+
 // ---- host facts once per run --------------------------------------------------
 
 #[test]

@@ -285,6 +285,12 @@ impl Engine for DockerEngine {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
+        // Docker also resolves an id prefix: a profile named like the start
+        // of another container's id must not find (and replace) that one.
+        let named = c.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(name);
+        if !named && c.id.as_deref() != Some(name) {
+            return Ok(None);
+        }
         let state = c.state.as_ref();
         let config = c.config.as_ref();
         Ok(Some(Observed {

@@ -12,14 +12,19 @@ mod testing;
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Engine, EngineError, Observed};
+use crate::engine::{Engine, EngineError, Observed, State};
 use crate::error::{Error, Result};
 use crate::host::{self, HostFacts};
 use crate::profile::{GpuSelection, Profile, PullPolicy};
 use crate::resolve::Resolved;
+use crate::spec::ContainerSpec;
 
 pub use lock::Locks;
 pub use plan::{Action, Options};
+
+/// The lock of GPU choices by count. Container names cannot start with `_`,
+/// so no profile's own lock can be this one.
+const GPU_ALLOCATION: &str = "_gpu-allocation";
 
 /// What one run works with: the engine, the host's facts (gathered once
 /// for the whole run) and where its locks live.
@@ -166,6 +171,40 @@ async fn plan_for<E: Engine>(
     })
 }
 
+/// After the look: pull if needed, then apply the plan. Returns the plan,
+/// the spec it was for, and what apply did.
+async fn make<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+    preview: Result<Preview>,
+) -> Result<(plan::Plan, ContainerSpec, apply::Applied)> {
+    let engine = cx.engine;
+    let Preview {
+        resolved,
+        mut plan,
+        pull,
+        observed,
+        mut image_id,
+    } = preview?;
+    // A foreign container is refused before anything is pulled.
+    if let Action::Refuse(reason) = &plan.action {
+        return Err(Error::Refused(reason.clone()));
+    }
+    let spec = resolved.spec;
+    if pull {
+        engine.pull(&spec.image).await?;
+        // The pulled image may have a new id: plan again with it.
+        image_id = engine.image_id(&spec.image).await?;
+        plan = plan::plan(&spec, observed.as_ref(), image_id.as_deref(), options);
+    }
+    if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
+        return Err(EngineError::ImageMissing(spec.image.clone()).into());
+    }
+    let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
+    Ok((plan, spec, applied))
+}
+
 /// `launch up` for one profile.
 pub async fn up<E: Engine>(
     cx: &Context<'_, E>,
@@ -177,39 +216,52 @@ pub async fn up<E: Engine>(
     // A count selection reads which GPUs are free and then takes some: no
     // other run may choose in between.
     let _gpus = match profile.gpus.as_ref().map(|g| &g.selection) {
-        Some(GpuSelection::Count(_)) => Some(cx.locks.acquire("gpu-allocation").await?),
+        Some(GpuSelection::Count(_)) => Some(cx.locks.acquire(GPU_ALLOCATION).await?),
         _ => None,
     };
     // A run killed mid-recreate may have left the old container aside: it
-    // gets the name back before anything is planned for the name.
-    let mut leftovers = if cx.may_have_leftovers(&profile.name) {
+    // gets the name back before anything is planned for the name. A free
+    // name is always looked at exactly (the run's one listing may predate a
+    // run that was killed since); a taken one when the listing saw leftovers.
+    let mut first = None;
+    let look_aside = cx.may_have_leftovers(&profile.name) || {
+        let preview = look(cx, profile, options).await?;
+        let free = preview.observed.is_none();
+        first = Some(preview);
+        free
+    };
+    let mut leftovers = if look_aside {
         recover::leftovers(engine, &profile.name).await?
     } else {
         Vec::new()
     };
     let restored = recover::restore(engine, &profile.name, &mut leftovers).await?;
-    let Preview {
-        resolved,
-        mut plan,
-        pull,
-        observed,
-        mut image_id,
-    } = look(cx, profile, options).await?;
-    // A foreign container is refused before anything is pulled.
-    if let Action::Refuse(reason) = &plan.action {
-        return Err(Error::Refused(reason.clone()));
+    let preview = match first {
+        Some(preview) if restored.is_none() => Ok(preview),
+        _ => look(cx, profile, options).await,
+    };
+    let made = make(cx, profile, options, preview).await;
+    // The interrupted run had stopped the restored container; when this run
+    // cannot replace it (changed files refused, a failed recreate), it runs
+    // again as it did before, instead of staying down on every run.
+    if made.is_err()
+        && restored.is_some()
+        && let Ok(Some(c)) = engine.find(&profile.name).await
+        && matches!(c.state, State::Created | State::Exited)
+    {
+        match engine.start(&c.id).await {
+            Ok(()) => tracing::warn!(
+                "{}: started the restored container again, as it ran before the interrupted run",
+                profile.name
+            ),
+            Err(e) => tracing::warn!(
+                "{}: the restored container did not start: {e}",
+                profile.name
+            ),
+        }
     }
-    let spec = &resolved.spec;
-    if pull {
-        engine.pull(&spec.image).await?;
-        // The pulled image may have a new id: plan again with it.
-        image_id = engine.image_id(&spec.image).await?;
-        plan = plan::plan(spec, observed.as_ref(), image_id.as_deref(), options);
-    }
-    if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
-        return Err(EngineError::ImageMissing(spec.image.clone()).into());
-    }
-    let applied = apply::apply(engine, profile, spec, observed.as_ref(), &plan.action).await?;
+    let (plan, spec, applied) = made?;
+    let spec = &spec;
     let leftovers = restored
         .into_iter()
         .chain(recover::settle(engine, profile, spec, leftovers).await)

@@ -338,6 +338,21 @@ mod tests {
             [""],
             "no per-name listing"
         );
+
+        // A listing taken before another run was killed mid-recreate: the
+        // free name is still looked at exactly, and the old container restored.
+        let (f, id, new) = crashed_world("", &[NOTES]);
+        let hint = crate::reconcile::leftover_hint(&f.engine)
+            .await
+            .expect("listing");
+        f.engine.crash_after(moved_at);
+        f.up(&new).await.expect_err("killed");
+        f.engine.revive();
+        f.up_with_hint(&new, &hint)
+            .await
+            .expect_err("its changed file is refused");
+        assert_eq!(f.names(), ["train"], "no fresh container beside a leftover");
+        assert_eq!(f.engine.container("train").map(|c| c.id), Some(id));
     }
 
     #[tokio::test]
@@ -369,6 +384,11 @@ mod tests {
         let c = f.engine.container("train").expect("back under its name");
         assert_eq!(c.id, id);
         assert_eq!(c.changes, [NOTES], "its changed file intact");
+        assert_eq!(
+            c.state,
+            State::Running,
+            "running again, as before the killed run"
+        );
         assert_eq!(f.names(), ["train"]);
     }
 

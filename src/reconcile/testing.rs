@@ -77,11 +77,20 @@ impl Fixture {
     /// `up` in a run over a folder: with the run's one look for leftovers.
     pub async fn up_in_folder(&self, profile: &Profile) -> Result<Outcome> {
         let hint = super::leftover_hint(&self.engine).await?;
+        self.up_with_hint(profile, &hint).await
+    }
+
+    /// `up` with a given look for leftovers (which may be stale).
+    pub async fn up_with_hint(
+        &self,
+        profile: &Profile,
+        hint: &std::collections::BTreeSet<String>,
+    ) -> Result<Outcome> {
         let cx = Context {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
-            leftovers: Some(&hint),
+            leftovers: Some(hint),
         };
         super::up(&cx, profile, Options::default()).await
     }

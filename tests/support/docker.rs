@@ -102,6 +102,11 @@ impl Scratch {
         name
     }
 
+    /// Registers a container named some other way for removal.
+    pub fn track_container(&self, name: &str) {
+        self.containers.borrow_mut().push(name.to_string());
+    }
+
     /// Registers an image made some other way (a snapshot, a pull) for removal.
     pub fn track_image(&self, reference: &str) {
         self.images.borrow_mut().push(reference.to_string());
