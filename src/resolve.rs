@@ -396,7 +396,63 @@ fn sort(spec: &mut ContainerSpec) {
     spec.ulimits.sort();
 }
 
-/// Host checks of §2 that need the host's filesystem: bind sources must exist
+/// What a `devices` host path is on the host (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostDevice {
+    Missing,
+    Folder,
+    Char {
+        major: u32,
+    },
+    Block,
+    /// A regular file, a socket, …: not a device.
+    Other,
+}
+
+/// DRM (`/dev/dri/*`): a GPU's only when the profile asks for graphics.
+const DRM_MAJOR: u32 = 226;
+
+/// Host checks of the user's `devices`: a profile grants only what it says.
+/// Docker follows a symlink and expands a folder into every device under
+/// it, so what matters is what the path is on the host: a folder, or a GPU
+/// device however it is named (`gpu_majors`: NVIDIA's character majors), is
+/// an error, and so is a path that is no device at all.
+pub fn check_devices(
+    profile: &Profile,
+    kind: impl Fn(&std::path::Path) -> HostDevice,
+    gpu_majors: &[u32],
+) -> Vec<Diagnostic> {
+    let graphics = profile.gpus.as_ref().is_some_and(|g| {
+        g.capabilities
+            .iter()
+            .any(|c| matches!(c.as_str(), "graphics" | "display" | "all"))
+    });
+    let gpu = "GPU access comes from `gpus` alone";
+    profile
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let host = &d.host;
+            let problem = match kind(std::path::Path::new(host)) {
+                HostDevice::Char { major } if gpu_majors.contains(&major) => {
+                    format!("device {host} is an NVIDIA GPU device (major {major}) on this host: {gpu}")
+                }
+                HostDevice::Char { major } if graphics && major == DRM_MAJOR => {
+                    format!("device {host} is a GPU's DRM device on this host: {gpu}")
+                }
+                HostDevice::Char { .. } | HostDevice::Block => return None,
+                HostDevice::Folder => format!(
+                    "device {host} is a folder: Docker would pass every device under it; name each device"
+                ),
+                HostDevice::Missing => format!("device {host} does not exist on this host"),
+                HostDevice::Other => format!("{host} is not a device"),
+            };
+            Some(Diagnostic::new(d.span.clone(), problem))
+        })
+        .collect()
+}
+
+/// Host checks that need the host's filesystem: bind sources must exist
 /// unless the volume says `create = true`. `exists` is the host's answer.
 pub fn check_bind_sources(
     profile: &Profile,

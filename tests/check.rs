@@ -1738,11 +1738,12 @@ fn a_child_label_replaces_the_parent_label_of_the_same_key() {
 
 #[test]
 fn a_child_device_replaces_the_parent_device_with_the_same_container_path() {
-    let base = "image = \"busybox\"\ndevices = [\"/dev/fuse:/dev/fuse:rwx\"]\n";
-    let spec = merged(base, "devices = [\"/dev/fuse:r\"]\n");
+    // Rendered on this host, so devices every Linux host has.
+    let base = "image = \"busybox\"\ndevices = [\"/dev/null:/dev/quiet:rwx\"]\n";
+    let spec = merged(base, "devices = [\"/dev/zero:/dev/quiet:r\"]\n");
     assert_eq!(
         spec["devices"],
-        json!([{ "host": "/dev/fuse", "container": "/dev/fuse", "permissions": "r" }])
+        json!([{ "host": "/dev/zero", "container": "/dev/quiet", "permissions": "r" }])
     );
     let (p, out) = check_child(base, "devices = [\"/dev/kvm\"]\n");
     assert_error_in_base(&p, &out.code(2), "2:12", "rwx");

@@ -460,6 +460,60 @@ fn a_rendered_seccomp_profile_reaches_the_engine_as_its_json() {
     );
 }
 
+// ---- devices ------------------------------------------------------------------
+
+#[test]
+fn a_device_that_is_a_folder_or_a_gpu_under_another_name_is_refused_on_the_host() {
+    let profiles = Profiles::new();
+    let dir = profiles.path().join("devs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    // A GPU's node (char 195:3) under a harmless name, reached through a link.
+    let node = dir.join("harmless");
+    let made = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "195", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    std::os::unix::fs::symlink(&node, dir.join("link")).expect("symlink");
+    let path = profiles.write(
+        "app.toml",
+        &format!(
+            "image = \"busybox\"\ndevices = [\n  \"/dev/null:/dev/quiet\",\n  \"{dir}:/hostdev\",\n  \"{dir}/link:/dev/x\",\n  \"{dir}/none:/dev/y\",\n]\n",
+            dir = dir.display()
+        ),
+    );
+    // `check` judges the profile as written; the host decides at render/up.
+    Launch::new().arg("check").arg(&path).run().code(0);
+    let out = Launch::new()
+        .args(["render", "--format", "json"])
+        .arg(&path)
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains("is a folder") && out.stderr.contains("app.toml:4:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("does not exist on this host") && out.stderr.contains("app.toml:6:"),
+        "{}",
+        out.stderr
+    );
+    if made {
+        assert!(
+            out.stderr.contains("NVIDIA GPU device (major 195)")
+                && out.stderr.contains("app.toml:5:"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        !out.stderr.contains("app.toml:3:"),
+        "/dev/null is fine:\n{}",
+        out.stderr
+    );
+}
+
 // ---- names ----------------------------------------------------------------------
 
 #[test]

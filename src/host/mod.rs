@@ -178,9 +178,17 @@ pub fn resolve_profile(
     facts: &HostFacts,
     managed: &[Observed],
 ) -> Result<Resolved> {
-    let missing = resolve::check_bind_sources(profile, |p| p.exists());
-    if !missing.is_empty() {
-        return Err(located(profile, missing));
+    let mut problems = resolve::check_bind_sources(profile, |p| p.exists());
+    if !profile.devices.is_empty() {
+        problems.extend(resolve::check_devices(
+            profile,
+            device_kind,
+            &nvidia_majors(),
+        ));
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
+        return Err(located(profile, problems));
     }
     let gpus = match (&profile.gpus, &facts.gpus) {
         (None, _) => None,
@@ -206,6 +214,44 @@ pub fn resolve_profile(
         ResolveError::NotEnoughFree(report) => Error::NotEnoughGpus(report),
         ResolveError::Host(message) => Error::Host(message),
     })
+}
+
+/// What a path is on the host, following symlinks as Docker does.
+fn device_kind(path: &Path) -> resolve::HostDevice {
+    use resolve::HostDevice;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return HostDevice::Missing;
+    };
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        HostDevice::Folder
+    } else if kind.is_char_device() {
+        // glibc's encoding of a device number (gnu_dev_major).
+        let dev = meta.rdev();
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        HostDevice::Char {
+            major: u32::try_from(major).unwrap_or(u32::MAX),
+        }
+    } else if kind.is_block_device() {
+        HostDevice::Block
+    } else {
+        HostDevice::Other
+    }
+}
+
+/// NVIDIA's character device majors: 195 (the GPUs, nvidiactl) and those
+/// the driver registers by name (nvidia-uvm, nvidia-caps, …) in /proc/devices.
+fn nvidia_majors() -> Vec<u32> {
+    let mut majors = vec![195];
+    let text = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let chars = text.split("Block devices:").next().unwrap_or_default();
+    majors.extend(chars.lines().filter_map(|line| {
+        let (major, name) = line.trim().split_once(' ')?;
+        name.starts_with("nvidia")
+            .then(|| major.parse::<u32>().ok())?
+    }));
+    majors
 }
 
 /// Errors found against the host, shown in the profile's source.

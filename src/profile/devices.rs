@@ -1,11 +1,13 @@
 //! Extra (non-GPU) devices: `host[:container[:permissions]]`, as `docker run --device`.
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceMapping {
     pub host: String,
     pub container: String,
     /// A subset of `rwm`.
     pub permissions: String,
+    /// Where the entry is written, for host checks at resolve time.
+    pub span: super::Span,
 }
 
 pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
@@ -34,6 +36,7 @@ pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
         host: host.to_string(),
         container: super::volumes::normalize(container),
         permissions: permissions.to_string(),
+        span: 0..0,
     })
 }
 

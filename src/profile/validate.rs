@@ -359,7 +359,10 @@ fn devices(
                 item.span(),
                 format!("device path `{}` is used twice", d.container),
             ),
-            Ok(d) => out.push(d),
+            Ok(d) => out.push(devices::DeviceMapping {
+                span: item.span(),
+                ..d
+            }),
             Err(message) => c.error(item.span(), message),
         }
     }
