@@ -148,6 +148,52 @@ pub struct UpArgs {
     pub wait_timeout: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A profile (its container) or a container's name.
+    #[arg(value_name = "PROFILE|NAME")]
+    pub target: String,
+    /// Keep printing new lines as the container writes them (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Only lines since T: a duration back from now (`10m`, `1h30m`), an
+    /// RFC 3339 time (`2026-11-27T18:00:00Z`) or Unix seconds (`1764266400`).
+    #[arg(long, value_name = "T", value_parser = since)]
+    pub since: Option<i64>,
+    /// Prefix each line with the time the engine received it.
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+/// `--since` in Docker's forms, as Unix seconds.
+fn since(s: &str) -> Result<i64, String> {
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(secs as i64);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(unix(t));
+    }
+    if let Ok(ago) = humantime::parse_duration(s) {
+        let now = std::time::SystemTime::now();
+        return Ok(unix(now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH)));
+    }
+    Err(format!(
+        "`{s}` is not a time: give a duration back from now (10m, 1h30m), \
+         an RFC 3339 time (2026-11-27T18:00:00Z) or Unix seconds"
+    ))
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PullArg {
     Missing,
@@ -206,6 +252,13 @@ pub enum Command {
         #[arg(value_name = "PROFILE|DIR", required = true)]
         profiles: Vec<PathBuf>,
     },
+
+    /// Print a container's log: what it wrote to stdout on stdout, to stderr
+    /// on stderr, as `docker logs` does.
+    ///
+    /// Takes a profile (a path: its container) or a container's name, e.g.
+    /// `launch logs train.toml -f --since 10m`.
+    Logs(LogsArgs),
 
     /// List the host's GPUs and which launch container holds each.
     ///

@@ -13,13 +13,13 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
-use super::{Engine, EngineError, Facts, Observed, Result, State, auth, progress};
+use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, State, auth, progress};
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
 
@@ -564,6 +564,60 @@ impl Engine for DockerEngine {
         Ok(committed.id)
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let tail = options
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string());
+        let query = LogsOptionsBuilder::new()
+            .follow(options.follow)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(options.timestamps)
+            .since(
+                options
+                    .since
+                    .map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
+            )
+            .tail(&tail)
+            .build();
+        let call = format!("reading the log of container {}", short(id));
+        let mut stream = self.docker.logs(id, Some(query));
+        loop {
+            // Following waits as long as the container is quiet; a plain read
+            // must not hang on an engine that stopped answering.
+            let next = if options.follow {
+                stream.next().await
+            } else {
+                tokio::time::timeout(self.bounds.call, stream.next())
+                    .await
+                    .map_err(|_| EngineError::Timeout {
+                        address: self.address.clone(),
+                        call: call.clone(),
+                        after: self.bounds.call,
+                    })?
+            };
+            let Some(item) = next else { break };
+            let written = match item.map_err(|e| self.failed(call.clone(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.write_all(&message).and_then(|()| stderr.flush())
+                }
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message } => {
+                    stdout.write_all(&message).and_then(|()| stdout.flush())
+                }
+                bollard::container::LogOutput::StdIn { .. } => Ok(()),
+            };
+            written.map_err(|e| write_failed(&call, e))?;
+        }
+        Ok(())
+    }
+
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let removed = self
             .within(
@@ -582,6 +636,15 @@ impl Engine for DockerEngine {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// A failure to write what the engine sent (a full disk, a closed pipe).
+fn write_failed(call: &str, e: std::io::Error) -> EngineError {
+    EngineError::Failed {
+        call: call.to_string(),
+        message: e.to_string(),
+        source: BollardError::IOError { err: e },
+    }
 }
 
 fn state_of(s: ContainerStateStatusEnum) -> State {

@@ -89,6 +89,19 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
 }
 
+/// What `logs` asks for, as `docker logs` takes it.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the container stops (or the user interrupts).
+    pub follow: bool,
+    /// Only the last this many lines; all when `None`.
+    pub tail: Option<u64>,
+    /// Only lines since this Unix time (seconds).
+    pub since: Option<i64>,
+    /// Prefix each line with the engine's RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
 /// Why an engine call failed, in words for the user. Variants differ where
 /// the user's next step does; the engine's own message is always shown, and
 /// bollard's error stays reachable as the source.
@@ -239,6 +252,15 @@ pub trait Engine {
     /// Commits the container to `repo:tag`; returns the image id.
     async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
+    /// Streams the container's log: what it wrote to stdout goes to `stdout`,
+    /// to stderr to `stderr` (a container with a TTY has one stream, stdout).
+    async fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

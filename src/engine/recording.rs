@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Engine, EngineError, Facts, Observed, Result, State};
+use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, State};
 use crate::spec::{ContainerSpec, MountType};
 
 /// The engine call a step was.
@@ -29,6 +29,7 @@ pub enum Op {
     Changes,
     Commit,
     RemoveVolume,
+    Logs,
 }
 
 /// One recorded call: what, on what, and whether it failed.
@@ -577,5 +578,20 @@ impl Engine for Recording {
         }
         w.volumes.remove(name);
         Ok(())
+    }
+
+    /// The fake containers run nothing: their logs are empty.
+    async fn logs(
+        &self,
+        id: &str,
+        _options: &LogOptions,
+        _stdout: &mut dyn std::io::Write,
+        _stderr: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let call = format!("reading the log of container {id}");
+        let w = self.enter(Op::Logs, id, &call)?;
+        w.index(id)
+            .map(|_| ())
+            .ok_or_else(|| World::no_such_container(&call, id))
     }
 }

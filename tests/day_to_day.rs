@@ -1,0 +1,131 @@
+//! The day-to-day commands against a real Docker daemon, through the real
+//! binary (docs/architecture.md, the command line): `logs`, and what the
+//! team's notes did with the docker CLI by hand.
+
+#[macro_use]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::cli::{Launch, Output, Profiles};
+use support::docker::Scratch;
+
+/// One test's world: an offline busybox image, a container name, and a
+/// profile for it. All removed on drop.
+struct World {
+    scratch: Scratch,
+    profiles: Profiles,
+    image: String,
+    name: String,
+    path: PathBuf,
+}
+
+impl World {
+    fn new(test: &str) -> World {
+        let scratch = Scratch::new(test);
+        let image = scratch.busybox_image("img", &[]);
+        let name = scratch.name("app");
+        let profiles = Profiles::new();
+        let path = profiles.path().join("app.toml");
+        World {
+            scratch,
+            profiles,
+            image,
+            name,
+            path,
+        }
+    }
+
+    /// Writes the profile with this command (a shell script) and brings it up.
+    fn up(&self, script: &str, extra: &str) {
+        let text = format!(
+            "image = {:?}\nname = {:?}\npull = \"never\"\nstop_timeout = 0\ncommand = [\"sh\", \"-c\", {:?}]\n{extra}\n",
+            self.image, self.name, script
+        );
+        std::fs::write(&self.path, text).expect("write the profile");
+        self.launch(&["up"]).arg(&self.path).run().code(0);
+    }
+
+    fn launch(&self, args: &[&str]) -> Launch {
+        Launch::new()
+            .env("LAUNCH_LOCK_DIR", self.profiles.path().join("locks"))
+            .args(args)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.launch(args).run()
+    }
+
+    /// Waits until the container's log (both streams) holds `text`.
+    fn wait_for_log(&self, text: &str) {
+        let start = Instant::now();
+        loop {
+            let out = std::process::Command::new("docker")
+                .args(["logs", &self.name])
+                .output()
+                .expect("docker logs");
+            let all = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            if all.contains(text) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{text:?} never came: {all}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn logs_tail_shows_the_last_lines_and_keeps_stderr_on_stderr() {
+    needs_docker!();
+    let w = World::new("logs-tail");
+    w.up(
+        "echo one; echo two; echo three; echo err1 >&2; sleep 0.1; echo four; sleep 0.1; echo err2 >&2; exec sleep 1000",
+        "",
+    );
+    w.wait_for_log("err2");
+    // By profile (a path) and by name alike.
+    let by_profile = w.path.display().to_string();
+    for target in [by_profile.as_str(), w.name.as_str()] {
+        let out = w.run(&["logs", target, "--tail", "2"]).code(0);
+        assert_eq!(out.stdout, "four\n", "stdout: {out:?}");
+        assert_eq!(out.stderr, "err2\n", "stderr: {out:?}");
+    }
+    let out = w.run(&["logs", &w.name]).code(0);
+    assert_eq!(out.stdout, "one\ntwo\nthree\nfour\n");
+    assert_eq!(out.stderr, "err1\nerr2\n");
+    // Timestamps prefix each line; a --since in the future shows nothing.
+    let out = w
+        .run(&["logs", &w.name, "--timestamps", "--tail", "1"])
+        .code(0);
+    assert!(
+        out.stderr.starts_with("20") && out.stderr.ends_with(" err2\n"),
+        "{out:?}"
+    );
+    let out = w.run(&["logs", &w.name, "--since", "4000000000"]).code(0);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    let out = w.run(&["logs", &w.name, "--since", "10m"]).code(0);
+    assert_eq!(out.stdout, "one\ntwo\nthree\nfour\n");
+    let out = w
+        .run(&["logs", &w.name, "--since", "yesterday-ish"])
+        .code(2);
+    assert!(out.stderr.contains("is not a time"), "{}", out.stderr);
+}
+
+#[test]
+fn logs_of_a_missing_container_says_so() {
+    needs_docker!();
+    let w = World::new("logs-missing");
+    let name = w.scratch.name("never-made");
+    let out = w.run(&["logs", &name]).code(1);
+    assert!(
+        out.stderr.contains(&format!("no container named {name}"))
+            && out.stderr.contains("launch up"),
+        "{}",
+        out.stderr
+    );
+}
