@@ -260,6 +260,23 @@ pub enum Command {
     /// `launch logs train.toml -f --since 10m`.
     Logs(LogsArgs),
 
+    /// Commit a container launch made to an image, to keep work done inside it.
+    ///
+    /// The image is `launch-snapshots/<name>:<UTC time>` (e.g.
+    /// `20261127T183224Z`, then `-2`, `-3`… within one second), or
+    /// `launch-snapshots/<name>:T` with --tag. It holds the container's own
+    /// filesystem, not its bind mounts and volumes: the output lists those.
+    /// `launch prune` keeps the newest timestamped snapshots and never removes
+    /// one tagged with --tag.
+    Snapshot {
+        /// A profile (its container) or a container's name.
+        #[arg(value_name = "PROFILE|NAME")]
+        target: String,
+        /// The tag to give the image instead of the time.
+        #[arg(long, value_name = "T")]
+        tag: Option<String>,
+    },
+
     /// List the host's GPUs and which launch container holds each.
     ///
     /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::cli::{Launch, Output, Profiles};
-use support::docker::Scratch;
+use support::docker::{Scratch, docker};
 
 /// One test's world: an offline busybox image, a container name, and a
 /// profile for it. All removed on drop.
@@ -128,4 +128,117 @@ fn logs_of_a_missing_container_says_so() {
         "{}",
         out.stderr
     );
+}
+
+/// The tags of the snapshots of `name` that exist, sorted.
+fn snapshot_tags(name: &str) -> Vec<String> {
+    let out = docker(&[
+        "images",
+        "--format",
+        "{{.Tag}}",
+        &format!("launch-snapshots/{name}"),
+    ]);
+    let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn snapshots_in_one_second_get_their_own_tags_and_hold_the_changed_file() {
+    needs_docker!();
+    let w = World::new("snapshot");
+    let volume = format!("{}-data", w.name);
+    w.scratch.track_volume(&volume);
+    std::fs::create_dir(w.profiles.path().join("shared")).expect("bind source");
+    w.up(
+        "echo kept > /root/work.txt; exec sleep 1000",
+        &format!("volumes = [\"./shared:/srv/shared:ro\", \"{volume}:/data\"]"),
+    );
+    // Two launch runs at once take turns on the name's lock: most often
+    // within one second. Try until a pair shared a second.
+    let mut same_second = false;
+    for _ in 0..5 {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let cmd = w.launch(&["snapshot", "--json", &w.name]);
+                std::thread::spawn(move || cmd.run())
+            })
+            .collect();
+        let mut refs = Vec::new();
+        for run in runs {
+            let out = run.join().expect("a run").code(0);
+            let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+            refs.push(v["image"].as_str().expect("image").to_string());
+        }
+        assert_ne!(refs[0], refs[1], "unique tags");
+        let tag = |r: &str| r.rsplit_once(':').expect("a tag").1.to_string();
+        let (a, b) = (tag(&refs[0]), tag(&refs[1]));
+        if a.get(..16) == b.get(..16) {
+            let mut pair = [a, b];
+            pair.sort();
+            assert_eq!(pair[1], format!("{}-2", pair[0]), "{pair:?}");
+            same_second = true;
+            break;
+        }
+    }
+    assert!(
+        same_second,
+        "no two snapshots fell in one second in 5 tries"
+    );
+
+    // The image holds the file the container wrote.
+    let tags = snapshot_tags(&w.name);
+    let image = format!("launch-snapshots/{}:{}", w.name, tags[0]);
+    let inside = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        &image,
+        "/root/work.txt",
+    ]);
+    assert_eq!(inside, "kept");
+
+    // Text output: what is not in it, and --tag.
+    let out = w
+        .run(&[
+            "snapshot",
+            &w.path.display().to_string(),
+            "--tag",
+            "before-upgrade",
+        ])
+        .code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "committed to launch-snapshots/{}:before-upgrade",
+            w.name
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("bind mount") && out.stdout.contains("-> /srv/shared"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("volume {volume} -> /data")),
+        "{}",
+        out.stdout
+    );
+    // The same --tag again is refused rather than moved off the first image.
+    w.run(&["snapshot", &w.name, "--tag", "before-upgrade"])
+        .code(3);
+    w.run(&["snapshot", &w.name, "--tag", "-bad"]).code(2);
+}
+
+#[test]
+fn snapshot_refuses_a_container_launch_did_not_make() {
+    needs_docker!();
+    let w = World::new("snapshot-foreign");
+    docker(&["create", "--name", &w.name, &w.image, "true"]);
+    let out = w.run(&["snapshot", &w.name]).code(3);
+    assert!(out.stderr.contains("not made by launch"), "{}", out.stderr);
+    assert!(snapshot_tags(&w.name).is_empty());
+    w.run(&["snapshot", &w.scratch.name("never-made")]).code(1);
 }

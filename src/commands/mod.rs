@@ -7,6 +7,7 @@ mod gpus;
 mod logs;
 mod plan;
 mod render;
+mod snapshot;
 mod status;
 mod table;
 mod up;
@@ -40,6 +41,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Down { targets, volumes }) => down::run(&targets, volumes, &cli.global),
         Some(Command::Status { profiles }) => status::run(&profiles, &cli.global),
         Some(Command::Logs(args)) => logs::run(&args, &cli.global),
+        Some(Command::Snapshot { target, tag }) => {
+            snapshot::run(&target, tag.as_deref(), &cli.global)
+        }
         None if cli.profiles.is_empty() => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let _ = cmd.print_help();

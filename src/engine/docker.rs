@@ -13,13 +13,16 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
-use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, State, auth, progress};
+use super::{
+    Engine, EngineError, Facts, LogOptions, Observed, Result, SnapshotImage, State, auth, progress,
+};
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
 
@@ -546,7 +549,13 @@ impl Engine for DockerEngine {
             .collect())
     }
 
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let options = CommitContainerOptionsBuilder::new()
             .container(id)
             .repo(repo)
@@ -557,11 +566,61 @@ impl Engine for DockerEngine {
             .call(
                 format!("committing container {} to {repo}:{tag}", short(id)),
                 self.bounds.commit,
-                self.docker
-                    .commit_container(options, bollard::models::ContainerConfig::default()),
+                // The engine merges these labels into the container's own.
+                self.docker.commit_container(
+                    options,
+                    bollard::models::ContainerConfig {
+                        labels: (!labels.is_empty())
+                            .then(|| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                        ..Default::default()
+                    },
+                ),
             )
             .await?;
         Ok(committed.id)
+    }
+
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
+        let filters = HashMap::from([("label", vec![label.to_string()])]);
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .call(
+                format!("listing images labelled {label}"),
+                self.bounds.call,
+                self.docker.list_images(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|i| SnapshotImage {
+                of: i.labels.get(label).cloned().unwrap_or_default(),
+                id: i.id,
+                references: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(false)
+            .build();
+        let removed = self
+            .within(
+                format!("removing image {reference}"),
+                self.bounds.disk,
+                self.docker.remove_image(reference, Some(options), None),
+            )
+            .await?;
+        match removed {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn logs(

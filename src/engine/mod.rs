@@ -89,6 +89,16 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
 }
 
+/// An image launch committed (label `launch.snapshot`), as the engine lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotImage {
+    pub id: String,
+    /// Its `repo:tag` references.
+    pub references: Vec<String>,
+    /// The label's value: the container name it was taken of.
+    pub of: String,
+}
+
 /// What `logs` asks for, as `docker logs` takes it.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -249,8 +259,20 @@ pub trait Engine {
     async fn remove(&self, id: &str, volumes: bool) -> Result<()>;
     /// Paths changed in the container's writable layer (`docker diff`).
     async fn changes(&self, id: &str) -> Result<Vec<String>>;
-    /// Commits the container to `repo:tag`; returns the image id.
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
+    /// Commits the container to `repo:tag`, adding `labels` to the image's
+    /// own; returns the image id.
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String>;
+    /// Local images that carry the label `label` (any value).
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>>;
+    /// Removes one `repo:tag` reference: the image goes with its last one.
+    /// Never forced: an image a container uses stays (a conflict).
+    async fn remove_image(&self, reference: &str) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
     /// Streams the container's log: what it wrote to stdout goes to `stdout`,
     /// to stderr to `stderr` (a container with a TTY has one stream, stdout).

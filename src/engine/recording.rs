@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, State};
+use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, SnapshotImage, State};
 use crate::spec::{ContainerSpec, MountType};
 
 /// The engine call a step was.
@@ -30,6 +30,8 @@ pub enum Op {
     Commit,
     RemoveVolume,
     Logs,
+    LabeledImages,
+    RemoveImage,
 }
 
 /// One recorded call: what, on what, and whether it failed.
@@ -84,6 +86,7 @@ pub struct Image {
     pub reference: String,
     pub id: String,
     pub changes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A failure on command: the next `times` calls of `op` (every call when
@@ -181,6 +184,7 @@ impl Recording {
             reference: reference.into(),
             id: id.clone(),
             changes: Vec::new(),
+            labels: BTreeMap::new(),
         });
         id
     }
@@ -416,6 +420,7 @@ impl Engine for Recording {
                 reference: image.into(),
                 id,
                 changes: Vec::new(),
+                labels: BTreeMap::new(),
             });
         }
         Ok(())
@@ -542,7 +547,13 @@ impl Engine for Recording {
         Ok(w.containers[i].changes.clone())
     }
 
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let call = format!("committing container {id} to {repo}:{tag}");
         let mut w = self.enter(Op::Commit, id, &call)?;
         let i = w
@@ -552,12 +563,41 @@ impl Engine for Recording {
         let image = format!("sha256:{}", w.new_id());
         let reference = format!("{repo}:{tag}");
         w.images.retain(|i| i.reference != reference);
+        let mut all = w.containers[i].labels.clone();
+        all.extend(labels.clone());
         w.images.push(Image {
             reference,
             id: image.clone(),
             changes,
+            labels: all,
         });
         Ok(image)
+    }
+
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
+        let w = self.enter(
+            Op::LabeledImages,
+            label,
+            &format!("listing images labelled {label}"),
+        )?;
+        // One entry per reference: the fake keeps no image with two tags.
+        Ok(w.images
+            .iter()
+            .filter_map(|i| {
+                Some(SnapshotImage {
+                    id: i.id.clone(),
+                    references: vec![i.reference.clone()],
+                    of: i.labels.get(label)?.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let call = format!("removing image {reference}");
+        let mut w = self.enter(Op::RemoveImage, reference, &call)?;
+        w.images.retain(|i| i.reference != reference);
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
