@@ -277,6 +277,27 @@ pub enum Command {
         tag: Option<String>,
     },
 
+    /// Remove old snapshots and the leftovers of interrupted recreates; only
+    /// ever what launch made.
+    ///
+    /// Keeps the newest --keep timestamped snapshots of each container name
+    /// (a snapshot tagged with `snapshot --tag` is never removed, nor one a
+    /// container still uses). A leftover renamed-aside container
+    /// (`<name>-launch-old-<id>`) goes when it is stopped and nothing in it
+    /// would be lost; one whose name has no container is left for `launch up`
+    /// to rename back. Lists what it removed; --dry-run lists what it would.
+    Prune {
+        /// Only these profiles' or names' snapshots and leftovers (default: all).
+        #[arg(value_name = "PROFILE|NAME")]
+        targets: Vec<String>,
+        /// Timestamped snapshots to keep per name.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        keep: usize,
+        /// Only list what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// List the host's GPUs and which launch container holds each.
     ///
     /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which

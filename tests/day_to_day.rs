@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker};
+use support::docker::{Scratch, docker, try_docker};
 
 /// One test's world: an offline busybox image, a container name, and a
 /// profile for it. All removed on drop.
@@ -241,4 +241,95 @@ fn snapshot_refuses_a_container_launch_did_not_make() {
     assert!(out.stderr.contains("not made by launch"), "{}", out.stderr);
     assert!(snapshot_tags(&w.name).is_empty());
     w.run(&["snapshot", &w.scratch.name("never-made")]).code(1);
+}
+
+#[test]
+fn prune_keep_1_leaves_the_newest_snapshot_and_never_a_foreign_image() {
+    needs_docker!();
+    let w = World::new("prune");
+    w.up("exec sleep 1000", "");
+    let repo = format!("launch-snapshots/{}", w.name);
+    // Foreign: an image in launch's repository with a timestamp tag, made
+    // by hand (no launch.snapshot label), and the test's own image.
+    let foreign = format!("{repo}:20200101T000000Z");
+    docker(&["tag", &w.image, &foreign]);
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let out = w.run(&["snapshot", "--json", &w.name]).code(0);
+        let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+        made.push(v["image"].as_str().expect("image").to_string());
+    }
+    w.run(&["snapshot", &w.name, "--tag", "keep-me"]).code(0);
+    let newest = made.last().expect("three").clone();
+
+    let out = w
+        .run(&["prune", "--keep", "1", "--dry-run", &w.name])
+        .code(0);
+    for old in &made[..2] {
+        assert!(
+            out.stdout.contains(&format!("would remove snapshot {old}")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert_eq!(snapshot_tags(&w.name).len(), 5, "a dry run removes nothing");
+
+    let out = w.run(&["prune", "--keep", "1"]).code(0);
+    for old in &made[..2] {
+        assert!(
+            out.stdout.contains(&format!("removed snapshot {old}")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(
+        !out.stdout.contains(&newest) && !out.stdout.contains(&foreign),
+        "{}",
+        out.stdout
+    );
+    let tag = |r: &str| r.rsplit_once(':').expect("a tag").1.to_string();
+    let mut expected = vec![tag(&foreign), tag(&newest), "keep-me".to_string()];
+    expected.sort();
+    assert_eq!(snapshot_tags(&w.name), expected);
+    assert!(try_docker(&["image", "inspect", &w.image]).is_some());
+}
+
+#[test]
+fn prune_removes_a_leftover_with_nothing_to_lose_once_its_name_is_taken_again() {
+    needs_docker!();
+    let w = World::new("prune-leftover");
+    w.up("exec sleep 1000", "");
+    // What a run killed mid-recreate leaves: the old container renamed aside.
+    let id = docker(&["inspect", "-f", "{{.Id}}", &w.name]);
+    let aside = format!("{}-launch-old-{}", w.name, &id[..12]);
+    docker(&["stop", "-t", "0", &w.name]);
+    docker(&["rename", &w.name, &aside]);
+
+    // Its name is free: `up` will rename it back, so prune leaves it.
+    let out = w.run(&["prune", &w.name]).code(0);
+    assert!(
+        out.stdout.contains(&format!("kept container {aside}")),
+        "{}",
+        out.stdout
+    );
+    assert!(try_docker(&["inspect", &aside]).is_some());
+
+    // Once the name has a container again, nothing in it is lost: it goes.
+    docker(&["create", "--name", &w.name, &w.image, "true"]);
+    let out = w.run(&["prune", "--dry-run"]).code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("would remove container {aside}")),
+        "{}",
+        out.stdout
+    );
+    assert!(try_docker(&["inspect", &aside]).is_some());
+    let out = w.run(&["prune", "--json", &w.name]).code(0);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    assert_eq!(v["removed"][0]["name"], aside.as_str(), "{v}");
+    assert!(try_docker(&["inspect", &aside]).is_none());
+    assert!(
+        try_docker(&["inspect", &w.name]).is_some(),
+        "the foreign container stays"
+    );
 }

@@ -6,6 +6,7 @@ mod down;
 mod gpus;
 mod logs;
 mod plan;
+mod prune;
 mod render;
 mod snapshot;
 mod status;
@@ -41,6 +42,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Down { targets, volumes }) => down::run(&targets, volumes, &cli.global),
         Some(Command::Status { profiles }) => status::run(&profiles, &cli.global),
         Some(Command::Logs(args)) => logs::run(&args, &cli.global),
+        Some(Command::Prune {
+            targets,
+            keep,
+            dry_run,
+        }) => prune::run(&targets, keep, dry_run, &cli.global),
         Some(Command::Snapshot { target, tag }) => {
             snapshot::run(&target, tag.as_deref(), &cli.global)
         }

@@ -372,7 +372,8 @@ fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
-pub(crate) fn list(paths: &[String]) -> String {
+/// Paths for the user, one a line, the first twenty.
+pub fn list(paths: &[String]) -> String {
     const SHOWN: usize = 20;
     let mut lines: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {p}")).collect();
     if paths.len() > SHOWN {
