@@ -253,6 +253,27 @@ pub enum Command {
         profiles: Vec<PathBuf>,
     },
 
+    /// Run a command, or a shell, in a running container.
+    ///
+    /// Without a command: `bash`, or `sh` where bash cannot run. On a terminal
+    /// it gets a TTY (raw mode, window size followed); on pipes its stdin,
+    /// stdout and stderr are plain streams. Launch exits with the command's
+    /// exit code; a stopped or missing container is exit 1 (`launch up`
+    /// starts it; exec never does). E.g. `launch exec train.toml`,
+    /// `launch exec train -- nvidia-smi -L`.
+    Exec {
+        /// A profile (its container) or a container's name.
+        #[arg(value_name = "PROFILE|NAME")]
+        target: String,
+        /// The command and its arguments, after `--`.
+        #[arg(
+            value_name = "CMD",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command: Vec<String>,
+    },
+
     /// Print a container's log: what it wrote to stdout on stdout, to stderr
     /// on stderr, as `docker logs` does.
     ///

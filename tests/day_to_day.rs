@@ -333,3 +333,171 @@ fn prune_removes_a_leftover_with_nothing_to_lose_once_its_name_is_taken_again() 
         "the foreign container stays"
     );
 }
+
+/// Runs `launch ARGS` with `input` on stdin (pipes all round).
+fn launch_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_launch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("launch runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("launch ends");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn exec_on_pipes_returns_the_commands_output_apart_and_its_exit_code() {
+    needs_docker!();
+    let w = World::new("exec-pipes");
+    w.up("exec sleep 1000", "");
+    let out = w
+        .run(&[
+            "exec",
+            &w.name,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ])
+        .code(7);
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+    // By profile, and stdin reaches the command, its end included.
+    let profile = w.path.display().to_string();
+    let out = launch_with_input(
+        &["exec", &profile, "--", "sh", "-c", "cat; echo done"],
+        "piped\n",
+    )
+    .code(0);
+    assert_eq!(out.stdout, "piped\ndone\n");
+    // No command: bash, and busybox has none, so sh (reading its script from stdin).
+    let out = launch_with_input(&["exec", &w.name], "echo \"shell $0\"; exit 3\n").code(3);
+    assert_eq!(out.stdout, "shell sh\n", "{out:?}");
+    assert!(
+        !out.stderr.contains("bash"),
+        "the failed try is quiet: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exec_never_starts_a_stopped_container_and_points_at_up() {
+    needs_docker!();
+    let w = World::new("exec-stopped");
+    w.up("exec sleep 1000", "");
+    docker(&["stop", "-t", "0", &w.name]);
+    let out = w.run(&["exec", &w.name, "--", "true"]).code(1);
+    assert!(
+        out.stderr.contains("is exited, not running") && out.stderr.contains("launch up"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &w.name]),
+        "exited"
+    );
+    let out = w.run(&["exec", &w.scratch.name("never-made")]).code(1);
+    assert!(out.stderr.contains("no container named"), "{}", out.stderr);
+}
+
+#[test]
+fn exec_on_a_terminal_gets_a_tty_of_the_terminals_size_and_a_shell_prompt() {
+    needs_docker!();
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let w = World::new("exec-tty");
+    w.up("exec sleep 1000", "");
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pty");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let size = rustix::termios::Winsize {
+        ws_row: 41,
+        ws_col: 101,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&master, size).expect("window size");
+    let slave_path = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(slave_path.to_str().expect("a path"))
+        .expect("open the slave");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_launch"))
+        .args(["exec", &w.name])
+        .env_remove("RUST_LOG")
+        .stdin(slave.try_clone().expect("fd"))
+        .stdout(slave.try_clone().expect("fd"))
+        .stderr(slave)
+        .spawn()
+        .expect("launch runs");
+    let mut master = std::fs::File::from(master);
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        let mut master = master.try_clone().expect("fd");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once no one holds the slave side.
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |text: &str| {
+        let start = Instant::now();
+        while !seen.lock().expect("lock").contains(text) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{text:?} never came: {:?}",
+                seen.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("# "); // busybox sh's prompt for root: `/ # `
+    master
+        .write_all(b"tty; stty size; exit 5\r")
+        .expect("type into the terminal");
+    wait_for("41 101");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "launch exec never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(5), "{:?}", seen.lock().expect("lock"));
+    assert!(seen.lock().expect("lock").contains("/dev/pts/"));
+    // Raw mode ended with launch: the terminal edits lines again.
+    let modes = rustix::termios::tcgetattr(&master).expect("termios");
+    assert!(
+        modes
+            .local_modes
+            .contains(rustix::termios::LocalModes::ICANON | rustix::termios::LocalModes::ECHO),
+        "the terminal is back in canonical mode"
+    );
+    drop(master);
+    let _ = reader;
+}

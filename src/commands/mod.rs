@@ -3,6 +3,7 @@
 
 mod check;
 mod down;
+mod exec;
 mod gpus;
 mod logs;
 mod plan;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Down { targets, volumes }) => down::run(&targets, volumes, &cli.global),
         Some(Command::Status { profiles }) => status::run(&profiles, &cli.global),
         Some(Command::Logs(args)) => logs::run(&args, &cli.global),
+        Some(Command::Exec { target, command }) => exec::run(&target, &command, &cli.global),
         Some(Command::Prune {
             targets,
             keep,

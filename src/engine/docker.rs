@@ -21,7 +21,8 @@ use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{
-    Engine, EngineError, Facts, LogOptions, Observed, Result, SnapshotImage, State, auth, progress,
+    Engine, EngineError, ExecOutput, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
+    SnapshotImage, State, auth, progress,
 };
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
@@ -621,6 +622,96 @@ impl Engine for DockerEngine {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(request.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(request.tty),
+            cmd: Some(request.cmd.clone()),
+            ..Default::default()
+        };
+        let what = shell_words::join(&request.cmd);
+        let created = self
+            .call(
+                format!("starting `{what}` in container {}", short(id)),
+                self.bounds.call,
+                self.docker.create_exec(id, config),
+            )
+            .await?;
+        let options = bollard::exec::StartExecOptions {
+            detach: false,
+            tty: request.tty,
+            output_capacity: None,
+        };
+        let started = self
+            .call(
+                format!("starting `{what}` in container {}", short(id)),
+                self.bounds.call,
+                self.docker.start_exec(&created.id, Some(options)),
+            )
+            .await?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Failed {
+                call: format!("starting `{what}` in container {}", short(id)),
+                message: "the engine did not attach to the command".into(),
+                source: BollardError::DockerResponseServerError {
+                    status_code: 500,
+                    message: "detached".into(),
+                },
+            });
+        };
+        let address = self.address.clone();
+        let call = format!("reading the output of `{what}`");
+        let output = output.filter_map(move |item| {
+            let out = match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Some(Ok(ExecOutput::Stderr(message.to_vec())))
+                }
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => Some(Ok(ExecOutput::Stdout(message.to_vec()))),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(EngineError::Unreachable {
+                    address: address.clone(),
+                    reason: format!("{call}: {}", describe(&e)),
+                    source: Some(e),
+                })),
+            };
+            std::future::ready(out)
+        });
+        Ok(ExecSession {
+            id: created.id,
+            output: Box::pin(output),
+            input,
+        })
+    }
+
+    async fn exec_resize(&self, exec: &str, width: u16, height: u16) -> Result<()> {
+        let options = bollard::exec::ResizeExecOptions { height, width };
+        self.call(
+            "resizing the terminal",
+            self.bounds.call,
+            self.docker.resize_exec(exec, options),
+        )
+        .await
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        let inspected = self
+            .call(
+                "reading the exit code",
+                self.bounds.call,
+                self.docker.inspect_exec(exec),
+            )
+            .await?;
+        Ok(match inspected.running {
+            Some(true) => None,
+            _ => inspected.exit_code,
+        })
     }
 
     async fn logs(

@@ -99,6 +99,31 @@ pub struct SnapshotImage {
     pub of: String,
 }
 
+/// A command to run in a running container (`docker exec`).
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// A pseudo-terminal: one output stream, the engine echoes and edits lines.
+    pub tty: bool,
+    /// Forward input to the command.
+    pub stdin: bool,
+}
+
+/// What an exec writes: its two streams apart (a TTY has only stdout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutput {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// A started exec: its output, its input (shut down for end of input), and
+/// its id for resizes and the exit code.
+pub struct ExecSession {
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ExecOutput>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// What `logs` asks for, as `docker logs` takes it.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -274,6 +299,12 @@ pub trait Engine {
     /// Never forced: an image a container uses stays (a conflict).
     async fn remove_image(&self, reference: &str) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
+    /// Starts `request` in the running container `id`, attached.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession>;
+    /// Sets the TTY size of exec `exec`.
+    async fn exec_resize(&self, exec: &str, width: u16, height: u16) -> Result<()>;
+    /// The exit code of exec `exec`; `None` while it runs.
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
     /// Streams the container's log: what it wrote to stdout goes to `stdout`,
     /// to stderr to `stderr` (a container with a TTY has one stream, stdout).
     async fn logs(

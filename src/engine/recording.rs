@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Engine, EngineError, Facts, LogOptions, Observed, Result, SnapshotImage, State};
+use super::{
+    Engine, EngineError, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
+    SnapshotImage, State,
+};
 use crate::spec::{ContainerSpec, MountType};
 
 /// The engine call a step was.
@@ -32,6 +35,7 @@ pub enum Op {
     Logs,
     LabeledImages,
     RemoveImage,
+    Exec,
 }
 
 /// One recorded call: what, on what, and whether it failed.
@@ -633,5 +637,33 @@ impl Engine for Recording {
         w.index(id)
             .map(|_| ())
             .ok_or_else(|| World::no_such_container(&call, id))
+    }
+
+    /// The fake containers run nothing: an exec is refused, as by an
+    /// engine that cannot run it.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let call = format!("starting `{}` in container {id}", request.cmd.join(" "));
+        let _w = self.enter(Op::Exec, id, &call)?;
+        Err(EngineError::answered(
+            call,
+            501,
+            "the recording engine runs no processes",
+        ))
+    }
+
+    async fn exec_resize(&self, exec: &str, _width: u16, _height: u16) -> Result<()> {
+        Err(EngineError::answered(
+            "resizing the terminal",
+            404,
+            format!("No such exec instance: {exec}"),
+        ))
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        Err(EngineError::answered(
+            "reading the exit code",
+            404,
+            format!("No such exec instance: {exec}"),
+        ))
     }
 }
