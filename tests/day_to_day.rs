@@ -415,7 +415,7 @@ fn exec_never_starts_a_stopped_container_and_points_at_up() {
 }
 
 #[test]
-fn exec_on_a_terminal_gets_a_tty_of_the_terminals_size_and_a_shell_prompt() {
+fn exec_on_a_terminal_gets_a_tty_that_follows_the_window_and_a_shell_prompt() {
     needs_docker!();
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     use std::io::{Read, Write};
@@ -438,8 +438,10 @@ fn exec_on_a_terminal_gets_a_tty_of_the_terminals_size_and_a_shell_prompt() {
         .write(true)
         .open(slave_path.to_str().expect("a path"))
         .expect("open the slave");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_launch"))
-        .args(["exec", &w.name])
+    // setsid -c: the pty becomes launch's controlling terminal, so a window
+    // change reaches it as SIGWINCH, as in a terminal emulator.
+    let mut child = std::process::Command::new("setsid")
+        .args(["-c", env!("CARGO_BIN_EXE_launch"), "exec", &w.name])
         .env_remove("RUST_LOG")
         .stdin(slave.try_clone().expect("fd"))
         .stdout(slave.try_clone().expect("fd"))
@@ -474,9 +476,21 @@ fn exec_on_a_terminal_gets_a_tty_of_the_terminals_size_and_a_shell_prompt() {
     };
     wait_for("# "); // busybox sh's prompt for root: `/ # `
     master
-        .write_all(b"tty; stty size; exit 5\r")
+        .write_all(b"tty; stty size\r")
         .expect("type into the terminal");
     wait_for("41 101");
+    // The window grows: the container's TTY follows.
+    let bigger = rustix::termios::Winsize {
+        ws_row: 52,
+        ws_col: 133,
+        ..size
+    };
+    rustix::termios::tcsetwinsize(&master, bigger).expect("window size");
+    std::thread::sleep(Duration::from_millis(300));
+    master
+        .write_all(b"stty size; exit 5\r")
+        .expect("type into the terminal");
+    wait_for("52 133");
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
