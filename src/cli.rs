@@ -148,6 +148,52 @@ pub struct UpArgs {
     pub wait_timeout: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A profile (its container) or a container's name.
+    #[arg(value_name = "PROFILE|NAME")]
+    pub target: String,
+    /// Keep printing new lines as the container writes them (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Only lines since T: a duration back from now (`10m`, `1h30m`), an
+    /// RFC 3339 time (`2026-11-27T18:00:00Z`) or Unix seconds (`1764266400`).
+    #[arg(long, value_name = "T", value_parser = since)]
+    pub since: Option<i64>,
+    /// Prefix each line with the time the engine received it.
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+/// `--since` in Docker's forms, as Unix seconds.
+fn since(s: &str) -> Result<i64, String> {
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(secs as i64);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(unix(t));
+    }
+    if let Ok(ago) = humantime::parse_duration(s) {
+        let now = std::time::SystemTime::now();
+        return Ok(unix(now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH)));
+    }
+    Err(format!(
+        "`{s}` is not a time: give a duration back from now (10m, 1h30m), \
+         an RFC 3339 time (2026-11-27T18:00:00Z) or Unix seconds"
+    ))
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PullArg {
     Missing,
@@ -205,6 +251,72 @@ pub enum Command {
         /// Profiles or folders of profiles (every *.toml in the folder).
         #[arg(value_name = "PROFILE|DIR", required = true)]
         profiles: Vec<PathBuf>,
+    },
+
+    /// Run a command, or a shell, in a running container.
+    ///
+    /// Without a command: `bash`, or `sh` where bash cannot run. On a terminal
+    /// it gets a TTY (raw mode, window size followed); on pipes its stdin,
+    /// stdout and stderr are plain streams. Launch exits with the command's
+    /// exit code; a stopped or missing container is exit 1 (`launch up`
+    /// starts it; exec never does). E.g. `launch exec train.toml`,
+    /// `launch exec train -- nvidia-smi -L`.
+    Exec {
+        /// A profile (its container) or a container's name.
+        #[arg(value_name = "PROFILE|NAME")]
+        target: String,
+        /// The command and its arguments, after `--`.
+        #[arg(
+            value_name = "CMD",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command: Vec<String>,
+    },
+
+    /// Print a container's log: what it wrote to stdout on stdout, to stderr
+    /// on stderr, as `docker logs` does.
+    ///
+    /// Takes a profile (a path: its container) or a container's name, e.g.
+    /// `launch logs train.toml -f --since 10m`.
+    Logs(LogsArgs),
+
+    /// Commit a container launch made to an image, to keep work done inside it.
+    ///
+    /// The image is `launch-snapshots/<name>:<UTC time>` (e.g.
+    /// `20261127T183224Z`, then `-2`, `-3`… within one second), or
+    /// `launch-snapshots/<name>:T` with --tag. It holds the container's own
+    /// filesystem, not its bind mounts and volumes: the output lists those.
+    /// `launch prune` keeps the newest timestamped snapshots and never removes
+    /// one tagged with --tag.
+    Snapshot {
+        /// A profile (its container) or a container's name.
+        #[arg(value_name = "PROFILE|NAME")]
+        target: String,
+        /// The tag to give the image instead of the time.
+        #[arg(long, value_name = "T")]
+        tag: Option<String>,
+    },
+
+    /// Remove old snapshots and the leftovers of interrupted recreates; only
+    /// ever what launch made.
+    ///
+    /// Keeps the newest --keep timestamped snapshots of each container name
+    /// (a snapshot tagged with `snapshot --tag` is never removed, nor one a
+    /// container still uses). A leftover renamed-aside container
+    /// (`<name>-launch-old-<id>`) goes when it is stopped and nothing in it
+    /// would be lost; one whose name has no container is left for `launch up`
+    /// to rename back. Lists what it removed; --dry-run lists what it would.
+    Prune {
+        /// Only these profiles' or names' snapshots and leftovers (default: all).
+        #[arg(value_name = "PROFILE|NAME")]
+        targets: Vec<String>,
+        /// Timestamped snapshots to keep per name.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        keep: usize,
+        /// Only list what would go.
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// List the host's GPUs and which launch container holds each.

@@ -3,9 +3,13 @@
 
 mod check;
 mod down;
+mod exec;
 mod gpus;
+mod logs;
 mod plan;
+mod prune;
 mod render;
+mod snapshot;
 mod status;
 mod table;
 mod up;
@@ -38,6 +42,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Plan { profiles }) => plan::run(&profiles, &cli.global),
         Some(Command::Down { targets, volumes }) => down::run(&targets, volumes, &cli.global),
         Some(Command::Status { profiles }) => status::run(&profiles, &cli.global),
+        Some(Command::Logs(args)) => logs::run(&args, &cli.global),
+        Some(Command::Exec { target, command }) => exec::run(&target, &command, &cli.global),
+        Some(Command::Prune {
+            targets,
+            keep,
+            dry_run,
+        }) => prune::run(&targets, keep, dry_run, &cli.global),
+        Some(Command::Snapshot { target, tag }) => {
+            snapshot::run(&target, tag.as_deref(), &cli.global)
+        }
         None if cli.profiles.is_empty() => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let _ = cmd.print_help();
@@ -60,6 +74,35 @@ pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
     profile::targets(args).map_err(|e| match e {
         profile::FolderError::Empty { path } => Error::EmptyFolder { path },
         other => Error::Io(other.to_string()),
+    })
+}
+
+/// The container an argument means: a path that exists is a profile (its
+/// container's name); anything else is a container's name.
+pub fn container_name(arg: &str) -> Result<String> {
+    if !Path::new(arg).exists() {
+        return Ok(arg.to_string());
+    }
+    let mut found = targets(&[arg.into()])?;
+    if found.len() != 1 {
+        return Err(Error::Usage(format!(
+            "{arg} holds {} profiles; name one profile or one container",
+            found.len()
+        )));
+    }
+    match found.remove(0).loaded {
+        Ok(p) => Ok(p.name),
+        Err(d) => Err(Error::Profile(d)),
+    }
+}
+
+/// The container `name`, which must exist (exit 1 otherwise, pointing at `launch up`).
+pub async fn existing_container(engine: &DockerEngine, name: &str) -> Result<Observed> {
+    engine.find(name).await?.ok_or_else(|| {
+        Error::Io(format!(
+            "no container named {name}; `launch up PROFILE` creates it \
+             (`launch status` lists the containers launch made)"
+        ))
     })
 }
 

@@ -13,13 +13,17 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
     RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
-use super::{Engine, EngineError, Facts, Observed, Result, State, auth, progress};
+use super::{
+    Engine, EngineError, ExecOutput, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
+    SnapshotImage, State, auth, progress,
+};
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
 
@@ -575,7 +579,13 @@ impl Engine for DockerEngine {
             .collect())
     }
 
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let options = CommitContainerOptionsBuilder::new()
             .container(id)
             .repo(repo)
@@ -586,11 +596,205 @@ impl Engine for DockerEngine {
             .call(
                 format!("committing container {} to {repo}:{tag}", short(id)),
                 self.bounds.commit,
-                self.docker
-                    .commit_container(options, bollard::models::ContainerConfig::default()),
+                // The engine merges these labels into the container's own.
+                self.docker.commit_container(
+                    options,
+                    bollard::models::ContainerConfig {
+                        labels: (!labels.is_empty())
+                            .then(|| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                        ..Default::default()
+                    },
+                ),
             )
             .await?;
         Ok(committed.id)
+    }
+
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
+        let filters = HashMap::from([("label", vec![label.to_string()])]);
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .call(
+                format!("listing images labelled {label}"),
+                self.bounds.call,
+                self.docker.list_images(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|i| SnapshotImage {
+                of: i.labels.get(label).cloned().unwrap_or_default(),
+                id: i.id,
+                references: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(false)
+            .build();
+        let removed = self
+            .within(
+                format!("removing image {reference}"),
+                self.bounds.disk,
+                self.docker.remove_image(reference, Some(options), None),
+            )
+            .await?;
+        match removed {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(request.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(request.tty),
+            cmd: Some(request.cmd.clone()),
+            ..Default::default()
+        };
+        let what = shell_words::join(&request.cmd);
+        let created = self
+            .call(
+                format!("starting `{what}` in container {}", short(id)),
+                self.bounds.call,
+                self.docker.create_exec(id, config),
+            )
+            .await?;
+        let options = bollard::exec::StartExecOptions {
+            detach: false,
+            tty: request.tty,
+            output_capacity: None,
+        };
+        let started = self
+            .call(
+                format!("starting `{what}` in container {}", short(id)),
+                self.bounds.call,
+                self.docker.start_exec(&created.id, Some(options)),
+            )
+            .await?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Failed {
+                call: format!("starting `{what}` in container {}", short(id)),
+                message: "the engine did not attach to the command".into(),
+                source: BollardError::DockerResponseServerError {
+                    status_code: 500,
+                    message: "detached".into(),
+                },
+            });
+        };
+        let address = self.address.clone();
+        let call = format!("reading the output of `{what}`");
+        let output = output.filter_map(move |item| {
+            let out = match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Some(Ok(ExecOutput::Stderr(message.to_vec())))
+                }
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => Some(Ok(ExecOutput::Stdout(message.to_vec()))),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(EngineError::Unreachable {
+                    address: address.clone(),
+                    reason: format!("{call}: {}", describe(&e)),
+                    source: Some(e),
+                })),
+            };
+            std::future::ready(out)
+        });
+        Ok(ExecSession {
+            id: created.id,
+            output: Box::pin(output),
+            input,
+        })
+    }
+
+    async fn exec_resize(&self, exec: &str, width: u16, height: u16) -> Result<()> {
+        let options = bollard::exec::ResizeExecOptions { height, width };
+        self.call(
+            "resizing the terminal",
+            self.bounds.call,
+            self.docker.resize_exec(exec, options),
+        )
+        .await
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        let inspected = self
+            .call(
+                "reading the exit code",
+                self.bounds.call,
+                self.docker.inspect_exec(exec),
+            )
+            .await?;
+        Ok(match inspected.running {
+            Some(true) => None,
+            _ => inspected.exit_code,
+        })
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let tail = options
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string());
+        let query = LogsOptionsBuilder::new()
+            .follow(options.follow)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(options.timestamps)
+            .since(
+                options
+                    .since
+                    .map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
+            )
+            .tail(&tail)
+            .build();
+        let call = format!("reading the log of container {}", short(id));
+        let mut stream = self.docker.logs(id, Some(query));
+        loop {
+            // Following waits as long as the container is quiet; a plain read
+            // must not hang on an engine that stopped answering.
+            let next = if options.follow {
+                stream.next().await
+            } else {
+                tokio::time::timeout(self.bounds.call, stream.next())
+                    .await
+                    .map_err(|_| EngineError::Timeout {
+                        address: self.address.clone(),
+                        call: call.clone(),
+                        after: self.bounds.call,
+                    })?
+            };
+            let Some(item) = next else { break };
+            let written = match item.map_err(|e| self.failed(call.clone(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.write_all(&message).and_then(|()| stderr.flush())
+                }
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message } => {
+                    stdout.write_all(&message).and_then(|()| stdout.flush())
+                }
+                bollard::container::LogOutput::StdIn { .. } => Ok(()),
+            };
+            written.map_err(|e| write_failed(&call, e))?;
+        }
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -611,6 +815,15 @@ impl Engine for DockerEngine {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// A failure to write what the engine sent (a full disk, a closed pipe).
+fn write_failed(call: &str, e: std::io::Error) -> EngineError {
+    EngineError::Failed {
+        call: call.to_string(),
+        message: e.to_string(),
+        source: BollardError::IOError { err: e },
+    }
 }
 
 fn state_of(s: ContainerStateStatusEnum) -> State {

@@ -89,6 +89,54 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
 }
 
+/// An image launch committed (label `launch.snapshot`), as the engine lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotImage {
+    pub id: String,
+    /// Its `repo:tag` references.
+    pub references: Vec<String>,
+    /// The label's value: the container name it was taken of.
+    pub of: String,
+}
+
+/// A command to run in a running container (`docker exec`).
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// A pseudo-terminal: one output stream, the engine echoes and edits lines.
+    pub tty: bool,
+    /// Forward input to the command.
+    pub stdin: bool,
+}
+
+/// What an exec writes: its two streams apart (a TTY has only stdout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutput {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// A started exec: its output, its input (shut down for end of input), and
+/// its id for resizes and the exit code.
+pub struct ExecSession {
+    pub id: String,
+    pub output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ExecOutput>> + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// What `logs` asks for, as `docker logs` takes it.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the container stops (or the user interrupts).
+    pub follow: bool,
+    /// Only the last this many lines; all when `None`.
+    pub tail: Option<u64>,
+    /// Only lines since this Unix time (seconds).
+    pub since: Option<i64>,
+    /// Prefix each line with the engine's RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
 /// Why an engine call failed, in words for the user. Variants differ where
 /// the user's next step does; the engine's own message is always shown, and
 /// bollard's error stays reachable as the source.
@@ -239,9 +287,36 @@ pub trait Engine {
     async fn remove(&self, id: &str, volumes: bool) -> Result<()>;
     /// Paths changed in the container's writable layer (`docker diff`).
     async fn changes(&self, id: &str) -> Result<Vec<String>>;
-    /// Commits the container to `repo:tag`; returns the image id.
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
+    /// Commits the container to `repo:tag`, adding `labels` to the image's
+    /// own; returns the image id.
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String>;
+    /// Local images that carry the label `label` (any value).
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>>;
+    /// Removes one `repo:tag` reference: the image goes with its last one.
+    /// Never forced: an image a container uses stays (a conflict).
+    async fn remove_image(&self, reference: &str) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
+    /// Starts `request` in the running container `id`, attached.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession>;
+    /// Sets the TTY size of exec `exec`.
+    async fn exec_resize(&self, exec: &str, width: u16, height: u16) -> Result<()>;
+    /// The exit code of exec `exec`; `None` while it runs.
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
+    /// Streams the container's log: what it wrote to stdout goes to `stdout`,
+    /// to stderr to `stderr` (a container with a TTY has one stream, stdout).
+    async fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

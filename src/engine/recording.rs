@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Engine, EngineError, Facts, Observed, Result, State};
+use super::{
+    Engine, EngineError, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
+    SnapshotImage, State,
+};
 use crate::spec::{ContainerSpec, MountType};
 
 /// The engine call a step was.
@@ -29,6 +32,10 @@ pub enum Op {
     Changes,
     Commit,
     RemoveVolume,
+    Logs,
+    LabeledImages,
+    RemoveImage,
+    Exec,
 }
 
 /// One recorded call: what, on what, and whether it failed.
@@ -83,6 +90,7 @@ pub struct Image {
     pub reference: String,
     pub id: String,
     pub changes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A failure on command: the next `times` calls of `op` (every call when
@@ -180,6 +188,7 @@ impl Recording {
             reference: reference.into(),
             id: id.clone(),
             changes: Vec::new(),
+            labels: BTreeMap::new(),
         });
         id
     }
@@ -426,6 +435,7 @@ impl Engine for Recording {
                 reference: image.into(),
                 id,
                 changes: Vec::new(),
+                labels: BTreeMap::new(),
             });
         }
         Ok(())
@@ -552,7 +562,13 @@ impl Engine for Recording {
         Ok(w.containers[i].changes.clone())
     }
 
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let call = format!("committing container {id} to {repo}:{tag}");
         let mut w = self.enter(Op::Commit, id, &call)?;
         let i = w
@@ -562,12 +578,41 @@ impl Engine for Recording {
         let image = format!("sha256:{}", w.new_id());
         let reference = format!("{repo}:{tag}");
         w.images.retain(|i| i.reference != reference);
+        let mut all = w.containers[i].labels.clone();
+        all.extend(labels.clone());
         w.images.push(Image {
             reference,
             id: image.clone(),
             changes,
+            labels: all,
         });
         Ok(image)
+    }
+
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
+        let w = self.enter(
+            Op::LabeledImages,
+            label,
+            &format!("listing images labelled {label}"),
+        )?;
+        // One entry per reference: the fake keeps no image with two tags.
+        Ok(w.images
+            .iter()
+            .filter_map(|i| {
+                Some(SnapshotImage {
+                    id: i.id.clone(),
+                    references: vec![i.reference.clone()],
+                    of: i.labels.get(label)?.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let call = format!("removing image {reference}");
+        let mut w = self.enter(Op::RemoveImage, reference, &call)?;
+        w.images.retain(|i| i.reference != reference);
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -588,5 +633,48 @@ impl Engine for Recording {
         }
         w.volumes.remove(name);
         Ok(())
+    }
+
+    /// The fake containers run nothing: their logs are empty.
+    async fn logs(
+        &self,
+        id: &str,
+        _options: &LogOptions,
+        _stdout: &mut dyn std::io::Write,
+        _stderr: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let call = format!("reading the log of container {id}");
+        let w = self.enter(Op::Logs, id, &call)?;
+        w.index(id)
+            .map(|_| ())
+            .ok_or_else(|| World::no_such_container(&call, id))
+    }
+
+    /// The fake containers run nothing: an exec is refused, as by an
+    /// engine that cannot run it.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let call = format!("starting `{}` in container {id}", request.cmd.join(" "));
+        let _w = self.enter(Op::Exec, id, &call)?;
+        Err(EngineError::answered(
+            call,
+            501,
+            "the recording engine runs no processes",
+        ))
+    }
+
+    async fn exec_resize(&self, exec: &str, _width: u16, _height: u16) -> Result<()> {
+        Err(EngineError::answered(
+            "resizing the terminal",
+            404,
+            format!("No such exec instance: {exec}"),
+        ))
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        Err(EngineError::answered(
+            "reading the exit code",
+            404,
+            format!("No such exec instance: {exec}"),
+        ))
     }
 }

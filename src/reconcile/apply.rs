@@ -229,13 +229,68 @@ pub(crate) async fn at_risk<E: Engine>(
     ))
 }
 
+/// The label on every image launch commits, valued with the container's
+/// name: how `prune` tells launch's snapshots from images that only share
+/// the repository name (or the container labels a commit copies).
+pub const SNAPSHOT_LABEL: &str = "launch.snapshot";
+
+/// The repository of the snapshots of container `name`.
+pub fn snapshot_repo(name: &str) -> String {
+    format!("launch-snapshots/{}", name.to_ascii_lowercase())
+}
+
 /// Commits container `id` to `launch-snapshots/<name>:<UTC timestamp>`;
 /// returns that reference.
 pub(crate) async fn snapshot<E: Engine>(engine: &E, id: &str, name: &str) -> Result<String> {
-    let repo = format!("launch-snapshots/{}", name.to_ascii_lowercase());
-    let tag = utc_timestamp();
-    engine.commit(id, &repo, &tag).await?;
-    Ok(format!("{repo}:{tag}"))
+    Ok(snapshot_as(engine, id, name, None).await?.0)
+}
+
+/// Commits container `id` of `name` to its snapshot repository, as `tag`
+/// or else a [`unique_tag`]; returns the reference and the image id. The
+/// caller holds the name's lock, so no other launch run takes the same tag.
+pub async fn snapshot_as<E: Engine>(
+    engine: &E,
+    id: &str,
+    name: &str,
+    tag: Option<&str>,
+) -> Result<(String, String)> {
+    let repo = snapshot_repo(name);
+    let tag = match tag {
+        Some(t) => t.to_string(),
+        None => unique_tag(engine, &repo).await?,
+    };
+    let labels = BTreeMap::from([(SNAPSHOT_LABEL.to_string(), name.to_string())]);
+    let image = engine.commit(id, &repo, &tag, &labels).await?;
+    Ok((format!("{repo}:{tag}"), image))
+}
+
+/// This UTC second as a tag (`20261127T183224Z`), with `-2`, `-3`… when
+/// `repo` has that tag already: tags are unique within a second.
+pub async fn unique_tag<E: Engine>(engine: &E, repo: &str) -> Result<String> {
+    let base = utc_timestamp();
+    let mut tag = base.clone();
+    let mut n = 1u32;
+    while engine.image_id(&format!("{repo}:{tag}")).await?.is_some() {
+        n += 1;
+        tag = format!("{base}-{n}");
+    }
+    Ok(tag)
+}
+
+/// A tag [`unique_tag`] made, as a key that sorts by age (the second, then
+/// the count within it); `None` for any other tag (one given with `--tag`).
+pub fn timestamp_tag(tag: &str) -> Option<(&str, u32)> {
+    let (second, n) = match tag.split_once('-') {
+        Some((second, n)) if !n.starts_with('0') => (second, n.parse().ok().filter(|n| *n >= 2)?),
+        Some(_) => return None,
+        None => (tag, 1),
+    };
+    let b = second.as_bytes();
+    let shape = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    shape.then_some((second, n))
 }
 
 /// `docker diff` paths that matter: not scratch, not ignored, not a mount
@@ -318,7 +373,8 @@ fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
-pub(crate) fn list(paths: &[String]) -> String {
+/// Paths for the user, one a line, the first twenty.
+pub fn list(paths: &[String]) -> String {
     const SHOWN: usize = 20;
     let mut lines: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {p}")).collect();
     if paths.len() > SHOWN {
@@ -614,6 +670,57 @@ mod tests {
             [super::super::recover::Leftover::Removed { name: aside }]
         );
         assert_eq!(f.names(), ["train"]);
+    }
+
+    #[test]
+    fn only_the_tags_unique_tag_makes_are_timestamp_tags() {
+        assert_eq!(
+            timestamp_tag("20261127T183224Z"),
+            Some(("20261127T183224Z", 1))
+        );
+        assert_eq!(
+            timestamp_tag("20261127T183224Z-12"),
+            Some(("20261127T183224Z", 12))
+        );
+        for other in [
+            "latest",
+            "20261127T183224Z-1",
+            "20261127T183224Z-02",
+            "20261127T183224Z-x",
+            "20261127T1832Z",
+            "2026112xT183224Z",
+            "before-upgrade",
+        ] {
+            assert_eq!(timestamp_tag(other), None, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshots_in_one_second_get_their_own_tags_and_the_snapshot_label() {
+        let f = crate::reconcile::testing::Fixture::new();
+        let p = f.profile("sleep", "");
+        let id = f.existing(&p, State::Running, &["/root/x"]);
+        let mut tags = Vec::new();
+        for _ in 0..3 {
+            let (reference, _) = snapshot_as(&f.engine, &id, &p.name, None)
+                .await
+                .expect("commit");
+            tags.push(reference);
+        }
+        let base = &tags[0];
+        if tags[2].starts_with(base.as_str()) {
+            // All in one second (the fake engine is instant).
+            assert_eq!(tags[1], format!("{base}-2"));
+            assert_eq!(tags[2], format!("{base}-3"));
+        }
+        let images = f.engine.images();
+        assert_eq!(images.len(), 3 + 1, "three snapshots and the image");
+        for i in images
+            .iter()
+            .filter(|i| i.reference.starts_with("launch-snapshots/"))
+        {
+            assert_eq!(i.labels.get(SNAPSHOT_LABEL), Some(&p.name));
+        }
     }
 
     #[test]
