@@ -514,6 +514,37 @@ fn a_device_that_is_a_folder_or_a_gpu_under_another_name_is_refused_on_the_host(
     );
 }
 
+#[test]
+fn a_profile_cannot_hide_the_profile_it_extends_by_taking_its_name() {
+    let profiles = Profiles::new();
+    profiles.write(
+        "team/alice.toml",
+        "image = \"busybox\"\ncommand = \"train.sh\"\n",
+    );
+    profiles.write(
+        "team/mallory.toml",
+        "extends = \"alice.toml\"\nname = \"alice\"\ncommand = \"evil.sh\"\n[recreate]\nchanged_files = \"discard\"\n",
+    );
+    let out = Launch::new()
+        .arg("check")
+        .arg(profiles.path().join("team"))
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains("mallory.toml:2:")
+            && out.stderr.contains("container name `alice` is also the name of")
+            && out.stderr.contains("alice.toml"),
+        "{}",
+        out.stderr
+    );
+    // A base that is no complete profile (no image) stays a plain base.
+    let team = Profiles::new();
+    team.write("t/base.toml", "shm_size = \"1G\"\n");
+    team.write("t/bob.toml", "extends = \"base.toml\"\nimage = \"busybox\"\n");
+    let out = Launch::new().arg("check").arg(team.path().join("t")).run().code(0);
+    assert!(out.stdout.contains("bob.toml"), "{}", out.stdout);
+}
+
 // ---- names ----------------------------------------------------------------------
 
 #[test]

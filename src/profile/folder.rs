@@ -104,45 +104,51 @@ fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, FolderError> {
             })
         })
         .collect();
-    let mut shown: Vec<(PathBuf, Loaded)> = loaded
-        .into_iter()
-        .zip(base)
-        .filter(|(_, base)| !base)
-        .map(|((_, path, l), _)| (path, l))
-        .collect();
-
-    // Two profiles of one folder with one container name: an error for both.
+    // Names of every complete profile, bases too: a profile that extends
+    // another and takes its name would otherwise hide it and take over its
+    // container.
     let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, (_, l)) in shown.iter().enumerate() {
+    for (i, (_, _, l)) in loaded.iter().enumerate() {
         if let Ok(p) = &l.result {
             by_name.entry(p.name.clone()).or_default().push(i);
         }
     }
-    for (name, users) in by_name.into_iter().filter(|(_, u)| u.len() > 1) {
-        for &i in &users {
+    let paths: Vec<PathBuf> = loaded.iter().map(|(_, path, _)| path.clone()).collect();
+    let mut shown: Vec<(PathBuf, Loaded)> = Vec::new();
+    for (i, ((_, path, mut l), base)) in loaded.into_iter().zip(base).enumerate() {
+        if base {
+            continue;
+        }
+        // Two profiles of one folder with one container name: an error for
+        // each one applied.
+        let clash = l
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|p| by_name.get(&p.name).filter(|users| users.len() > 1).map(|u| (p, u)));
+        if let Some((p, users)) = clash {
             let others: Vec<String> = users
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| shown[j].0.display().to_string())
+                .map(|&j| paths[j].display().to_string())
                 .collect();
-            let clash = Diagnostic::new(
-                shown[i].1.name_span.clone().unwrap_or(0..0),
+            let d = Diagnostic::new(
+                l.name_span.clone().unwrap_or(0..0),
                 format!(
-                    "container name `{name}` is also the name of {}",
+                    "container name `{}` is also the name of {}",
+                    p.name,
                     others.join(", ")
                 ),
             )
             .help(
                 "profiles of one folder would fight over one container: give each its own `name`",
             );
-            let l = &mut shown[i].1;
-            if let Ok(p) = &l.result {
-                l.result = Err(Diagnostics {
-                    sources: p.sources.clone(),
-                    items: vec![clash],
-                });
-            }
+            l.result = Err(Diagnostics {
+                sources: p.sources.clone(),
+                items: vec![d],
+            });
         }
+        shown.push((path, l));
     }
     Ok(shown
         .into_iter()
