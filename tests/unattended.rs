@@ -545,6 +545,60 @@ fn a_profile_cannot_hide_the_profile_it_extends_by_taking_its_name() {
     assert!(out.stdout.contains("bob.toml"), "{}", out.stdout);
 }
 
+#[test]
+fn files_named_again_and_again_are_read_once_or_refused() {
+    let profiles = Profiles::new();
+    profiles.write("a.env", "A=1\n");
+    profiles.write("a.toml", "shm_size = \"1G\"\n");
+    profiles.write("b.toml", "shm_size = \"2G\"\n");
+    profiles.write("seccomp.json", "{}\n");
+    let many = |name: &str, n: usize| vec![format!("{name:?}"); n].join(", ");
+
+    // Named twice: read once, and the last-named parent still wins.
+    let twice = profiles.write(
+        "twice.toml",
+        &format!(
+            "extends = [\"a.toml\", \"b.toml\", \"a.toml\"]\nimage = \"busybox\"\nenv_file = [{}]\n",
+            many("a.env", 2)
+        ),
+    );
+    let out = Launch::new()
+        .args(["render", "--format", "json"])
+        .arg(&twice)
+        .run()
+        .code(0);
+    let rendered: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(rendered["spec"]["shm_size"], 1u64 << 30, "{}", out.stdout);
+    assert_eq!(rendered["spec"]["env"]["A"], "1");
+
+    // Past the limits: refused at the key, not read thousands of times.
+    for (text, says) in [
+        (
+            format!("image = \"busybox\"\nenv_file = [{}]\n", many("a.env", 2000)),
+            "at most 32",
+        ),
+        (
+            format!("extends = [{}]\nimage = \"busybox\"\n", many("a.toml", 2000)),
+            "at most 32",
+        ),
+        (
+            format!(
+                "image = \"busybox\"\nsecurity_opt = [{}]\n",
+                many("seccomp=seccomp.json", 2)
+            ),
+            "only one applies",
+        ),
+    ] {
+        let path = profiles.write("many.toml", &text);
+        let out = Launch::new().arg("check").arg(&path).run().code(2);
+        assert!(
+            out.stderr.contains(says) && out.stderr.contains("many.toml:"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
 // ---- names ----------------------------------------------------------------------
 
 #[test]

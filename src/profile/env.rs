@@ -14,6 +14,10 @@ use super::raw::{self, OneOrMany, Sp};
 use super::source::Span;
 use super::validate::Checker;
 
+/// More env files than anyone writes by hand: past it, a profile is refused
+/// rather than read (each file may be 1 MiB).
+const MAX_ENV_FILES: usize = 32;
+
 pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let files: Vec<Sp<String>> = match raw.env_file.as_ref().map(|f| (f.get(), f.span())) {
@@ -21,8 +25,25 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
         Some((OneOrMany::Many(paths), _)) => paths.clone(),
         None => Vec::new(),
     };
+    if files.len() > MAX_ENV_FILES {
+        if let Some(f) = &raw.env_file {
+            c.error(
+                f.span(),
+                format!(
+                    "env_file names {} files; at most {MAX_ENV_FILES} are read",
+                    files.len()
+                ),
+            );
+        }
+        return env;
+    }
+    let mut read = std::collections::HashSet::new();
     for file in files {
         let path = resolve_relative(&c.dir_of(&file.span()).join("profile.toml"), file.get());
+        // The same file again changes nothing: read it once.
+        if !read.insert(path.clone()) {
+            continue;
+        }
         match c.loader.text_file(&path) {
             Ok((base, text)) => {
                 for line in parse(text) {

@@ -264,14 +264,34 @@ fn extends_paths(
         DeValue::Array(items) => items.iter().map(as_path).collect(),
         _ => as_path(value).map(|p| vec![p]),
     };
-    paths.unwrap_or_else(|| {
+    let Some(mut paths) = paths else {
         diags.push(Diagnostic::new(
             value.span(),
             "`extends` must be a path or an array of paths",
         ));
-        Vec::new()
-    })
+        return Vec::new();
+    };
+    if paths.len() > MAX_PARENTS {
+        diags.push(Diagnostic::new(
+            value.span(),
+            format!(
+                "`extends` names {} profiles; at most {MAX_PARENTS}",
+                paths.len()
+            ),
+        ));
+        return Vec::new();
+    }
+    // A parent named twice is merged once, where it is named last (later
+    // parents win over earlier ones).
+    let mut seen = std::collections::HashSet::new();
+    paths.reverse();
+    paths.retain(|p| seen.insert(p.get_ref().clone()));
+    paths.reverse();
+    paths
 }
+
+/// Parents one profile may name (each up to 1 MiB, merged in turn).
+const MAX_PARENTS: usize = 32;
 
 /// A path named in `profile`, relative to the profile's folder.
 pub fn resolve_relative(profile: &Path, named: &str) -> PathBuf {

@@ -79,10 +79,20 @@ pub fn capability(value: &String) -> Result<String, String> {
 /// `seccomp=<the file's JSON>`, as the docker CLI sends it.
 pub fn security_opts(c: &mut Checker, list: &Option<Vec<Sp<String>>>) -> Vec<String> {
     let mut out = Vec::new();
+    let mut seccomps = 0;
     for item in list.iter().flatten() {
-        let checked = security_opt(item.get()).and_then(|opt| match seccomp_file(&opt) {
-            Some(file) => seccomp(c, file, &item.span()),
-            None => Ok(opt),
+        let checked = security_opt(item.get()).and_then(|opt| {
+            if opt.starts_with("seccomp") {
+                seccomps += 1;
+                // One applies; reading more would only cost (each up to 1 MiB).
+                if seccomps > 1 {
+                    return Err("a second seccomp profile: only one applies to a container".into());
+                }
+            }
+            match seccomp_file(&opt) {
+                Some(file) => seccomp(c, file, &item.span()),
+                None => Ok(opt),
+            }
         });
         match checked {
             Ok(opt) => out.push(opt),
