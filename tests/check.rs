@@ -951,6 +951,12 @@ fn malformed_profiles() -> Vec<Bad> {
         ),
         // Unattended and hostile input.
         bad(
+            "stop_timeout: longer than a day, holding the container's lock",
+            "image = \"busybox\"\nstop_timeout = 9223372036854775807\n",
+            "2:16",
+            "more than a day",
+        ),
+        bad(
             "cpus: below a hundredth, which would mean no limit",
             "image = \"busybox\"\ncpus = 1e-10\n",
             "2:8",

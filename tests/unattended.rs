@@ -532,7 +532,9 @@ fn a_profile_cannot_hide_the_profile_it_extends_by_taking_its_name() {
         .code(2);
     assert!(
         out.stderr.contains("mallory.toml:2:")
-            && out.stderr.contains("container name `alice` is also the name of")
+            && out
+                .stderr
+                .contains("container name `alice` is also the name of")
             && out.stderr.contains("alice.toml"),
         "{}",
         out.stderr
@@ -540,8 +542,15 @@ fn a_profile_cannot_hide_the_profile_it_extends_by_taking_its_name() {
     // A base that is no complete profile (no image) stays a plain base.
     let team = Profiles::new();
     team.write("t/base.toml", "shm_size = \"1G\"\n");
-    team.write("t/bob.toml", "extends = \"base.toml\"\nimage = \"busybox\"\n");
-    let out = Launch::new().arg("check").arg(team.path().join("t")).run().code(0);
+    team.write(
+        "t/bob.toml",
+        "extends = \"base.toml\"\nimage = \"busybox\"\n",
+    );
+    let out = Launch::new()
+        .arg("check")
+        .arg(team.path().join("t"))
+        .run()
+        .code(0);
     assert!(out.stdout.contains("bob.toml"), "{}", out.stdout);
 }
 
@@ -574,11 +583,17 @@ fn files_named_again_and_again_are_read_once_or_refused() {
     // Past the limits: refused at the key, not read thousands of times.
     for (text, says) in [
         (
-            format!("image = \"busybox\"\nenv_file = [{}]\n", many("a.env", 2000)),
+            format!(
+                "image = \"busybox\"\nenv_file = [{}]\n",
+                many("a.env", 2000)
+            ),
             "at most 32",
         ),
         (
-            format!("extends = [{}]\nimage = \"busybox\"\n", many("a.toml", 2000)),
+            format!(
+                "extends = [{}]\nimage = \"busybox\"\n",
+                many("a.toml", 2000)
+            ),
             "at most 32",
         ),
         (
@@ -597,6 +612,32 @@ fn files_named_again_and_again_are_read_once_or_refused() {
             out.stderr
         );
     }
+}
+
+#[test]
+fn a_profile_cannot_hand_itself_gpus_through_the_toolkits_variables() {
+    let profiles = Profiles::new();
+    profiles.write("gpu.env", "A=1\nNVIDIA_VISIBLE_DEVICES=all\n");
+    let path = profiles.write(
+        "app.toml",
+        "image = \"busybox\"\nenv_file = \"gpu.env\"\n[env]\nNVIDIA_DRIVER_CAPABILITIES = \"all\"\nNVIDIA_DISABLE_REQUIRE = \"1\"\n",
+    );
+    let out = Launch::new().arg("check").arg(&path).run().code(2);
+    assert!(
+        out.stderr.contains("app.toml:2:") && out.stderr.contains("sets NVIDIA_VISIBLE_DEVICES"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("app.toml:4:") && out.stderr.contains("`NVIDIA_DRIVER_CAPABILITIES`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("NVIDIA_DISABLE_REQUIRE"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---- names ----------------------------------------------------------------------

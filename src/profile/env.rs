@@ -48,6 +48,13 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
             Ok((base, text)) => {
                 for line in parse(text) {
                     match line {
+                        Ok((name, _)) if grants_gpus(name) => c.error(
+                            file.span(),
+                            format!(
+                                "env_file {} sets {name}, which would hand GPUs to the container: {GPU_ENV}",
+                                path.display()
+                            ),
+                        ),
                         Ok((name, value)) => {
                             env.insert(name.to_string(), value.to_string());
                         }
@@ -70,9 +77,37 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
             );
             continue;
         }
+        if grants_gpus(name) {
+            c.error(
+                key.span(),
+                format!("`{name}` would hand GPUs to the container: {GPU_ENV}"),
+            );
+            continue;
+        }
         env.insert(name.clone(), value.get().0.clone());
     }
     env
+}
+
+const GPU_ENV: &str = "GPU access comes from `gpus` alone, which sets it";
+
+/// Variables the NVIDIA Container Toolkit reads to decide which devices a
+/// container gets: set by launch from `gpus`, never by a profile (on a host
+/// whose default runtime is `nvidia`, `NVIDIA_VISIBLE_DEVICES=all` alone
+/// would give every GPU to a container launch records as holding none).
+fn grants_gpus(name: &str) -> bool {
+    matches!(
+        name,
+        "NVIDIA_VISIBLE_DEVICES"
+            | "NVIDIA_DRIVER_CAPABILITIES"
+            | "NVIDIA_MIG_CONFIG_DEVICES"
+            | "NVIDIA_MIG_MONITOR_DEVICES"
+            | "NVIDIA_IMEX_CHANNELS"
+            | "NVIDIA_GDS"
+            | "NVIDIA_GDRCOPY"
+            | "NVIDIA_MOFED"
+            | "NVIDIA_NVSWITCH"
+    )
 }
 
 /// A problem in an env file, at offsets into that file.

@@ -121,11 +121,12 @@ fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, FolderError> {
         }
         // Two profiles of one folder with one container name: an error for
         // each one applied.
-        let clash = l
-            .result
-            .as_ref()
-            .ok()
-            .and_then(|p| by_name.get(&p.name).filter(|users| users.len() > 1).map(|u| (p, u)));
+        let clash = l.result.as_ref().ok().and_then(|p| {
+            by_name
+                .get(&p.name)
+                .filter(|users| users.len() > 1)
+                .map(|u| (p, u))
+        });
         if let Some((p, users)) = clash {
             let others: Vec<String> = users
                 .iter()

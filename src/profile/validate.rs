@@ -78,6 +78,8 @@ impl Checker<'_> {
     }
 }
 
+const MAX_STOP_TIMEOUT: u64 = 86_400;
+
 pub fn validate(
     path: &Path,
     read: Read,
@@ -165,6 +167,17 @@ pub fn validate(
         .and_then(|h| healthcheck(&mut c, h));
     let recreate = recreate(&mut c, &raw.recreate);
 
+    // A stop waits this long while holding the container's lock; a day is
+    // more than any job needs to save its work.
+    let stop_timeout = c.map(&raw.stop_timeout, |t| {
+        if *t <= MAX_STOP_TIMEOUT {
+            Ok(*t)
+        } else {
+            Err(format!(
+                "stop_timeout {t} is more than a day ({MAX_STOP_TIMEOUT} seconds)"
+            ))
+        }
+    });
     Some(Profile {
         path: absolute.clone(),
         name: name?,
@@ -195,7 +208,7 @@ pub fn validate(
         nano_cpus,
         cpuset,
         restart,
-        stop_timeout: raw.stop_timeout.as_ref().map(|t| *t.get()),
+        stop_timeout,
         healthcheck,
         recreate,
         sources: Arc::default(),
