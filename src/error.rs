@@ -10,9 +10,6 @@ pub enum Error {
     #[error("invalid profile")]
     Profile(Diagnostics),
 
-    #[error("{path}: no *.toml profiles in this folder")]
-    EmptyFolder { path: String },
-
     #[error("{0}")]
     Io(String),
 
@@ -68,7 +65,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Profile(_) | Error::EmptyFolder { .. } | Error::Usage(_) => Exit::Invalid,
+            Error::Profile(_) | Error::Usage(_) => Exit::Invalid,
             Error::Io(_)
             | Error::NotReady(_)
             | Error::Nvml(_)

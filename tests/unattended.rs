@@ -201,6 +201,44 @@ fn up_and_plan_show_the_profile_errors_even_when_no_engine_answers() {
     assert!(out.stderr.contains("bad.toml:2:"), "{}", out.stderr);
 }
 
+#[test]
+fn one_bad_argument_does_not_stop_the_others() {
+    let profiles = Profiles::new();
+    let good = profiles.write("good/app.toml", "image = \"busybox\"\n");
+    let empty = profiles.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    // A FIFO and a dangling link named like profiles are reported, not skipped.
+    let odd = profiles.path().join("odd");
+    std::fs::create_dir(&odd).expect("mkdir");
+    let fifo = Command::new("mkfifo")
+        .arg(odd.join("pipe.toml"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(fifo.success());
+    std::os::unix::fs::symlink(odd.join("gone"), odd.join("dangling.toml")).expect("symlink");
+
+    let out = Launch::new()
+        .arg("check")
+        .args([&empty, &good, &odd])
+        .run()
+        .code(2);
+    assert!(
+        out.stdout.contains("ok: ") && out.stdout.contains("app.toml"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("no *.toml profiles in"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("pipe.toml") && out.stderr.contains("dangling.toml"),
+        "{}",
+        out.stderr
+    );
+}
+
 // ---- bounded waits ------------------------------------------------------------
 
 /// A TCP server on 127.0.0.1 that accepts connections and never answers.

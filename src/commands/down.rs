@@ -5,34 +5,41 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, runtime, targets};
+use super::{connect, report_invalid, runtime, targets};
 use crate::cli::Global;
-use launch::error::{Error, Result};
+use launch::error::Result;
 use launch::exit::Exit;
 use launch::reconcile::{down, plan::short};
 
 pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
     // A path means its profile's container; anything else is a container name.
+    // An invalid profile is reported and the other names still go down.
     let mut names = Vec::new();
+    let mut code = Exit::Ok;
     for arg in args {
         if Path::new(arg).exists() {
             for t in targets(&[arg.into()])? {
-                match t.loaded {
-                    Ok(p) => names.push(p.name),
-                    Err(d) => return Err(Error::Profile(d)),
+                match &t.loaded {
+                    Ok(p) => names.push(p.name.clone()),
+                    Err(_) => code = code.worst(report_invalid(&t, global)),
                 }
             }
         } else {
             names.push(arg.clone());
         }
     }
+    if names.is_empty() {
+        return Ok(code);
+    }
     let locks = global.locks();
     runtime()?.block_on(async {
         let engine = connect(global).await?;
-        let mut code = Exit::Ok;
         for name in names {
-            let _lock = locks.acquire(&name).await?;
-            let result = down::down(&engine, &name, volumes).await;
+            // A lock held too long is this name's failure, not the others'.
+            let result = match locks.acquire(&name).await {
+                Ok(_lock) => down::down(&engine, &name, volumes).await,
+                Err(e) => Err(e),
+            };
             code = code.worst(report(&name, &result, global));
         }
         Ok(code)

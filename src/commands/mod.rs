@@ -71,10 +71,7 @@ pub use launch::profile::Target;
 
 /// Loads the profiles named by `args` (see [`profile::targets`]).
 pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>> {
-    profile::targets(args).map_err(|e| match e {
-        profile::FolderError::Empty { path } => Error::EmptyFolder { path },
-        other => Error::Io(other.to_string()),
-    })
+    Ok(profile::targets(args))
 }
 
 /// The container an argument means: a path that exists is a profile (its

@@ -2,7 +2,6 @@
 //! loaded together, with the rules that only a folder has.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
@@ -34,34 +33,26 @@ impl serde::Serialize for ShownPath {
     }
 }
 
-/// A folder that gives no profiles.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FolderError {
-    Unreadable { path: String, reason: String },
-    Empty { path: String },
-}
-
-impl fmt::Display for FolderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FolderError::Unreadable { path, reason } => {
-                write!(f, "cannot read folder {path}: {reason}")
-            }
-            FolderError::Empty { path } => write!(f, "no *.toml profiles in {path}"),
-        }
-    }
-}
-
 /// Loads the profiles named by `args`, reading each file once. A folder means
 /// each `*.toml` in it, except profiles that other profiles of the folder
 /// extend: those are bases (a team's `base.toml`), checked through the
-/// profiles that extend them.
-pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>, FolderError> {
+/// profiles that extend them. A folder that gives no profiles is an invalid
+/// target of its own; the other arguments are still loaded.
+pub fn targets(args: &[PathBuf]) -> Vec<Target> {
     let mut loader = Loader::new();
     let mut out = Vec::new();
     for arg in args {
         if arg.is_dir() {
-            out.extend(folder(&mut loader, arg)?);
+            match folder(&mut loader, arg) {
+                Ok(targets) => out.extend(targets),
+                Err(message) => out.push(Target {
+                    path: ShownPath(arg.clone()),
+                    loaded: Err(Diagnostics {
+                        sources: Default::default(),
+                        items: vec![Diagnostic::whole_file(message)],
+                    }),
+                }),
+            }
         } else {
             out.push(Target {
                 path: ShownPath(arg.clone()),
@@ -69,23 +60,21 @@ pub fn targets(args: &[PathBuf]) -> Result<Vec<Target>, FolderError> {
             });
         }
     }
-    Ok(out)
+    out
 }
 
-fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, FolderError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| FolderError::Unreadable {
-        path: dir.display().to_string(),
-        reason: io_reason(&e),
-    })?;
+fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read folder {}: {}", dir.display(), io_reason(&e)))?;
+    // Every `*.toml` but folders: a FIFO or a dangling link named like a
+    // profile is reported by the loader, not skipped in silence.
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.is_dir())
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(FolderError::Empty {
-            path: dir.display().to_string(),
-        });
+        return Err(format!("no *.toml profiles in {}", dir.display()));
     }
     let loaded: Vec<(PathBuf, PathBuf, Loaded)> = files
         .into_iter()

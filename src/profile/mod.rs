@@ -31,7 +31,7 @@ use std::sync::Arc;
 pub use crate::image_ref::ImageRef;
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use folder::{FolderError, Target, targets};
+pub use folder::{Target, targets};
 pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
