@@ -143,19 +143,16 @@ pub async fn with_engine_facts(
     facts.with_engine(engine_facts.as_ref())
 }
 
-/// For a run over several profiles, which names have leftovers, from one
-/// listing (one profile looks for its own exactly, at the same cost).
-/// `None` when unknown: then each profile looks for itself.
-pub async fn leftover_hint(
-    engine: &DockerEngine,
-    profiles: usize,
-) -> Option<std::collections::BTreeSet<String>> {
+/// For a run over several profiles, launch's containers from one listing
+/// (one profile looks for itself at the same cost). `None` when unknown:
+/// then each profile looks for itself.
+pub async fn listing(engine: &DockerEngine, profiles: usize) -> Option<launch::reconcile::Listing> {
     if profiles < 2 {
         return None;
     }
-    launch::reconcile::leftover_hint(engine)
+    launch::reconcile::Listing::take(engine)
         .await
-        .map_err(|e| tracing::debug!("looking for leftovers name by name: {e}"))
+        .map_err(|e| tracing::debug!("each profile looks for its own container: {e}"))
         .ok()
 }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::up::report_error;
 use super::{
-    connect, leftover_hint, probe_host, report_invalid, runtime, shown, targets, with_engine_facts,
+    connect, listing, probe_host, report_invalid, runtime, shown, targets, with_engine_facts,
 };
 use crate::cli::Global;
 use launch::error::Result;
@@ -40,12 +40,12 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
             }
         };
         let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let hint = leftover_hint(&engine, valid.len()).await;
+        let listing = listing(&engine, valid.len()).await;
         let cx = Context {
             engine: &engine,
             host: &facts,
             locks: &locks,
-            leftovers: hint.as_ref(),
+            listing: listing.as_ref(),
         };
         let previews = join_all(
             valid

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::{
-    Target, connect, leftover_hint, probe_host, report_invalid, runtime, shown, targets,
+    Target, connect, listing, probe_host, report_invalid, runtime, shown, targets,
     with_engine_facts,
 };
 use crate::cli::{Global, PullArg, UpArgs};
@@ -54,12 +54,12 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             }
         };
         let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let hint = leftover_hint(&engine, valid.len()).await;
+        let listing = listing(&engine, valid.len()).await;
         let cx = Context {
             engine: &engine,
             host: &facts,
             locks: &locks,
-            leftovers: hint.as_ref(),
+            listing: listing.as_ref(),
         };
         let runs = valid.iter().map(|(_, profile)| async {
             match reconcile::up(&cx, profile, options).await {

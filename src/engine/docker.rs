@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, DeviceMapping, DeviceRequest, HealthConfig,
-    HostConfig, Mount, MountType, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, DeviceMapping,
+    DeviceRequest, HealthConfig, HostConfig, Mount, MountType, PortBinding, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -386,26 +386,42 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
-    async fn leftover_names(&self) -> Result<Vec<String>> {
-        let filters = HashMap::from([
-            ("label", vec![format!("{}=true", label::MANAGED)]),
-            ("name", vec!["-launch-old-".to_string()]),
-        ]);
+    async fn listed(&self) -> Result<Vec<Observed>> {
+        let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
         let list = self
             .call(
-                "listing leftovers".to_string(),
+                "listing containers".to_string(),
                 self.bounds.call,
                 self.docker.list_containers(Some(options)),
             )
             .await?;
         Ok(list
             .into_iter()
-            .flat_map(|c| c.names.unwrap_or_default())
-            .map(|n| n.trim_start_matches('/').to_string())
+            .filter_map(|c| {
+                Some(Observed {
+                    id: c.id?,
+                    name: c.names?.first()?.trim_start_matches('/').to_string(),
+                    state: match c.state? {
+                        ContainerSummaryStateEnum::RUNNING => State::Running,
+                        ContainerSummaryStateEnum::PAUSED => State::Paused,
+                        ContainerSummaryStateEnum::RESTARTING => State::Restarting,
+                        ContainerSummaryStateEnum::EXITED => State::Exited,
+                        ContainerSummaryStateEnum::DEAD => State::Dead,
+                        ContainerSummaryStateEnum::REMOVING => State::Removing,
+                        _ => State::Created,
+                    },
+                    labels: c.labels.unwrap_or_default().into_iter().collect(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    started_at: String::new(),
+                    created: String::new(),
+                    health: None,
+                })
+            })
             .collect())
     }
 

@@ -267,9 +267,9 @@ pub trait Engine {
     /// The containers launch made whose name starts with
     /// `{name}-launch-old-`: old containers a recreate moved aside.
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
-    /// The names of every launch-made container named like a leftover
-    /// (`…-launch-old-…`), from one listing: a cheap look over a whole run.
-    async fn leftover_names(&self) -> Result<Vec<String>>;
+    /// Every container launch made, from one listing: a cheap look over a
+    /// whole run (no start times or health, which only inspecting gives).
+    async fn listed(&self) -> Result<Vec<Observed>>;
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;

@@ -408,14 +408,12 @@ impl Engine for Recording {
             .collect())
     }
 
-    async fn leftover_names(&self) -> Result<Vec<String>> {
-        let w = self.enter(Op::Leftovers, "", "listing leftovers")?;
+    async fn listed(&self) -> Result<Vec<Observed>> {
+        let w = self.enter(Op::Managed, "", "listing containers")?;
         Ok(w.containers
             .iter()
-            .filter(|c| c.name.contains("-launch-old-"))
             .map(Container::observed)
             .filter(Observed::is_managed)
-            .map(|c| c.name)
             .collect())
     }
 

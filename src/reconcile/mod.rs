@@ -10,7 +10,7 @@ pub mod recover;
 #[cfg(test)]
 mod testing;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::{Engine, EngineError, Observed, State};
 use crate::error::{Error, Result};
@@ -32,33 +32,78 @@ pub struct Context<'a, E> {
     pub engine: &'a E,
     pub host: &'a HostFacts,
     pub locks: &'a Locks,
-    /// Names that had leftovers when the run began (one listing for a
-    /// whole folder); `None`: look for each name. See [`leftover_hint`].
-    pub leftovers: Option<&'a BTreeSet<String>>,
+    /// launch's containers as one listing showed them when a run over a
+    /// folder began; `None`: each profile looks for itself. See [`Listing`].
+    pub listing: Option<&'a Listing>,
 }
 
 impl<E> Context<'_, E> {
     /// Whether `name` may have leftovers worth an exact look.
     fn may_have_leftovers(&self, name: &str) -> bool {
-        self.leftovers.is_none_or(|names| names.contains(name))
+        self.listing.is_none_or(|l| l.leftovers.contains(name))
     }
 }
 
-/// The names with leftovers, from one listing, so a folder of profiles
-/// costs one engine call instead of one per profile. Read before the
-/// per-name locks: a leftover that a concurrent run leaves after this look
-/// (it was killed mid-recreate) is found by the next run, and one that the
-/// look saw is looked at again, exactly, under the name's lock.
-pub async fn leftover_hint<E: Engine>(engine: &E) -> Result<BTreeSet<String>> {
-    Ok(engine
-        .leftover_names()
-        .await?
-        .iter()
-        .filter_map(|n| {
-            n.rsplit_once("-launch-old-")
-                .map(|(name, _)| name.to_string())
+/// launch's containers from one listing, so a folder of profiles costs one
+/// engine call instead of one or two per profile. It is read before the
+/// per-name locks, so it only ever saves work that would change nothing:
+/// a container it shows in sync and running needs nothing (whatever another
+/// run did since, with the same profile, needs nothing from this one either),
+/// and a name it shows without leftovers is not searched for them (a
+/// leftover a run killed since then leaves is found by the next run; a free
+/// name is always searched). Everything else is looked at again, exactly,
+/// under the name's lock.
+pub struct Listing {
+    containers: BTreeMap<String, Observed>,
+    leftovers: BTreeSet<String>,
+}
+
+impl Listing {
+    pub async fn take<E: Engine>(engine: &E) -> Result<Listing> {
+        let mut containers = BTreeMap::new();
+        let mut leftovers = BTreeSet::new();
+        for c in engine.listed().await? {
+            if let Some(name) = recover::leftover_of(&c) {
+                leftovers.insert(name.to_string());
+            }
+            containers.insert(c.name.clone(), c);
+        }
+        Ok(Listing {
+            containers,
+            leftovers,
         })
-        .collect())
+    }
+}
+
+/// The lock-free answer for a profile whose container the run's listing
+/// shows running and in sync: nothing to do. `None`: look properly.
+fn already_in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> Option<Outcome> {
+    let listing = cx.listing?;
+    let found = listing.containers.get(&profile.name)?;
+    // Choices that depend on other containers, pulls that may move a tag
+    // and forced recreates are made under the lock.
+    let simple = !matches!(
+        profile.gpus.as_ref().map(|g| &g.selection),
+        Some(GpuSelection::Count(_))
+    ) && options.pull.unwrap_or(profile.pull) != PullPolicy::Always
+        && !options.force_recreate;
+    if !simple || listing.leftovers.contains(&profile.name) || found.state != State::Running {
+        return None;
+    }
+    let resolved = host::resolve_profile(profile, cx.host, std::slice::from_ref(found)).ok()?;
+    let plan = plan::plan(&resolved.spec, Some(found), None, options);
+    (plan.action == Action::Nothing).then(|| Outcome {
+        name: profile.name.clone(),
+        action: Action::Nothing,
+        id: Some(found.id.clone()),
+        gpus: found.gpus(),
+        changes: Vec::new(),
+        applied: apply::Applied {
+            id: Some(found.id.clone()),
+            ..Default::default()
+        },
+        leftovers: Vec::new(),
+    })
 }
 
 /// What `up` did to one profile's container.
@@ -212,6 +257,9 @@ pub async fn up<E: Engine>(
     options: Options,
 ) -> Result<Outcome> {
     let engine = cx.engine;
+    if let Some(outcome) = already_in_sync(cx, profile, options) {
+        return Ok(outcome);
+    }
     let _lock = cx.locks.acquire(&profile.name).await?;
     // A count selection reads which GPUs are free and then takes some: no
     // other run may choose in between.

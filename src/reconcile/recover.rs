@@ -330,25 +330,24 @@ mod tests {
         assert_eq!(f.names(), ["train"], "one container, no leftover");
         assert_ne!(f.engine.container("train").map(|c| c.id), Some(id));
 
-        // Nothing left aside: the run's one listing is the only look.
-        let before = f.engine.calls_of(Op::Leftovers).len();
-        f.up_in_folder(&new).await.expect("a no-op");
-        assert_eq!(
-            f.engine.calls_of(Op::Leftovers)[before..],
-            [""],
-            "no per-name listing"
-        );
+        // In sync and nothing left aside: the run's one listing is the only
+        // engine call.
+        let before = f.engine.calls().len();
+        let outcome = f.up_in_folder(&new).await.expect("a no-op");
+        assert_eq!(outcome.action, crate::reconcile::Action::Nothing);
+        let ops: Vec<Op> = f.engine.calls()[before..].iter().map(|c| c.op).collect();
+        assert_eq!(ops, [Op::Managed], "one listing, nothing per profile");
 
         // A listing taken before another run was killed mid-recreate: the
         // free name is still looked at exactly, and the old container restored.
         let (f, id, new) = crashed_world("", &[NOTES]);
-        let hint = crate::reconcile::leftover_hint(&f.engine)
+        let hint = crate::reconcile::Listing::take(&f.engine)
             .await
             .expect("listing");
         f.engine.crash_after(moved_at);
         f.up(&new).await.expect_err("killed");
         f.engine.revive();
-        f.up_with_hint(&new, &hint)
+        f.up_with_listing(&new, &hint)
             .await
             .expect_err("its changed file is refused");
         assert_eq!(f.names(), ["train"], "no fresh container beside a leftover");

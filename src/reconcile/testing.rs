@@ -69,28 +69,28 @@ impl Fixture {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
-            leftovers: None,
+            listing: None,
         };
         super::up(&cx, profile, Options::default()).await
     }
 
     /// `up` in a run over a folder: with the run's one look for leftovers.
     pub async fn up_in_folder(&self, profile: &Profile) -> Result<Outcome> {
-        let hint = super::leftover_hint(&self.engine).await?;
-        self.up_with_hint(profile, &hint).await
+        let listing = super::Listing::take(&self.engine).await?;
+        self.up_with_listing(profile, &listing).await
     }
 
-    /// `up` with a given look for leftovers (which may be stale).
-    pub async fn up_with_hint(
+    /// `up` with a given listing (which may be stale).
+    pub async fn up_with_listing(
         &self,
         profile: &Profile,
-        hint: &std::collections::BTreeSet<String>,
+        listing: &super::Listing,
     ) -> Result<Outcome> {
         let cx = Context {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
-            leftovers: Some(hint),
+            listing: Some(listing),
         };
         super::up(&cx, profile, Options::default()).await
     }
@@ -100,7 +100,7 @@ impl Fixture {
             engine: &self.engine,
             host: &self.host,
             locks: &self.locks,
-            leftovers: None,
+            listing: None,
         };
         super::preview(&cx, profile, Options::default()).await
     }
