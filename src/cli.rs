@@ -319,6 +319,17 @@ pub enum Command {
         dry_run: bool,
     },
 
+    /// Build the images of profiles with [build], and label them with their
+    /// context's hash; no container is created or recreated (`up` does that).
+    ///
+    /// Always builds (the engine's layer cache still applies). Profiles
+    /// without [build] are skipped. Progress shows on a terminal; a failed
+    /// build is exit 1 with the builder's own lines.
+    Build {
+        #[arg(value_name = "PROFILE|DIR", required = true)]
+        profiles: Vec<PathBuf>,
+    },
+
     /// List the host's GPUs and which launch container holds each.
     ///
     /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which

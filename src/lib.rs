@@ -15,6 +15,7 @@
 //! The binary (`main.rs`, `cli.rs`, `commands/`) turns flags into the plain
 //! options defined here; nothing in the library knows about clap.
 
+pub mod build;
 pub mod engine;
 pub mod error;
 pub mod exit;

@@ -1076,6 +1076,42 @@ fn malformed_profiles() -> Vec<Bad> {
             "2:17",
             "no such file",
         ),
+        bad(
+            "build: an unknown key, with the one meant",
+            "image = \"busybox\"\n[build]\ncontext = \".\"\ndockerfle = \"Dockerfile\"\n",
+            "4:1",
+            "did you mean `dockerfile`",
+        ),
+        bad(
+            "build: no context",
+            "image = \"busybox\"\n[build]\ntarget = \"x\"\n",
+            "2:1",
+            "needs `context`",
+        ),
+        bad(
+            "build: a URL for a context",
+            "image = \"busybox\"\n[build]\ncontext = \"https://github.com/x/y.git\"\n",
+            "3:11",
+            "not a folder",
+        ),
+        bad(
+            "build: a Dockerfile outside the context",
+            "image = \"busybox\"\n[build]\ncontext = \".\"\ndockerfile = \"../Dockerfile\"\n",
+            "4:14",
+            "outside the build context",
+        ),
+        bad(
+            "build: an argument that is a table",
+            "image = \"busybox\"\n[build]\ncontext = \".\"\nargs = { A = { b = 1 } }\n",
+            "4:14",
+            "a string, an integer or a boolean",
+        ),
+        bad(
+            "build: a digest is no tag to build",
+            "image = \"busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\n[build]\ncontext = \".\"\n",
+            "1:9",
+            "pinned by digest",
+        ),
         bad_in(
             "security_opt: a seccomp profile that is not JSON",
             &[
@@ -1487,6 +1523,18 @@ fn valid_forms_of_each_key_are_accepted() {
         (
             "volumes: a bind that need not exist here",
             "volumes = [\"/definitely/not/here:/data\"]",
+        ),
+        (
+            "build: a context alone (that need not exist here)",
+            "[build]\ncontext = \"./not-here-yet\"",
+        ),
+        (
+            "build: every key",
+            "[build]\ncontext = \"../images/train\"\ndockerfile = \"docker/gpu.Dockerfile\"\nargs = { CUDA = \"12.4\", JOBS = 8, DEBUG = false }\ntarget = \"runtime\"",
+        ),
+        (
+            "build: an inline table",
+            "build = { context = \"/srv/images/app\" }",
         ),
     ];
     let p = Profiles::new();
@@ -2184,6 +2232,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "stop_timeout",
     "healthcheck",
     "recreate",
+    "build",
 ];
 
 #[test]

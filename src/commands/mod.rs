@@ -1,6 +1,7 @@
 //! One file per subcommand; this one dispatches and finds the profiles a
 //! command was given.
 
+mod build;
 mod check;
 mod down;
 mod exec;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
         Some(Command::Gpus) => gpus::run(&cli.global),
+        Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
         Some(Command::Schema) => {
             println!("{}", launch::profile::schema());

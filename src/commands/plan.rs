@@ -75,6 +75,7 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
                 "name": name,
                 "action": p.plan.action.name(),
                 "pull": p.pull,
+                "build": p.build.as_ref().map(|b| b.why.clone()),
                 "changes": changes,
             })
         );
@@ -87,10 +88,10 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
             Action::Recreate { why } => format!("recreate ({why})"),
             Action::Refuse(r) => format!("refuse: {r}"),
         };
-        let pull = if p.pull {
-            format!("pull {}, then ", p.resolved.spec.image)
-        } else {
-            String::new()
+        let pull = match &p.build {
+            Some(b) => format!("build {} ({}), then ", p.resolved.spec.image, b.why),
+            None if p.pull => format!("pull {}, then ", p.resolved.spec.image),
+            None => String::new(),
         };
         println!("{name}: {pull}{what}");
         if matches!(p.plan.action, Action::Recreate { .. }) {
@@ -101,7 +102,7 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
     }
     match &p.plan.action {
         Action::Refuse(_) => Exit::Refused,
-        a if a.changes_something() || p.pull => Exit::PlanChanges,
+        a if a.changes_something() || p.pull || p.build.is_some() => Exit::PlanChanges,
         _ => Exit::Ok,
     }
 }

@@ -31,6 +31,8 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
         };
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
+        // The build context is a fact of the host, as bind sources are.
+        launch::build::check_host(&profile)?;
         launch::host::resolve_profile(&profile, &facts, &managed)
     })?;
     let spec = &resolved.spec;

@@ -12,10 +12,10 @@ use bollard::models::{
     RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
@@ -51,6 +51,8 @@ pub struct Bounds {
     pub commit: Duration,
     /// A pull may take hours on a slow link, but not this long without a word.
     pub pull_idle: Duration,
+    /// A build step may compile for long without a word, but not this long.
+    pub build_idle: Duration,
 }
 
 impl Default for Bounds {
@@ -61,6 +63,7 @@ impl Default for Bounds {
             stop_margin: Duration::from_secs(60),
             commit: Duration::from_secs(3600),
             pull_idle: Duration::from_secs(600),
+            build_idle: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -438,6 +441,122 @@ impl Engine for DockerEngine {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(i.id.map(|id| {
+                let labels = i
+                    .config
+                    .and_then(|c| c.labels)
+                    .map(|l| l.into_iter().collect())
+                    .unwrap_or_default();
+                (id, labels)
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
+        let labels =
+            HashMap::from([(crate::build::CONTEXT_HASH.to_string(), context.hash.clone())]);
+        let args: HashMap<String, String> = context.args.clone().into_iter().collect();
+        // The classic builder (the API's default): it needs no session, and
+        // every engine launch supports has it.
+        let mut options = BuildImageOptionsBuilder::new()
+            .dockerfile(&context.dockerfile)
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&args)
+            .labels(&labels);
+        if let Some(target) = &context.target {
+            options = options.target(target);
+        }
+        // The context streams from a thread that reads the files, so a big
+        // context is never held in memory; its own failure (a file that
+        // cannot be read) is kept to be the error shown.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        let read_failure = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        {
+            let context = context.clone();
+            let read_failure = std::sync::Arc::clone(&read_failure);
+            std::thread::spawn(move || {
+                let out =
+                    std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
+                if let Err(e) = context.write_tar(out) {
+                    if let Ok(mut slot) = read_failure.lock() {
+                        *slot = Some(e.to_string());
+                    }
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
+        }
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((chunk.map(bytes::Bytes::from), rx))
+        });
+        let mut stream =
+            self.docker
+                .build_image(options.build(), None, Some(bollard::body_try_stream(body)));
+        let bars = progress::Build::new(tag);
+        let mut log = BuildLog::default();
+        let failed = |reason: String, source: Option<BollardError>| {
+            let read = read_failure.lock().ok().and_then(|f| f.clone());
+            EngineError::Build {
+                image: tag.into(),
+                reason: match read {
+                    Some(read) => format!("reading the build context: {read}"),
+                    None => reason,
+                },
+                source,
+            }
+        };
+        while let Some(item) = tokio::time::timeout(self.bounds.build_idle, stream.next())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                address: self.address.clone(),
+                call: format!("building {tag} (no output)"),
+                after: self.bounds.build_idle,
+            })?
+        {
+            match item {
+                Ok(info) => {
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        bars.finish();
+                        return Err(failed(log.failure(&message), None));
+                    }
+                    if let Some(text) = &info.stream {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            log.push(line);
+                            bars.line(line);
+                        }
+                    }
+                }
+                Err(e) => {
+                    bars.finish();
+                    // The builder's own message, without bollard's wrapping.
+                    let message = match &e {
+                        BollardError::DockerStreamError { error } => error.clone(),
+                        other => describe(other),
+                    };
+                    return Err(failed(log.failure(&message), Some(e)));
+                }
+            }
+        }
+        bars.finish();
+        Ok(())
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -834,6 +953,58 @@ fn short(id: &str) -> &str {
 }
 
 /// A failure to write what the engine sent (a full disk, a closed pipe).
+/// A `Write` that hands what it is given to the request body, chunk by chunk.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx.blocking_send(Ok(buf.to_vec())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading")
+        })?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The builder's output lines of the current step, to show when it fails.
+#[derive(Default)]
+struct BuildLog {
+    step: Option<String>,
+    lines: std::collections::VecDeque<String>,
+}
+
+impl BuildLog {
+    /// The most output lines of a failed step that an error shows.
+    const KEEP: usize = 20;
+
+    fn push(&mut self, line: &str) {
+        if line.starts_with("Step ") {
+            self.step = Some(line.to_string());
+            self.lines.clear();
+        } else if !line.starts_with(" ---> ") && !line.starts_with("Removing intermediate") {
+            if self.lines.len() == Self::KEEP {
+                self.lines.pop_front();
+            }
+            self.lines.push_back(line.to_string());
+        }
+    }
+
+    /// The failing step, its last output lines and the builder's message.
+    fn failure(&self, message: &str) -> String {
+        self.step
+            .iter()
+            .chain(self.lines.iter())
+            .map(String::as_str)
+            .chain([message.trim_end()])
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 fn write_failed(call: &str, e: std::io::Error) -> EngineError {
     EngineError::Failed {
         call: call.to_string(),
@@ -1028,6 +1199,7 @@ mod tests {
             stop_margin: Duration::from_millis(200),
             commit: Duration::from_millis(200),
             pull_idle: Duration::from_millis(200),
+            build_idle: Duration::from_millis(200),
         }
     }
 

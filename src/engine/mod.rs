@@ -205,6 +205,15 @@ pub enum EngineError {
     },
     #[error("image {0} is not present and the profile says pull = \"never\"")]
     ImageMissing(String),
+    /// The builder refused the Dockerfile or a step failed; `reason` holds
+    /// the builder's own lines, the failing step first.
+    #[error("building {image} failed:\n{reason}")]
+    Build {
+        image: String,
+        reason: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
 }
 
 impl EngineError {
@@ -273,6 +282,12 @@ pub trait Engine {
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;
+    /// The local image's id and labels, if the image is present.
+    async fn image_labels(&self, image: &str)
+    -> Result<Option<(String, BTreeMap<String, String>)>>;
+    /// Builds `context` and tags the image `tag`, labelled with the
+    /// context's hash (`build::CONTEXT_HASH`).
+    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;
     /// Creates the container `name` from `spec` with `labels`; returns its id.
     async fn create(
         &self,

@@ -1,4 +1,4 @@
-//! Per-layer progress bars for image pulls, on a terminal only.
+//! Progress on a terminal only: per-layer bars for image pulls, steps for builds.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -65,6 +65,43 @@ impl Pull {
             for bar in bars.values() {
                 bar.finish();
             }
+        }
+    }
+}
+
+/// A build's progress on a terminal: each step printed as it starts, the
+/// step's latest output line on a spinner below. Nothing on a pipe: the
+/// output of a failed step comes with the error.
+pub struct Build {
+    bar: Option<ProgressBar>,
+}
+
+impl Build {
+    pub fn new(image: &str) -> Build {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar.println(format!("building {image}"));
+            bar
+        });
+        Build { bar }
+    }
+
+    pub fn line(&self, line: &str) {
+        match &self.bar {
+            Some(bar) if line.starts_with("Step ") => bar.println(line),
+            Some(bar) => bar.set_message(line.to_string()),
+            None => tracing::debug!("build: {line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

@@ -23,6 +23,7 @@ pub enum Op {
     Leftovers,
     ImageId,
     Pull,
+    Build,
     Create,
     Start,
     Stop,
@@ -423,6 +424,35 @@ impl Engine for Recording {
             .iter()
             .find(|i| i.reference == image)
             .map(|i| i.id.clone()))
+    }
+
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
+        Ok(w.images
+            .iter()
+            .find(|i| i.reference == image)
+            .map(|i| (i.id.clone(), i.labels.clone())))
+    }
+
+    /// A build always makes a new image id, as a real build with a changed
+    /// context does; the old image loses the tag.
+    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
+        let mut w = self.enter(Op::Build, tag, &format!("building {tag}"))?;
+        let id = format!("sha256:{}", w.new_id());
+        w.images.retain(|i| i.reference != tag);
+        w.images.push(Image {
+            reference: tag.into(),
+            id,
+            changes: Vec::new(),
+            labels: BTreeMap::from([(
+                crate::build::CONTEXT_HASH.to_string(),
+                context.hash.clone(),
+            )]),
+        });
+        Ok(())
     }
 
     async fn pull(&self, image: &str) -> Result<()> {

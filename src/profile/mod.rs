@@ -5,6 +5,7 @@
 //! extends, its `env_file`s): it touches neither the engine nor NVML, so
 //! `launch check` works anywhere.
 
+mod build;
 mod devices;
 pub mod diagnostic;
 mod env;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::image_ref::ImageRef;
+pub use build::{Build, DEFAULT_DOCKERFILE};
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use folder::{Target, targets};
@@ -76,6 +78,8 @@ pub struct Profile {
     pub stop_timeout: Option<u64>,
     pub healthcheck: Option<Healthcheck>,
     pub recreate: RecreatePolicy,
+    /// `[build]`: `image` is built from a Dockerfile, never pulled.
+    pub build: Option<Build>,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
 }

@@ -115,6 +115,21 @@ pub struct RawProfile {
     pub healthcheck: Option<Sp<Healthcheck>>,
     /// What a recreate does with files changed inside the old container.
     pub recreate: Option<Sp<Recreate>>,
+    /// Build `image` from a Dockerfile instead of pulling it.
+    pub build: Option<Sp<Build>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// The build context: a folder, relative to the profile. Required.
+    pub context: Option<Sp<String>>,
+    /// The Dockerfile, relative to the context; default `Dockerfile`.
+    pub dockerfile: Option<Sp<String>>,
+    /// Build arguments (`ARG`); values may be strings, integers or booleans.
+    pub args: Option<BTreeMap<Sp<String>, Sp<EnvValue>>>,
+    /// The stage to build in a multi-stage Dockerfile.
+    pub target: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

@@ -14,8 +14,8 @@ use super::names::{container_name, hostname, namespace, network};
 use super::raw::{self, OneOrMany, Sp};
 use super::source::Span;
 use super::{
-    Healthcheck, Profile, PullPolicy, RecreatePolicy, RestartPolicy, devices, env, gpus, ports,
-    resources, security, volumes,
+    Healthcheck, Profile, PullPolicy, RecreatePolicy, RestartPolicy, build, devices, env, gpus,
+    ports, resources, security, volumes,
 };
 
 /// Collects the problems of one profile while its values are checked.
@@ -166,6 +166,17 @@ pub fn validate(
         .as_ref()
         .and_then(|h| healthcheck(&mut c, h));
     let recreate = recreate(&mut c, &raw.recreate);
+    let build = raw.build.as_ref().and_then(|b| build::build(&mut c, b));
+    // A built image is known by its tag; a digest names an image that
+    // already exists, so it cannot also be built.
+    if let (Some(_), Some(written), Some(image)) = (&raw.build, &raw.image, &image)
+        && ImageRef::parse(image).is_ok_and(|r| r.digest().is_some())
+    {
+        c.error(
+            written.span(),
+            format!("image `{image}` is pinned by digest; with [build] it is the tag to build, e.g. \"train:dev\""),
+        );
+    }
 
     // A stop waits this long while holding the container's lock; a day is
     // more than any job needs to save its work.
@@ -211,6 +222,7 @@ pub fn validate(
         stop_timeout,
         healthcheck,
         recreate,
+        build,
         sources: Arc::default(),
     })
 }

@@ -12,6 +12,7 @@ mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::build;
 use crate::engine::{Engine, EngineError, Observed, State};
 use crate::error::{Error, Result};
 use crate::host::{self, HostFacts};
@@ -80,12 +81,14 @@ impl Listing {
 fn already_in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> Option<Outcome> {
     let listing = cx.listing?;
     let found = listing.containers.get(&profile.name)?;
-    // Choices that depend on other containers, pulls that may move a tag
-    // and forced recreates are made under the lock.
+    // Choices that depend on other containers, pulls that may move a tag,
+    // builds (the context may have changed) and forced recreates are made
+    // under the lock.
     let simple = !matches!(
         profile.gpus.as_ref().map(|g| &g.selection),
         Some(GpuSelection::Count(_))
     ) && options.pull.unwrap_or(profile.pull) != PullPolicy::Always
+        && profile.build.is_none()
         && !options.force_recreate;
     if !simple || listing.leftovers.contains(&profile.name) || found.state != State::Running {
         return None;
@@ -119,13 +122,58 @@ pub struct Outcome {
     pub leftovers: Vec<recover::Leftover>,
 }
 
-/// What `plan` would do: the outcome without acting, and whether a pull comes first.
+/// What `plan` would do: the outcome without acting, and whether a pull
+/// or a build comes first.
 pub struct Preview {
     pub resolved: Resolved,
     pub plan: plan::Plan,
     pub pull: bool,
+    /// `[build]`: the image is built first, and why.
+    pub build: Option<BuildDue>,
     observed: Option<Observed>,
     image_id: Option<String>,
+}
+
+/// A build `up` does before anything else.
+pub struct BuildDue {
+    pub context: build::Context,
+    /// Why: the image is missing, or its context changed.
+    pub why: String,
+}
+
+/// Whether `profile`'s image is to be built: it is missing, or the hash of
+/// its context is not the one on the image. Also the image's id, if present.
+/// A profile without `[build]` builds nothing.
+pub async fn build_due<E: Engine>(
+    engine: &E,
+    profile: &Profile,
+) -> Result<(Option<BuildDue>, Option<String>)> {
+    let Some(b) = &profile.build else {
+        return Ok((None, None));
+    };
+    build::check_host(profile)?;
+    let context = scan(b).await?;
+    let found = engine.image_labels(&profile.image).await?;
+    let why = match &found {
+        None => Some("the image is missing".to_string()),
+        Some((_, labels)) => match labels.get(build::CONTEXT_HASH) {
+            Some(hash) if *hash == context.hash => None,
+            Some(_) => Some("its build context changed".to_string()),
+            None => Some("the image was not built by launch".to_string()),
+        },
+    };
+    Ok((
+        why.map(|why| BuildDue { context, why }),
+        found.map(|(id, _)| id),
+    ))
+}
+
+/// Hashes a build context off the async thread: it reads every file.
+pub async fn scan(b: &crate::profile::Build) -> Result<build::Context> {
+    let b = b.clone();
+    tokio::task::spawn_blocking(move || build::scan(&b))
+        .await
+        .map_err(|e| Error::Io(format!("hashing the build context: {e}")))?
 }
 
 /// Looks at the engine and the host and decides, without changing anything.
@@ -182,6 +230,7 @@ async fn plan_for<E: Engine>(
     {
         managed.push(own.clone());
     }
+    let (build, built_id) = build_due(engine, profile).await?;
     let resolved = host::resolve_profile(profile, cx.host, &managed)?;
     let policy = options.pull.unwrap_or(profile.pull);
     let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);
@@ -189,16 +238,20 @@ async fn plan_for<E: Engine>(
     // move the tag; an up-to-date container needs no image lookup.
     let needs_image = policy == PullPolicy::Always
         || matches!(plan.action, Action::Create | Action::Recreate { .. });
-    let image_id = if needs_image {
+    let image_id = if profile.build.is_some() {
+        built_id
+    } else if needs_image {
         engine.image_id(&resolved.spec.image).await?
     } else {
         None
     };
-    let pull = match policy {
-        PullPolicy::Always => true,
-        PullPolicy::Missing => needs_image && image_id.is_none(),
-        PullPolicy::Never => false,
-    };
+    // A built image is never pulled: its tag is local.
+    let pull = profile.build.is_none()
+        && match policy {
+            PullPolicy::Always => true,
+            PullPolicy::Missing => needs_image && image_id.is_none(),
+            PullPolicy::Never => false,
+        };
     if image_id.is_some() {
         plan = plan::plan(
             &resolved.spec,
@@ -207,10 +260,25 @@ async fn plan_for<E: Engine>(
             options,
         );
     }
+    // A rebuild almost always gives the image a new id, which recreates:
+    // `plan` says so ahead. `up` plans again with the id the build gave.
+    if let Some(due) = &build
+        && !options.no_recreate
+        && observed.as_ref().is_some_and(Observed::is_managed)
+        && matches!(
+            plan.action,
+            Action::Nothing | Action::Start | Action::Unpause
+        )
+    {
+        plan.action = Action::Recreate {
+            why: format!("the image {} is rebuilt: {}", profile.image, due.why),
+        };
+    }
     Ok(Preview {
         resolved,
         plan,
         pull,
+        build,
         observed,
         image_id,
     })
@@ -229,6 +297,7 @@ async fn make<E: Engine>(
         resolved,
         mut plan,
         pull,
+        build,
         observed,
         mut image_id,
     } = preview?;
@@ -242,6 +311,18 @@ async fn make<E: Engine>(
         // The pulled image may have a new id: plan again with it.
         image_id = engine.image_id(&spec.image).await?;
         plan = plan::plan(&spec, observed.as_ref(), image_id.as_deref(), options);
+    }
+    // A failed build returns here: the running container is left alone.
+    if let Some(due) = build {
+        engine.build(&spec.image, &due.context).await?;
+        image_id = engine.image_id(&spec.image).await?;
+        plan = plan::plan_after(
+            &spec,
+            observed.as_ref(),
+            image_id.as_deref(),
+            options,
+            "built",
+        );
     }
     if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
         return Err(EngineError::ImageMissing(spec.image.clone()).into());

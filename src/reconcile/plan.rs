@@ -64,6 +64,18 @@ pub fn plan(
     image_id: Option<&str>,
     options: Options,
 ) -> Plan {
+    plan_after(desired, observed, image_id, options, "pulled")
+}
+
+/// `plan`, where `image_id` is what the image has after `how` (`pulled`,
+/// `built`): the words of a recreate for a new image id.
+pub fn plan_after(
+    desired: &ContainerSpec,
+    observed: Option<&Observed>,
+    image_id: Option<&str>,
+    options: Options,
+    how: &str,
+) -> Plan {
     let Some(found) = observed else {
         return Plan {
             action: Action::Create,
@@ -101,7 +113,7 @@ pub fn plan(
         })
     } else if image_moved {
         Some(format!(
-            "the image {} now has a different id (pulled)",
+            "the image {} now has a different id ({how})",
             desired.image
         ))
     } else {
