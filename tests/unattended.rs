@@ -752,7 +752,7 @@ fn a_folder_of_gpu_profiles_initialises_nvml_once() {
     };
     for (command, code) in [("plan", 4), ("up", 0), ("up", 0)] {
         let before = inits();
-        launch(&locks)
+        let out = launch(&locks)
             .env("FAKE_NVML_LOG", &log)
             .arg(command)
             .args(host.args())
@@ -760,5 +760,14 @@ fn a_folder_of_gpu_profiles_initialises_nvml_once() {
             .run()
             .code(code);
         assert_eq!(inits() - before, 1, "`{command}` over 4 GPU profiles");
+        if command == "up" && before > 1 {
+            // The second up: the folder's one listing shows all in sync.
+            assert_eq!(
+                out.stdout.matches(": up to date").count(),
+                4,
+                "{}",
+                out.stdout
+            );
+        }
     }
 }

@@ -148,11 +148,15 @@ pub async fn with_engine_facts(
 /// For a run over several profiles, launch's containers from one listing
 /// (one profile looks for itself at the same cost). `None` when unknown:
 /// then each profile looks for itself.
-pub async fn listing(engine: &DockerEngine, profiles: usize) -> Option<launch::reconcile::Listing> {
-    if profiles < 2 {
+pub async fn listing(
+    engine: &DockerEngine,
+    profiles: &[&Profile],
+) -> Option<launch::reconcile::Listing> {
+    if profiles.len() < 2 {
         return None;
     }
-    launch::reconcile::Listing::take(engine)
+    let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+    launch::reconcile::Listing::take(engine, &names)
         .await
         .map_err(|e| tracing::debug!("each profile looks for its own container: {e}"))
         .ok()

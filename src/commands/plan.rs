@@ -40,7 +40,8 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
             }
         };
         let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let listing = listing(&engine, valid.len()).await;
+        let profiles: Vec<&launch::profile::Profile> = valid.iter().map(|(_, p)| *p).collect();
+        let listing = listing(&engine, &profiles).await;
         let cx = Context {
             engine: &engine,
             host: &facts,

@@ -54,21 +54,32 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             }
         };
         let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let listing = listing(&engine, valid.len()).await;
+        let profiles: Vec<&launch::profile::Profile> = valid.iter().map(|(_, p)| *p).collect();
+        let listing = listing(&engine, &profiles).await;
         let cx = Context {
             engine: &engine,
             host: &facts,
             locks: &locks,
             listing: listing.as_ref(),
         };
-        let runs = valid.iter().map(|(_, profile)| async {
-            match reconcile::up(&cx, profile, options).await {
-                Ok(o) if args.wait => wait_until_ready(&engine, &o.name, args.wait_timeout)
-                    .await
-                    .map(|()| o),
-                other => other,
-            }
-        });
+        // Which containers the listing already shows in sync: pure work,
+        // split over two threads; the rest go to the engine.
+        let in_sync = in_sync_all(&cx, &profiles, options);
+        let runs = valid
+            .iter()
+            .zip(in_sync)
+            .map(|((_, profile), in_sync)| async {
+                let outcome = match in_sync {
+                    Some(outcome) => Ok(outcome),
+                    None => reconcile::up(&cx, profile, options).await,
+                };
+                match outcome {
+                    Ok(o) if args.wait => wait_until_ready(&engine, &o.name, args.wait_timeout)
+                        .await
+                        .map(|()| o),
+                    other => other,
+                }
+            });
         let results = join_all(runs).await;
         for ((target, _), result) in valid.iter().zip(results) {
             let this = match result {
@@ -81,6 +92,33 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             exit = exit.worst(this);
         }
         Ok(exit)
+    })
+}
+
+/// `reconcile::in_sync` for each profile, on two threads when there are
+/// several (the no-op of a folder run from cron is mostly this).
+fn in_sync_all<E: Sync>(
+    cx: &Context<'_, E>,
+    profiles: &[&launch::profile::Profile],
+    options: Options,
+) -> Vec<Option<Outcome>> {
+    if cx.listing.is_none() {
+        return vec![None; profiles.len()];
+    }
+    let (first, second) = profiles.split_at(profiles.len() / 2);
+    let check = |part: &[&launch::profile::Profile]| -> Vec<Option<Outcome>> {
+        part.iter()
+            .map(|p| reconcile::in_sync(cx, p, options))
+            .collect()
+    };
+    std::thread::scope(|s| {
+        let other = s.spawn(|| check(first));
+        let mut rest = check(second);
+        // A panic on the other thread is a bug; its profiles then take the
+        // full path rather than failing the run.
+        let mut out = other.join().unwrap_or_else(|_| vec![None; first.len()]);
+        out.append(&mut rest);
+        out
     })
 }
 

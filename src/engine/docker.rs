@@ -389,7 +389,9 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
-    async fn listed(&self) -> Result<Vec<Observed>> {
+    async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
+        // Filtered by label only: the engine's name filter is a regular
+        // expression per name, which costs more than listing them all.
         let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -402,12 +404,24 @@ impl Engine for DockerEngine {
                 self.docker.list_containers(Some(options)),
             )
             .await?;
+        let wanted = |name: &str| {
+            names.iter().any(|n| {
+                name == *n
+                    || name
+                        .strip_prefix(n)
+                        .is_some_and(|rest| rest.starts_with("-launch-old-"))
+            })
+        };
         Ok(list
             .into_iter()
             .filter_map(|c| {
+                let name = c.names?.first()?.trim_start_matches('/').to_string();
+                if !wanted(&name) {
+                    return None;
+                }
                 Some(Observed {
                     id: c.id?,
-                    name: c.names?.first()?.trim_start_matches('/').to_string(),
+                    name,
                     state: match c.state? {
                         ContainerSummaryStateEnum::RUNNING => State::Running,
                         ContainerSummaryStateEnum::PAUSED => State::Paused,

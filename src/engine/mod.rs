@@ -276,9 +276,10 @@ pub trait Engine {
     /// The containers launch made whose name starts with
     /// `{name}-launch-old-`: old containers a recreate moved aside.
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
-    /// Every container launch made, from one listing: a cheap look over a
+    /// The containers launch made that are named `names` or are their
+    /// leftovers (`NAME-launch-old-…`), from one listing: a cheap look over a
     /// whole run (no start times or health, which only inspecting gives).
-    async fn listed(&self) -> Result<Vec<Observed>>;
+    async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>>;
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     async fn pull(&self, image: &str) -> Result<()>;

@@ -409,10 +409,19 @@ impl Engine for Recording {
             .collect())
     }
 
-    async fn listed(&self) -> Result<Vec<Observed>> {
+    async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Managed, "", "listing containers")?;
+        let wanted = |c: &Container| {
+            names.iter().any(|n| {
+                c.name == *n
+                    || c.name
+                        .strip_prefix(n)
+                        .is_some_and(|rest| rest.starts_with("-launch-old-"))
+            })
+        };
         Ok(w.containers
             .iter()
+            .filter(|c| wanted(c))
             .map(Container::observed)
             .filter(Observed::is_managed)
             .collect())

@@ -60,10 +60,11 @@ pub struct Listing {
 }
 
 impl Listing {
-    pub async fn take<E: Engine>(engine: &E) -> Result<Listing> {
+    /// The containers of these profiles' names, and their leftovers.
+    pub async fn take<E: Engine>(engine: &E, names: &[&str]) -> Result<Listing> {
         let mut containers = BTreeMap::new();
         let mut leftovers = BTreeSet::new();
-        for c in engine.listed().await? {
+        for c in engine.listed(names).await? {
             if let Some(name) = recover::leftover_of(&c) {
                 leftovers.insert(name.to_string());
             }
@@ -77,8 +78,9 @@ impl Listing {
 }
 
 /// The lock-free answer for a profile whose container the run's listing
-/// shows running and in sync: nothing to do. `None`: look properly.
-fn already_in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> Option<Outcome> {
+/// shows running and in sync: nothing to do. `None`: look properly. Pure:
+/// no engine call.
+pub fn in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> Option<Outcome> {
     let listing = cx.listing?;
     let found = listing.containers.get(&profile.name)?;
     // Choices that depend on other containers, pulls that may move a tag,
@@ -338,7 +340,7 @@ pub async fn up<E: Engine>(
     options: Options,
 ) -> Result<Outcome> {
     let engine = cx.engine;
-    if let Some(outcome) = already_in_sync(cx, profile, options) {
+    if let Some(outcome) = in_sync(cx, profile, options) {
         return Ok(outcome);
     }
     let _lock = cx.locks.acquire(&profile.name).await?;

@@ -341,7 +341,7 @@ mod tests {
         // A listing taken before another run was killed mid-recreate: the
         // free name is still looked at exactly, and the old container restored.
         let (f, id, new) = crashed_world("", &[NOTES]);
-        let hint = crate::reconcile::Listing::take(&f.engine)
+        let hint = crate::reconcile::Listing::take(&f.engine, &["train"])
             .await
             .expect("listing");
         f.engine.crash_after(moved_at);

@@ -76,7 +76,7 @@ impl Fixture {
 
     /// `up` in a run over a folder: with the run's one look for leftovers.
     pub async fn up_in_folder(&self, profile: &Profile) -> Result<Outcome> {
-        let listing = super::Listing::take(&self.engine).await?;
+        let listing = super::Listing::take(&self.engine, &[profile.name.as_str()]).await?;
         self.up_with_listing(profile, &listing).await
     }
 
