@@ -238,6 +238,8 @@ fn a_folder_run_rebuilds_when_the_context_changes() {
             .code(0)
     };
     up();
+    // Registered for removal: the rebuild takes its tag away.
+    let image = w.image_id();
     let container = w.container_id();
     let out = up();
     assert_eq!(w.container_id(), container, "{out:?}");
@@ -245,5 +247,6 @@ fn a_folder_run_rebuilds_when_the_context_changes() {
     let out = up();
     assert!(out.stdout.contains("(built)"), "{out:?}");
     assert_ne!(w.container_id(), container, "recreated from the new image");
+    assert_ne!(w.image_id(), image, "a new image");
     assert_eq!(w.in_container("/hello.txt"), "hello 3");
 }

@@ -162,6 +162,72 @@ pub async fn listing(
         .ok()
 }
 
+/// The loaded profiles of `targets`, and how the invalid ones exit: those
+/// are reported at once, whether or not an engine answers later.
+pub fn split_valid<'a>(
+    targets: &'a [Target],
+    global: &Global,
+) -> (Vec<(&'a Target, &'a Profile)>, Exit) {
+    let mut exit = Exit::Ok;
+    let mut valid = Vec::new();
+    for t in targets {
+        match &t.loaded {
+            Ok(p) => valid.push((t, p)),
+            Err(_) => exit = exit.worst(report_invalid(t, global)),
+        }
+    }
+    (valid, exit)
+}
+
+/// What `up` and `plan` work with once the engine answers: the engine, the
+/// run's host facts with the engine's, and a folder's one listing.
+pub struct Session {
+    pub engine: DockerEngine,
+    pub facts: HostFacts,
+    pub listing: Option<launch::reconcile::Listing>,
+}
+
+impl Session {
+    /// Connects; when no engine answers, every profile is reported as
+    /// failing with why, and `Err` is how they exit.
+    pub async fn open(
+        global: &Global,
+        valid: &[(&Target, &Profile)],
+        facts: HostFacts,
+        needs: Needs,
+    ) -> std::result::Result<Session, Exit> {
+        let engine = match connect(global).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                return Err(valid
+                    .iter()
+                    .map(|(t, _)| up::report_error(t, &e, global))
+                    .collect());
+            }
+        };
+        let facts = with_engine_facts(facts, needs, Some(&engine)).await;
+        let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
+        let listing = listing(&engine, &profiles).await;
+        Ok(Session {
+            engine,
+            facts,
+            listing,
+        })
+    }
+
+    pub fn context<'a>(
+        &'a self,
+        locks: &'a launch::reconcile::Locks,
+    ) -> launch::reconcile::Context<'a, DockerEngine> {
+        launch::reconcile::Context {
+            engine: &self.engine,
+            host: &self.facts,
+            locks,
+            listing: self.listing.as_ref(),
+        }
+    }
+}
+
 /// The engine's managed containers, or none when it is unreachable.
 pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observed>> {
     match engine {

@@ -4,56 +4,34 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{
-    connect, listing, probe_host, report_invalid, runtime, shown, targets, with_engine_facts,
-};
+use super::{Session, probe_host, runtime, shown, split_valid, targets};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
-use launch::reconcile::{self, Action, Context, Options, Preview};
+use launch::reconcile::{self, Action, Options, Preview};
 
 pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     let targets = targets(args)?;
-    // Invalid profiles are reported first, whether or not an engine answers;
-    // a folder's exit code is its most severe (2 beats 4).
-    let mut exit = Exit::Ok;
-    let mut valid = Vec::new();
-    for t in &targets {
-        match &t.loaded {
-            Ok(p) => valid.push((t, p)),
-            Err(_) => exit = exit.worst(report_invalid(t, global)),
-        }
-    }
+    // A folder's exit code is its most severe (2 beats 4).
+    let (valid, exit) = split_valid(&targets, global);
     if valid.is_empty() {
         return Ok(exit);
     }
     let (facts, needs) = probe_host(global, valid.iter().map(|(_, p)| *p));
     let locks = global.locks();
     runtime()?.block_on(async {
-        let engine = match connect(global).await {
-            Ok(engine) => engine,
-            Err(e) => {
-                for (t, _) in &valid {
-                    exit = exit.worst(report_error(t, &e, global));
-                }
-                return Ok(exit);
-            }
+        let session = match Session::open(global, &valid, facts, needs).await {
+            Ok(session) => session,
+            Err(failed) => return Ok(exit.worst(failed)),
         };
-        let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let profiles: Vec<&launch::profile::Profile> = valid.iter().map(|(_, p)| *p).collect();
-        let listing = listing(&engine, &profiles).await;
-        let cx = Context {
-            engine: &engine,
-            host: &facts,
-            locks: &locks,
-            listing: listing.as_ref(),
-        };
+        let cx = session.context(&locks);
         let previews = join_all(
             valid
                 .iter()
                 .map(|(_, p)| reconcile::preview(&cx, p, Options::default())),
         )
         .await;
+        let mut exit = exit;
         for ((target, _), preview) in valid.iter().zip(previews) {
             let this = match preview {
                 Err(e) => report_error(target, &e, global),

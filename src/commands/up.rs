@@ -3,17 +3,14 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{
-    Target, connect, listing, probe_host, report_invalid, runtime, shown, targets,
-    with_engine_facts,
-};
+use super::{Session, Target, probe_host, runtime, shown, split_valid, targets};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
 use launch::engine::{Engine, State};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::profile::PullPolicy;
+use launch::profile::{Profile, PullPolicy};
 use launch::reconcile::recover::Leftover;
 use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
 
@@ -28,40 +25,21 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             PullArg::Never => PullPolicy::Never,
         }),
     };
-    // Invalid profiles are reported first, whether or not an engine answers.
-    let mut exit = Exit::Ok;
-    let mut valid = Vec::new();
-    for t in &targets {
-        match &t.loaded {
-            Ok(p) => valid.push((t, p)),
-            Err(_) => exit = exit.worst(report_invalid(t, global)),
-        }
-    }
+    let (valid, exit) = split_valid(&targets, global);
     if valid.is_empty() {
         return Ok(exit);
     }
-    let (facts, needs) = probe_host(global, valid.iter().map(|(_, p)| *p));
+    let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
+    let (facts, needs) = probe_host(global, profiles.iter().copied());
     let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {
-        let engine = match connect(global).await {
-            Ok(engine) => engine,
-            Err(e) => {
-                for (t, _) in &valid {
-                    exit = exit.worst(report_error(t, &e, global));
-                }
-                return Ok(exit);
-            }
+        let session = match Session::open(global, &valid, facts, needs).await {
+            Ok(session) => session,
+            Err(failed) => return Ok(exit.worst(failed)),
         };
-        let facts = with_engine_facts(facts, needs, Some(&engine)).await;
-        let profiles: Vec<&launch::profile::Profile> = valid.iter().map(|(_, p)| *p).collect();
-        let listing = listing(&engine, &profiles).await;
-        let cx = Context {
-            engine: &engine,
-            host: &facts,
-            locks: &locks,
-            listing: listing.as_ref(),
-        };
+        let engine = &session.engine;
+        let cx = session.context(&locks);
         // Which containers the listing already shows in sync: pure work,
         // split over two threads; the rest go to the engine.
         let in_sync = in_sync_all(&cx, &profiles, options);
@@ -74,13 +52,14 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
                     None => reconcile::up(&cx, profile, options).await,
                 };
                 match outcome {
-                    Ok(o) if args.wait => wait_until_ready(&engine, &o.name, args.wait_timeout)
+                    Ok(o) if args.wait => wait_until_ready(engine, &o.name, args.wait_timeout)
                         .await
                         .map(|()| o),
                     other => other,
                 }
             });
         let results = join_all(runs).await;
+        let mut exit = exit;
         for ((target, _), result) in valid.iter().zip(results) {
             let this = match result {
                 Ok(outcome) => {

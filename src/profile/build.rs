@@ -3,7 +3,7 @@
 //! `plan`, `render`), as for bind sources; here only its form.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::raw::{self, Sp};
 use super::source::Span;
@@ -92,23 +92,7 @@ fn context_path(written: &str, dir: &Path) -> Result<PathBuf, String> {
             "build context `{written}` is not a folder: launch builds from a folder on this host"
         ));
     }
-    let path = super::expand_home(written);
-    let path = if path.is_relative() {
-        dir.join(path)
-    } else {
-        path
-    };
-    let mut clean = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    Ok(clean)
+    Ok(super::volumes::host_path(written, dir))
 }
 
 /// The Dockerfile's path inside the context; the engine reads it from the

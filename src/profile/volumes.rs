@@ -141,7 +141,16 @@ fn entry_target(entry: &Volume) -> Option<&str> {
 
 /// An absolute, normalised host path: `~` expanded, relative to `dir`.
 fn bind_source(source: &str, dir: &Path) -> Result<String, String> {
-    let path = super::expand_home(source);
+    host_path(source, dir)
+        .to_str()
+        .map(|s| s.to_string())
+        .ok_or_else(|| format!("bind source `{source}` is not valid UTF-8"))
+}
+
+/// A host path as written in a profile: `~` expanded, relative to `dir`
+/// (the folder of the file that wrote it), `.` and `..` resolved by name.
+pub(super) fn host_path(written: &str, dir: &Path) -> PathBuf {
+    let path = super::expand_home(written);
     let path = if path.is_relative() {
         dir.join(path)
     } else {
@@ -158,9 +167,6 @@ fn bind_source(source: &str, dir: &Path) -> Result<String, String> {
         }
     }
     clean
-        .to_str()
-        .map(|s| s.to_string())
-        .ok_or_else(|| format!("bind source `{source}` is not valid UTF-8"))
 }
 
 #[cfg(test)]
