@@ -354,17 +354,29 @@ pub async fn up<E: Engine>(
     // gets the name back before anything is planned for the name. A free
     // name is always looked at exactly (the run's one listing may predate a
     // run that was killed since); a taken one when the listing saw leftovers.
-    let mut first = None;
-    let look_aside = cx.may_have_leftovers(&profile.name) || {
-        let preview = look(cx, profile, options).await?;
-        let free = preview.observed.is_none();
-        first = Some(preview);
-        free
-    };
-    let mut leftovers = if look_aside {
-        recover::leftovers(engine, &profile.name).await?
+    let (first, mut leftovers) = if cx.listing.is_none() {
+        // No listing (one profile): the search runs beside the look, on
+        // another connection, rather than after it.
+        let (preview, found) = futures_util::future::join(
+            look(cx, profile, options),
+            recover::leftovers(engine, &profile.name),
+        )
+        .await;
+        (Some(preview?), found?)
     } else {
-        Vec::new()
+        let mut first = None;
+        let look_aside = cx.may_have_leftovers(&profile.name) || {
+            let preview = look(cx, profile, options).await?;
+            let free = preview.observed.is_none();
+            first = Some(preview);
+            free
+        };
+        let leftovers = if look_aside {
+            recover::leftovers(engine, &profile.name).await?
+        } else {
+            Vec::new()
+        };
+        (first, leftovers)
     };
     let restored = recover::restore(engine, &profile.name, &mut leftovers).await?;
     let preview = match first {
