@@ -414,6 +414,27 @@ fn lock_files_others_could_plant_are_refused() {
 
 // ---- render's docker run line -------------------------------------------------
 
+/// Runs the `docker run` line `render` prints for `profile`, as a user would
+/// paste it into a shell; it must succeed.
+fn run_rendered(profile: &Path) {
+    let line = Launch::new()
+        .args(["render", "--format", "docker-run"])
+        .arg(profile)
+        .run()
+        .code(0)
+        .stdout;
+    let ran = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .expect("sh runs");
+    assert!(
+        ran.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+}
+
 #[test]
 fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
     needs_docker!();
@@ -430,22 +451,7 @@ fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
             busybox_profile(&image, &name)
         ),
     );
-    let line = Launch::new()
-        .args(["render", "--format", "docker-run"])
-        .arg(&path)
-        .run()
-        .code(0)
-        .stdout;
-    let ran = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .output()
-        .expect("sh runs");
-    assert!(
-        ran.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    run_rendered(&path);
     let mounts: Value = serde_json::from_str(&docker(&[
         "inspect",
         "-f",
@@ -476,22 +482,7 @@ fn a_rendered_seccomp_profile_reaches_the_engine_as_its_json() {
             busybox_profile(&image, &name)
         ),
     );
-    let line = Launch::new()
-        .args(["render", "--format", "docker-run"])
-        .arg(&path)
-        .run()
-        .code(0)
-        .stdout;
-    let ran = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .output()
-        .expect("sh runs");
-    assert!(
-        ran.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    run_rendered(&path);
     assert_eq!(
         docker(&["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", &name]),
         r#"["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]"#
