@@ -265,6 +265,25 @@ fn describe(e: &BollardError) -> String {
     }
 }
 
+impl DockerEngine {
+    /// The next item of a streamed answer (a pull's progress, a build's
+    /// output): a stream silent for `idle` is hung, and `call` names it.
+    async fn next_within<S: futures_util::Stream + Unpin>(
+        &self,
+        stream: &mut S,
+        idle: std::time::Duration,
+        call: impl FnOnce() -> String,
+    ) -> Result<Option<S::Item>> {
+        tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                address: self.address.clone(),
+                call: call(),
+                after: idle,
+            })
+    }
+}
+
 impl Engine for DockerEngine {
     async fn facts(&self) -> Result<Facts> {
         let info = self
@@ -355,7 +374,7 @@ impl Engine for DockerEngine {
     }
 
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
-        let prefix = format!("{name}-launch-old-");
+        let prefix = format!("{name}{}", super::ASIDE);
         // The engine's name filter is a pattern, not a prefix: filter again.
         let filters = HashMap::from([
             ("label", vec![format!("{}=true", label::MANAGED)]),
@@ -404,14 +423,7 @@ impl Engine for DockerEngine {
                 self.docker.list_containers(Some(options)),
             )
             .await?;
-        let wanted = |name: &str| {
-            names.iter().any(|n| {
-                name == *n
-                    || name
-                        .strip_prefix(n)
-                        .is_some_and(|rest| rest.starts_with("-launch-old-"))
-            })
-        };
+        let wanted = |name: &str| names.iter().any(|n| super::is_name_or_aside(name, n));
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -537,13 +549,11 @@ impl Engine for DockerEngine {
                 source,
             }
         };
-        while let Some(item) = tokio::time::timeout(self.bounds.build_idle, stream.next())
-            .await
-            .map_err(|_| EngineError::Timeout {
-                address: self.address.clone(),
-                call: format!("building {tag} (no output)"),
-                after: self.bounds.build_idle,
-            })?
+        while let Some(item) = self
+            .next_within(&mut stream, self.bounds.build_idle, || {
+                format!("building {tag} (no output)")
+            })
+            .await?
         {
             match item {
                 Ok(info) => {
@@ -597,13 +607,11 @@ impl Engine for DockerEngine {
             source,
         };
         // A pull has no end we can foresee; a pull that goes quiet is hung.
-        while let Some(item) = tokio::time::timeout(self.bounds.pull_idle, stream.next())
-            .await
-            .map_err(|_| EngineError::Timeout {
-                address: self.address.clone(),
-                call: format!("pulling {image} (no progress)"),
-                after: self.bounds.pull_idle,
-            })?
+        while let Some(item) = self
+            .next_within(&mut stream, self.bounds.pull_idle, || {
+                format!("pulling {image} (no progress)")
+            })
+            .await?
         {
             match item {
                 Ok(info) => {

@@ -137,6 +137,17 @@ pub struct LogOptions {
     pub timestamps: bool,
 }
 
+/// What a recreate appends to the name of the old container it moves aside.
+pub const ASIDE: &str = "-launch-old-";
+
+/// Whether `container` is `name` or, by its name, what a recreate of `name`
+/// moved aside (`NAME-launch-old-…`).
+pub fn is_name_or_aside(container: &str, name: &str) -> bool {
+    container
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(ASIDE))
+}
+
 /// Why an engine call failed, in words for the user. Variants differ where
 /// the user's next step does; the engine's own message is always shown, and
 /// bollard's error stays reachable as the source.

@@ -400,7 +400,7 @@ impl Engine for Recording {
 
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Leftovers, name, &format!("listing leftovers of {name}"))?;
-        let prefix = format!("{name}-launch-old-");
+        let prefix = format!("{name}{}", super::ASIDE);
         Ok(w.containers
             .iter()
             .filter(|c| c.name.starts_with(&prefix))
@@ -411,14 +411,7 @@ impl Engine for Recording {
 
     async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Managed, "", "listing containers")?;
-        let wanted = |c: &Container| {
-            names.iter().any(|n| {
-                c.name == *n
-                    || c.name
-                        .strip_prefix(n)
-                        .is_some_and(|rest| rest.starts_with("-launch-old-"))
-            })
-        };
+        let wanted = |c: &Container| names.iter().any(|n| super::is_name_or_aside(&c.name, n));
         Ok(w.containers
             .iter()
             .filter(|c| wanted(c))

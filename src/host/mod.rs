@@ -129,14 +129,7 @@ pub async fn engine_facts<E: Engine>(engine: Option<&E>, needs: Needs) -> Option
 /// GPUs held by launch containers (other than `except` and what a killed
 /// recreate of it left aside), from their labels.
 pub fn held_gpus(managed: &[Observed], except: Option<&str>) -> Held {
-    let own = |name: &str| {
-        except.is_some_and(|e| {
-            name == e
-                || name
-                    .strip_prefix(e)
-                    .is_some_and(|rest| rest.starts_with("-launch-old-"))
-        })
-    };
+    let own = |name: &str| except.is_some_and(|e| crate::engine::is_name_or_aside(name, e));
     managed
         .iter()
         .filter(|c| !own(&c.name))

@@ -21,8 +21,7 @@ use crate::spec::ContainerSpec;
 
 use super::apply;
 use super::plan::short;
-
-const ASIDE: &str = "-launch-old-";
+use crate::engine::ASIDE;
 
 /// The name a recreate gives the old container `id` of `name` while it
 /// makes the new one.
