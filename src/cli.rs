@@ -80,6 +80,13 @@ pub struct Global {
     )]
     pub driver_root: PathBuf,
 
+    /// The host's policy: what profiles of owners who are not its admins may
+    /// use (images, bind sources, privileges, GPUs). Read by check, plan,
+    /// render, up and build; it must be owned by root and not writable by
+    /// group or others. Default: /etc/launch/policy.toml when it exists.
+    #[arg(long, global = true, env = "LAUNCH_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
     /// Seconds to wait for the engine to answer when connecting. Pulls,
     /// stops and builds are not cut short by it.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0,
@@ -117,6 +124,15 @@ impl Global {
             dir: launch::reconcile::Locks::default_dir(),
             timeout: Duration::from_secs_f64(self.lock_timeout),
         }
+    }
+
+    /// The run's policy (exit 2 when it cannot be trusted or read), read
+    /// before any engine call.
+    pub fn policy(&self) -> launch::Result<Option<launch::policy::Policy>> {
+        launch::policy::load(&match &self.policy {
+            Some(path) => launch::policy::Source::Named(path.clone()),
+            None => launch::policy::Source::Default,
+        })
     }
 
     pub fn engine_timeout(&self) -> Duration {

@@ -293,7 +293,15 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         tty: p.interactive,
         open_stdin: p.interactive,
         working_dir: p.workdir.clone(),
-        user: p.user.clone(),
+        user: match p.user.as_deref() {
+            // The owner's numbers: no passwd entry is needed in the image.
+            Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid)),
+            _ => p.user.clone(),
+        },
+        group_add: match p.user.as_deref() {
+            Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
+            _ => Vec::new(),
+        },
         hostname: p.hostname.clone(),
         env: p.env.clone(),
         labels: p.labels.clone(),

@@ -1,7 +1,9 @@
-//! `launch check`: validate profiles without an engine or a driver.
+//! `launch check`: validate profiles without an engine or a driver, judge
+//! them against the policy as written, and lint them.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -9,23 +11,50 @@ use super::{shown, targets};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
+use launch::profile::Diagnostics;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
+    let policy = global.policy()?;
     let mut code = Exit::Ok;
     let color = std::io::stderr().is_terminal();
     for target in targets(args)? {
         let display = target.path.display();
+        let judged = match (&target.loaded, &policy) {
+            (Ok(p), Some(policy)) => policy.judge(p, None),
+            _ => Vec::new(),
+        };
         match &target.loaded {
+            Ok(p) if !judged.is_empty() => {
+                code = code.worst(Exit::Refused);
+                let diags = Diagnostics {
+                    sources: Arc::clone(&p.sources),
+                    items: judged,
+                };
+                if global.json {
+                    println!(
+                        "{}",
+                        json!({ "profile": shown(&target.path), "valid": true, "allowed": false, "owner": p.owner.display(), "errors": diags.to_json() })
+                    );
+                } else {
+                    eprint!("{}", diags.render(color));
+                    eprintln!(
+                        "refused: {display} (owner {}: {} policy violation{})",
+                        p.owner.display(),
+                        diags.items.len(),
+                        if diags.items.len() == 1 { "" } else { "s" }
+                    );
+                }
+            }
             Ok(p) if global.json => println!(
                 "{}",
-                json!({ "profile": shown(&target.path), "valid": true, "name": p.name, "image": p.image })
+                json!({ "profile": shown(&target.path), "valid": true, "name": p.name, "image": p.image, "owner": p.owner.display() })
             ),
             Ok(p) if !global.quiet => {
                 println!("ok: {display} (container `{}`, image {})", p.name, p.image)
             }
             Ok(_) => {}
             Err(diags) => {
-                code = Exit::Invalid;
+                code = code.worst(Exit::Invalid);
                 if global.json {
                     println!(
                         "{}",

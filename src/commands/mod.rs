@@ -228,6 +228,97 @@ impl Session {
     }
 }
 
+/// The profiles the policy allows on this host, judged as `up` makes them
+/// (bind sources after symlinks, the image's user, the owner's other GPUs);
+/// each refused one is reported, and how they exit is returned. `pull`:
+/// an image whose user decides and is not on the host is pulled first (`up`).
+pub async fn allowed<'a>(
+    policy: Option<&launch::policy::Policy>,
+    valid: Vec<(&'a Target, &'a Profile)>,
+    facts: &HostFacts,
+    engine: Option<&DockerEngine>,
+    pull: bool,
+    global: &Global,
+) -> (Vec<(&'a Target, &'a Profile)>, Exit) {
+    let Some(policy) = policy else {
+        return (valid, Exit::Ok);
+    };
+    let mut managed: Option<Vec<Observed>> = None;
+    let mut exit = Exit::Ok;
+    let mut kept = Vec::new();
+    for (target, profile) in valid {
+        let judged = match on_host(policy, profile, facts, engine, pull, &mut managed).await {
+            Ok(host) => policy.judge(profile, Some(&host)),
+            Err(e) => {
+                exit = exit.worst(up::report_error(target, &e, global));
+                continue;
+            }
+        };
+        if judged.is_empty() {
+            kept.push((target, profile));
+        } else {
+            let e = Error::Policy(profile::Diagnostics {
+                sources: std::sync::Arc::clone(&profile.sources),
+                items: judged,
+            });
+            exit = exit.worst(up::report_error(target, &e, global));
+        }
+    }
+    (kept, exit)
+}
+
+/// What the policy needs to know of the host about one profile.
+pub async fn on_host(
+    policy: &launch::policy::Policy,
+    profile: &Profile,
+    facts: &HostFacts,
+    engine: Option<&DockerEngine>,
+    pull: bool,
+    managed: &mut Option<Vec<Observed>>,
+) -> Result<launch::policy::OnHost> {
+    let mut host = launch::policy::OnHost {
+        gpu_count: match &facts.gpus {
+            Some(Ok(h)) => Some(h.gpus.len()),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    if !policy.binds(&profile.owner) {
+        return Ok(host);
+    }
+    if !policy.allow.run_as_root && profile.user.is_none() {
+        let mut user = match engine {
+            Some(e) => e.image_user(&profile.image).await?,
+            None => None,
+        };
+        if let Some(e) = engine.filter(|_| {
+            pull && user.is_none()
+                && profile.build.is_none()
+                && profile.pull != profile::PullPolicy::Never
+        }) {
+            e.pull(&profile.image).await?;
+            user = e.image_user(&profile.image).await?;
+        }
+        host.image_user = Some(user);
+    }
+    if policy.allow.max_gpus_per_owner.is_some() && profile.gpus.is_some() {
+        if managed.is_none() {
+            *managed = Some(managed_or_none(engine).await?);
+        }
+        let owner = profile.owner.display();
+        host.owner_gpus = Some(
+            managed
+                .iter()
+                .flatten()
+                .filter(|c| c.labels.get(launch::spec::label::OWNER) == Some(&owner))
+                .filter(|c| !launch::engine::is_name_or_aside(&c.name, &profile.name))
+                .map(|c| c.gpus().len())
+                .sum(),
+        );
+    }
+    Ok(host)
+}
+
 /// The engine's managed containers, or none when it is unreachable.
 pub async fn managed_or_none(engine: Option<&DockerEngine>) -> Result<Vec<Observed>> {
     match engine {

@@ -494,6 +494,21 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(Some(i.config.and_then(|c| c.user).unwrap_or_default())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
         let labels =
             HashMap::from([(crate::build::CONTEXT_HASH.to_string(), context.hash.clone())]);
@@ -1109,6 +1124,7 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         pid_mode: spec.pid_mode.clone(),
         privileged: Some(spec.privileged),
         cap_add: non_empty(&spec.cap_add),
+        group_add: non_empty(&spec.group_add),
         cap_drop: non_empty(&spec.cap_drop),
         security_opt: non_empty(&spec.security_opt),
         ulimits: (!spec.ulimits.is_empty()).then(|| {

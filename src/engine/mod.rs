@@ -297,6 +297,9 @@ pub trait Engine {
     /// The local image's id and labels, if the image is present.
     async fn image_labels(&self, image: &str)
     -> Result<Option<(String, BTreeMap<String, String>)>>;
+    /// The local image's configured user (`""` when it sets none), if the
+    /// image is present.
+    async fn image_user(&self, image: &str) -> Result<Option<String>>;
     /// Builds `context` and tags the image `tag`, labelled with the
     /// context's hash (`build::CONTEXT_HASH`).
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;

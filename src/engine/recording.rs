@@ -439,6 +439,15 @@ impl Engine for Recording {
             .map(|i| (i.id.clone(), i.labels.clone())))
     }
 
+    /// Recorded images set no user.
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
+        Ok(w.images
+            .iter()
+            .find(|i| i.reference == image)
+            .map(|_| String::new()))
+    }
+
     /// A build always makes a new image id, as a real build with a changed
     /// context does; the old image loses the tag.
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
