@@ -195,7 +195,7 @@ mod tests {
     fn a_uid_without_a_passwd_entry_is_known_by_number() {
         let nobody = Owner::of_uid(424_242, 4242);
         assert_eq!(nobody.display(), "424242");
-        assert_eq!((nobody.home, nobody.gid), (None, 4242));
+        assert_eq!((nobody.home.as_deref(), nobody.gid), (None, 4242));
         assert!(nobody.supplementary().is_empty());
     }
 }

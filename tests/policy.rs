@@ -1,0 +1,328 @@
+//! The policy of a shared host (README: Shared hosts): each rule refuses a
+//! profile that breaks it at the offending key, passes one within it, and
+//! does not bind admins; an untrusted policy file stops every command.
+//!
+//! Tests run as root: "someone else" is a profile chowned to a uid no one
+//! has (4242); root, an admin of the test policies, owns the same file next.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use support::cli::{Launch, Output, Profiles};
+
+/// A uid with no passwd entry: the profile's owner when it is not an admin.
+const OTHER: u32 = 4242;
+
+/// Writes a policy file as an admin would: root's, mode 0644.
+fn write_policy(dir: &Profiles, text: &str) -> PathBuf {
+    let path = dir.write("policy.toml", text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+}
+
+fn check(policy: &Path, profile: &Path) -> Output {
+    Launch::new()
+        .arg("--policy")
+        .arg(policy)
+        .arg("check")
+        .arg(profile)
+        .run()
+}
+
+/// One rule: `broken` (a line of a profile) is refused at `at` (line:column)
+/// naming `rule`; `within` passes; `broken` owned by an admin passes.
+fn rule(allow: &str, broken: &str, at: &str, rule: &str, within: &str) {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, &format!("admins = [\"root\"]\n[allow]\n{allow}\n"));
+    // The image is busybox unless the lines name one.
+    let profile = |lines: &str| match lines.starts_with("image") {
+        true => format!("{lines}\n"),
+        false => format!("image = \"busybox\"\n{lines}\n"),
+    };
+    let bad = dir.write("bad.toml", &profile(broken));
+    chown(&bad, OTHER);
+    let out = check(&policy, &bad).code(3);
+    assert!(
+        out.stderr.contains(&format!("policy rule `allow.{rule}`")),
+        "the rule is named:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("bad.toml:{at}")),
+        "at the offending key ({at}):\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("4242"),
+        "names the owner:\n{}",
+        out.stderr
+    );
+    let good = dir.write("good.toml", &profile(within));
+    chown(&good, OTHER);
+    check(&policy, &good).code(0);
+    chown(&bad, 0);
+    check(&policy, &bad).code(0);
+}
+
+#[test]
+fn images_are_globs_on_the_reference() {
+    rule(
+        "images = [\"registry.lab.example/*\", \"local/*\"]",
+        "image = \"busybox\"",
+        "1:9",
+        "images",
+        "image = \"local/train:1\"",
+    );
+    // `*` spans `/`, and the pattern is anchored at both ends.
+    let dir = Profiles::new();
+    let policy = write_policy(
+        &dir,
+        "[allow]\nimages = [\"local/*\"]\nrun_as_root = true\n",
+    );
+    for (image, code) in [("local/a/b:1", 0), ("evil/local/a", 3), ("local", 3)] {
+        let p = dir.write("p1.toml", &format!("image = \"{image}\"\n"));
+        chown(&p, OTHER);
+        check(&policy, &p).code(code);
+    }
+}
+
+#[test]
+fn bind_sources_are_whole_path_prefixes() {
+    rule(
+        "bind_sources = [\"/data\", \"{home}\"]",
+        "volumes = [\"/data/x:/x\", \"/data-evil:/y\"]",
+        "2:26",
+        "bind_sources",
+        "volumes = [\"/data/x:/x\", \"/data:/d\", \"scratch:/s\", { type = \"tmpfs\", target = \"/t\" }]",
+    );
+}
+
+#[test]
+fn privileged_is_refused_unless_allowed() {
+    rule(
+        "",
+        "privileged = true",
+        "2:14",
+        "privileged",
+        "privileged = false",
+    );
+}
+
+#[test]
+fn host_namespaces_are_refused_unless_allowed() {
+    rule(
+        "host_namespaces = false",
+        "ipc = \"host\"",
+        "2:7",
+        "host_namespaces",
+        "ipc = \"shareable\"",
+    );
+}
+
+#[test]
+fn cap_add_names_the_capability_not_allowed() {
+    rule(
+        "cap_add = [\"SYS_PTRACE\"]",
+        "cap_add = [\"CAP_SYS_PTRACE\", \"NET_ADMIN\"]",
+        "2:30",
+        "cap_add",
+        "cap_add = [\"sys_ptrace\"]",
+    );
+}
+
+#[test]
+fn devices_are_host_paths() {
+    rule(
+        "devices = [\"/dev/fuse\"]",
+        "devices = [\"/dev/fuse\", \"/dev/sda\"]",
+        "2:25",
+        "devices",
+        "devices = [\"/dev/fuse:/dev/fuse:rw\"]",
+    );
+}
+
+#[test]
+fn run_as_root_needs_a_non_zero_uid_or_the_owner() {
+    rule(
+        "",
+        "user = \"0:0\"",
+        "2:8",
+        "run_as_root",
+        "user = \"owner\"",
+    );
+    rule(
+        "",
+        "user = \"root\"",
+        "2:8",
+        "run_as_root",
+        "user = \"1000:1000\"",
+    );
+}
+
+#[test]
+fn max_gpus_counts_a_profile_s_gpus() {
+    rule(
+        "max_gpus = 2",
+        "gpus = [0, 1, 2]",
+        "2:8",
+        "max_gpus",
+        "gpus = { count = 2 }",
+    );
+}
+
+#[test]
+fn max_gpus_per_owner_counts_this_profile_too() {
+    rule(
+        "max_gpus_per_owner = 1",
+        "gpus = { count = 2 }",
+        "2:8",
+        "max_gpus_per_owner",
+        "gpus = [0]",
+    );
+}
+
+#[test]
+fn a_key_from_a_parent_is_refused_in_the_parent_for_the_child_s_owner() {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "admins = [\"@root\"]\n[allow]\n");
+    let base = dir.write("base.toml", "image = \"busybox\"\nprivileged = true\n");
+    let child = dir.write("child.toml", "extends = \"base.toml\"\n");
+    chown(&child, OTHER);
+    let out = check(&policy, &child).code(3);
+    assert!(out.stderr.contains("base.toml:2:14"), "{}", out.stderr);
+    assert!(out.stderr.contains("for 4242"), "{}", out.stderr);
+    // The parent, applied itself, is root's: root is in @root.
+    check(&policy, &base).code(0);
+}
+
+#[test]
+fn check_json_says_refused_with_each_place() {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\n");
+    let p = dir.write("js.toml", "image = \"busybox\"\nprivileged = true\n");
+    chown(&p, OTHER);
+    let out = Launch::new()
+        .arg("--policy")
+        .arg(&policy)
+        .args(["check", "--json"])
+        .arg(&p)
+        .run()
+        .code(3);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["owner"], "4242");
+    assert_eq!(v["errors"][0]["line"], 2);
+}
+
+#[test]
+fn an_untrusted_policy_stops_every_command_that_reads_profiles_before_the_engine() {
+    let dir = Profiles::new();
+    let p = dir.write("pp.toml", "image = \"busybox\"\n");
+    let policy = write_policy(&dir, "[allow]\n");
+    let run = |args: &[&str], policy: &Path| {
+        Launch::new()
+            // An engine that cannot answer: the policy must stop the run first.
+            .env("DOCKER_HOST", "unix:///nonexistent/launch-policy-test.sock")
+            .env("LAUNCH_POLICY", policy)
+            .args(args)
+            .arg(&p)
+            .run()
+            .code(2)
+    };
+    let commands: [&[&str]; 5] = [&["check"], &["plan"], &["render"], &["up"], &["build"]];
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o664)).unwrap();
+    for args in commands {
+        let out = run(args, &policy);
+        assert!(
+            out.stderr.contains("writable by its group") && !out.stderr.contains("nonexistent"),
+            "{args:?}:\n{}",
+            out.stderr
+        );
+    }
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    chown(&policy, OTHER);
+    for args in commands {
+        let out = run(args, &policy);
+        assert!(
+            out.stderr.contains("owned by 4242, not root"),
+            "{args:?}:\n{}",
+            out.stderr
+        );
+    }
+    let out = run(&["check"], &dir.path().join("missing.toml"));
+    assert!(
+        out.stderr.contains("cannot read the policy"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_policy_file_is_checked_like_a_profile() {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "admins = [\"root\"]\n[allow]\nmax_gpu = 2\n");
+    let p = dir.write("pp.toml", "image = \"busybox\"\n");
+    let out = check(&policy, &p).code(2);
+    assert!(
+        out.stderr.contains("unknown key `max_gpu`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `max_gpus`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("policy.toml:3:1"), "{}", out.stderr);
+}
+
+/// `nobody`: a user with a passwd entry (and so a home) who is no admin.
+const NOBODY: u32 = 65534;
+
+#[test]
+fn the_team_profiles_pass_the_team_policy() {
+    let repo = support::cli::repo_root();
+    // Copies: the policy root's and 0644 whatever the checkout's modes, the
+    // profiles owned by someone the policy binds.
+    let dir = Profiles::new();
+    let policy = write_policy(
+        &dir,
+        &std::fs::read_to_string(repo.join("profiles/team-policy.toml")).unwrap(),
+    );
+    for entry in std::fs::read_dir(repo.join("profiles/team")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let copy = dir.write(
+            &format!("team/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+        chown(&copy, NOBODY);
+    }
+    let out = Launch::new()
+        .arg("--policy")
+        .arg(&policy)
+        .args(["check", "--json"])
+        .arg(dir.path().join("team"))
+        .run()
+        .code(0);
+    assert_eq!(
+        out.stdout.lines().count(),
+        2,
+        "alice and bob:\n{}",
+        out.stdout
+    );
+    // The same folder with a member who asks for more is refused.
+    let greedy = dir.write(
+        "team/carol.toml",
+        "extends = \"base.toml\"\nname = \"carol\"\nprivileged = true\n",
+    );
+    chown(&greedy, NOBODY);
+    let out = check(&policy, &dir.path().join("team")).code(3);
+    assert!(out.stderr.contains("carol.toml:3:14"), "{}", out.stderr);
+}
