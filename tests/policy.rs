@@ -5,12 +5,14 @@
 //! Tests run as root: "someone else" is a profile chowned to a uid no one
 //! has (4242); root, an admin of the test policies, owns the same file next.
 
+#[macro_use]
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use support::cli::{Launch, Output, Profiles};
+use support::docker::{Scratch, inspect};
 
 /// A uid with no passwd entry: the profile's owner when it is not an admin.
 const OTHER: u32 = 4242;
@@ -325,4 +327,123 @@ fn the_team_profiles_pass_the_team_policy() {
     chown(&greedy, NOBODY);
     let out = check(&policy, &dir.path().join("team")).code(3);
     assert!(out.stderr.contains("carol.toml:3:14"), "{}", out.stderr);
+}
+
+/// A gid no one has, for the owner's primary group.
+const OTHER_GID: u32 = 4343;
+
+#[test]
+fn a_user_owner_container_writes_files_its_profile_s_owner_owns() {
+    needs_docker!();
+    let scratch = Scratch::new("policy_user_owner");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("own");
+    let dir = Profiles::new();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(OTHER), Some(OTHER_GID)).unwrap();
+    let body = |volume: &str| {
+        format!(
+            "image = {image:?}\nname = {name:?}\npull = \"never\"\nstop_timeout = 0\nuser = \"owner\"\n\
+             command = [\"sh\", \"-c\", \"touch /out/made && sleep 1000\"]\nvolumes = [\"{volume}:/out\"]\n"
+        )
+    };
+    let path = dir.write("own.toml", &body("./out"));
+    std::os::unix::fs::chown(&path, Some(OTHER), Some(OTHER_GID)).unwrap();
+    // Judged on the host too: root's images set no user, but the profile does.
+    let policy_dir = Profiles::new();
+    let policy = write_policy(
+        &policy_dir,
+        &format!(
+            "[allow]\nbind_sources = [{:?}]\n",
+            out_dir.display().to_string()
+        ),
+    );
+    let up = |path: &Path| {
+        Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .arg("up")
+            .arg(path)
+            .run()
+    };
+    up(&path).code(0);
+    let made = out_dir.join("made");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !made.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let meta = std::fs::metadata(&made).expect("the container wrote /out/made");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (OTHER, OTHER_GID),
+        "owned by the profile's owner"
+    );
+    assert_eq!(
+        inspect(&name, "{{.Config.User}}"),
+        format!("{OTHER}:{OTHER_GID}")
+    );
+    assert_eq!(
+        inspect(&name, "{{index .Config.Labels \"launch.owner\"}}"),
+        "4242"
+    );
+    let status = Launch::new()
+        .args(["status", "--json"])
+        .arg(&path)
+        .run()
+        .code(0);
+    let row: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    assert_eq!(row["owner"], "4242");
+
+    // A bind source that is a link out of what the policy allows is judged
+    // where it leads: refused at up, the running container left alone.
+    std::os::unix::fs::symlink("/etc", out_dir.join("etc")).unwrap();
+    std::fs::write(&path, body("./out/etc")).unwrap();
+    let id = inspect(&name, "{{.Id}}");
+    let out = up(&path).code(3);
+    assert!(
+        out.stderr.contains("(which is /etc)") && out.stderr.contains("allow.bind_sources"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(inspect(&name, "{{.Id}}"), id, "not recreated");
+}
+
+#[test]
+fn run_as_root_judges_the_image_s_user_when_the_profile_sets_none() {
+    needs_docker!();
+    let scratch = Scratch::new("policy_image_user");
+    let image = scratch.busybox_image("img", &[]);
+    let dir = Profiles::new();
+    let path = dir.write(
+        "img.toml",
+        &format!(
+            "image = {image:?}\nname = {:?}\npull = \"never\"\n",
+            scratch.name("x")
+        ),
+    );
+    chown(&path, OTHER);
+    let policy = write_policy(&dir, "[allow]\n");
+    // busybox imported with no user runs as root: plan and render refuse it.
+    for command in ["plan", "render"] {
+        let out = Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .arg(command)
+            .arg(&path)
+            .run()
+            .code(3);
+        assert!(
+            out.stderr.contains("runs as root"),
+            "{command}:\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("img.toml:1:9"),
+            "{command}:\n{}",
+            out.stderr
+        );
+    }
+    // Offline, the image is unknown: check passes.
+    check(&policy, &path).code(0);
 }
