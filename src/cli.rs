@@ -260,13 +260,19 @@ pub enum Command {
     /// Validate profiles offline: no engine, no NVIDIA driver needed.
     ///
     /// Checks syntax, keys, values and `extends`, and prints every problem with
-    /// its file, line and column. Whether bind sources exist is a fact of the
+    /// its file, line and column; judges them against the policy (--policy)
+    /// as written (exit 3 when one breaks it), and warns of likely mistakes. Whether bind sources exist is a fact of the
     /// host, checked by `up`, `plan` and `render` instead. Exits 2 when a
     /// profile is invalid.
     Check {
         /// Profiles or folders of profiles (every *.toml in the folder).
         #[arg(value_name = "PROFILE|DIR", required = true)]
         profiles: Vec<PathBuf>,
+        /// Treat warnings as errors (exit 2). Warnings: a GPU profile with
+        /// Docker's 64 MiB /dev/shm, `privileged` with `gpus`, memlock not
+        /// raised for a GPU profile, ${HOME} or ${USER} in a team profile.
+        #[arg(long)]
+        deny_warnings: bool,
     },
 
     /// Run a command, or a shell, in a running container.

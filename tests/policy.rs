@@ -447,3 +447,88 @@ fn run_as_root_judges_the_image_s_user_when_the_profile_sets_none() {
     // Offline, the image is unknown: check passes.
     check(&policy, &path).code(0);
 }
+
+#[test]
+fn check_warns_of_gpu_mistakes_at_their_place_and_deny_warnings_fails() {
+    let dir = Profiles::new();
+    let p = dir.write(
+        "gpu.toml",
+        "image = \"busybox\"\nprivileged = true\ngpus = [0]\n[ulimits]\nnofile = 1024\n",
+    );
+    let out = Launch::new().arg("check").arg(&p).run().code(0);
+    for (warning, at) in [
+        ("64 MiB /dev/shm", "gpu.toml:3:8"),
+        ("privileged with gpus", "gpu.toml:2:14"),
+        ("memlock is not raised", "gpu.toml:5:1"),
+    ] {
+        let shown = out
+            .stderr
+            .split("warning: ")
+            .find(|w| w.contains(warning))
+            .unwrap_or_else(|| panic!("warns of {warning}:\n{}", out.stderr));
+        assert!(
+            shown.contains(at) && shown.contains("help: "),
+            "{warning} at {at} with a fix:\n{shown}"
+        );
+    }
+    let out = Launch::new()
+        .args(["check", "--deny-warnings"])
+        .arg(&p)
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("3 warnings denied"), "{}", out.stderr);
+    let fixed = dir.write(
+        "fixed.toml",
+        "image = \"busybox\"\nshm_size = \"8G\"\ngpus = [0]\n[ulimits]\nmemlock = -1\n",
+    );
+    let out = Launch::new()
+        .args(["check", "--deny-warnings"])
+        .arg(&fixed)
+        .run()
+        .code(0);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+#[test]
+fn check_warns_of_home_and_user_variables_in_team_profiles() {
+    let dir = Profiles::new();
+    dir.write(
+        "base.toml",
+        "image = \"busybox\"\n# ${HOME} in a comment is fine\nworkdir = \"/home/${USER}\"\n",
+    );
+    let member = dir.write(
+        "member.toml",
+        "extends = \"base.toml\"\nvolumes = [\"${HOME}/data:/data\"]\n",
+    );
+    let out = Launch::new()
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .arg("check")
+        .arg(&member)
+        .run()
+        .code(0);
+    assert!(
+        out.stderr.contains("base.toml:3:18"),
+        "${{USER}} in the parent:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("member.toml:2:13"),
+        "${{HOME}} in the member:\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("write `~`"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("warning:").count(), 2, "{}", out.stderr);
+    // A profile on its own is no team profile.
+    let alone = dir.write(
+        "alone.toml",
+        "image = \"busybox\"\nworkdir = \"/home/${USER}\"\n",
+    );
+    let out = Launch::new()
+        .env("USER", "root")
+        .arg("check")
+        .arg(&alone)
+        .run()
+        .code(0);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}

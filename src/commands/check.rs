@@ -13,7 +13,7 @@ use launch::error::Result;
 use launch::exit::Exit;
 use launch::profile::Diagnostics;
 
-pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
+pub fn run(args: &[PathBuf], deny_warnings: bool, global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
     let mut code = Exit::Ok;
     let color = std::io::stderr().is_terminal();
@@ -45,14 +45,34 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                     );
                 }
             }
-            Ok(p) if global.json => println!(
-                "{}",
-                json!({ "profile": shown(&target.path), "valid": true, "name": p.name, "image": p.image, "owner": p.owner.display() })
-            ),
-            Ok(p) if !global.quiet => {
-                println!("ok: {display} (container `{}`, image {})", p.name, p.image)
+            Ok(p) => {
+                let warnings = Diagnostics {
+                    sources: Arc::clone(&p.sources),
+                    items: launch::profile::lint::lints(p),
+                };
+                let denied = deny_warnings && !warnings.items.is_empty();
+                if denied {
+                    code = code.worst(Exit::Invalid);
+                }
+                let n = warnings.items.len();
+                if global.json {
+                    println!(
+                        "{}",
+                        json!({ "profile": shown(&target.path), "valid": !denied, "name": p.name, "image": p.image, "owner": p.owner.display(), "warnings": warnings.to_json() })
+                    );
+                } else if denied {
+                    eprint!("{}", warnings.render(color));
+                    eprintln!(
+                        "invalid: {display} ({n} warning{} denied by --deny-warnings)",
+                        if n == 1 { "" } else { "s" }
+                    );
+                } else {
+                    eprint!("{}", warnings.render_warnings(color));
+                    if !global.quiet {
+                        println!("ok: {display} (container `{}`, image {})", p.name, p.image)
+                    }
+                }
             }
-            Ok(_) => {}
             Err(diags) => {
                 code = code.worst(Exit::Invalid);
                 if global.json {

@@ -27,7 +27,10 @@ use launch::profile::{self, Profile};
 /// Runs the command; the result is how the process exits.
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
-        Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
+        Some(Command::Check {
+            profiles,
+            deny_warnings,
+        }) => check::run(&profiles, deny_warnings, &cli.global),
         Some(Command::Gpus) => gpus::run(&cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),

@@ -86,6 +86,8 @@ impl Loader {
         let result = match profile {
             Some(mut profile) if items.is_empty() => {
                 profile.sources = sources;
+                profile.extends = extends.iter().cloned().collect();
+                profile.extends.sort();
                 Ok(profile)
             }
             _ => {

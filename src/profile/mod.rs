@@ -14,6 +14,7 @@ pub(crate) mod files;
 mod folder;
 mod gpus;
 mod interpolate;
+pub mod lint;
 mod load;
 mod loader;
 mod names;
@@ -88,6 +89,8 @@ pub struct Profile {
     pub owner: crate::owner::Owner,
     /// Where some keys are written, for errors found after loading (policy).
     pub places: Places,
+    /// Canonical paths of the profiles it extends, directly or not.
+    pub extends: Vec<PathBuf>,
 }
 
 /// Where the values of top-level keys are written (in whichever file of
@@ -111,6 +114,10 @@ impl Places {
             .get(key)
             .and_then(|items| items.get(i).cloned())
             .or_else(|| self.key(key))
+    }
+
+    pub(crate) fn set_span(&mut self, key: &'static str, span: Span) {
+        self.keys.insert(key, span);
     }
 
     pub(crate) fn set<T>(&mut self, key: &'static str, value: &Option<raw::Sp<T>>) {

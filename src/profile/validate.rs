@@ -202,6 +202,9 @@ pub fn validate(
     places.set("gpus", &raw.gpus);
     places.set("shm_size", &raw.shm_size);
     places.set_items("cap_add", &raw.cap_add);
+    if let Some((key, _)) = raw.ulimits.iter().flatten().next() {
+        places.set_span("ulimits", key.span());
+    }
     let owner = c.loader.owner.clone().unwrap_or_else(|| {
         c.diags.push(Diagnostic::whole_file(format!(
             "cannot tell who owns {}",
@@ -212,6 +215,7 @@ pub fn validate(
     Some(Profile {
         owner,
         places,
+        extends: Vec::new(),
         path: absolute.clone(),
         name: name?,
         image: image?,
