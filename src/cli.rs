@@ -352,11 +352,19 @@ pub enum Command {
         profiles: Vec<PathBuf>,
     },
 
-    /// List the host's GPUs and which launch container holds each.
+    /// List the host's GPUs and who holds each.
     ///
-    /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which
-    /// containers hold which GPUs.
-    Gpus,
+    /// Reads NVML (see --nvml-lib). Holders: launch containers (name and
+    /// owner), other containers (an NVML process traced through
+    /// /proc/<pid>/cgroup to its container) and host processes (pid, user,
+    /// command). Without an engine, holders are incomplete: `--json` says
+    /// so with `holders_complete: false`.
+    Gpus {
+        /// Where the host's /proc is (NVML reports host pids): tests give a
+        /// fake one.
+        #[arg(long, env = "LAUNCH_PROC_ROOT", value_name = "DIR", default_value = "/proc")]
+        proc_root: PathBuf,
+    },
 
     /// Show what a profile resolves to on this host, without running it.
     ///

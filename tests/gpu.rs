@@ -292,8 +292,10 @@ fn gpus_json_reports_each_gpu_as_nvml_sees_it() {
         );
         assert_eq!(got["memory_total"], 80u64 << 30, "{got}");
         assert_eq!(got["mig"], false, "{got}");
-        assert_eq!(got["holders"], json!([]), "{got}");
     }
+    // NVML's process is a holder, named as far as /proc tells.
+    assert_eq!(listed[0]["holders"], json!([]));
+    assert_eq!(listed[1]["holders"][0]["pid"], 4242, "{}", listed[1]);
     assert_eq!(listed[0]["memory_used"], 1u64 << 20);
     assert_eq!(listed[0]["utilization"], 0);
     assert_eq!(listed[0]["processes"], json!([]));
@@ -374,10 +376,15 @@ fn gpus_names_the_launch_container_holding_a_gpu() {
     assert_eq!(json["gpus"][0]["holders_complete"], true);
     assert_eq!(
         json["gpus"][1]["holders"],
-        json!([{ "kind": "launch", "name": name }])
+        // Made without `launch.owner` (as before launch wrote it).
+        json!([{ "kind": "launch", "name": name, "owner": "unknown" }])
     );
     let table = gpus_table(&host);
-    assert_eq!(cells(row(&table, &host.gpus[1].uuid))[6], name, "{table}");
+    assert_eq!(
+        cells(row(&table, &host.gpus[1].uuid))[6],
+        format!("{name} (unknown)"),
+        "{table}"
+    );
     assert_eq!(cells(row(&table, &host.gpus[0].uuid))[6], "-", "{table}");
 }
 

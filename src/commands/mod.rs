@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             profiles,
             deny_warnings,
         }) => check::run(&profiles, deny_warnings, &cli.global),
-        Some(Command::Gpus) => gpus::run(&cli.global),
+        Some(Command::Gpus { proc_root }) => gpus::run(&proc_root, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
         Some(Command::Schema) => {

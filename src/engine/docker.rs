@@ -373,6 +373,24 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
+    async fn container_names(&self) -> Result<Vec<(String, String)>> {
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let list = self
+            .call(
+                "listing containers",
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.first()?.trim_start_matches('/').to_string();
+                Some((c.id?, name))
+            })
+            .collect())
+    }
+
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
         let prefix = format!("{name}{}", super::ASIDE);
         // The engine's name filter is a pattern, not a prefix: filter again.

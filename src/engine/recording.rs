@@ -398,6 +398,17 @@ impl Engine for Recording {
         Ok(out)
     }
 
+    async fn container_names(&self) -> Result<Vec<(String, String)>> {
+        let w = self.enter(Op::Managed, "", "listing containers")?;
+        Ok(w.containers
+            .iter()
+            .map(|c| {
+                let o = c.observed();
+                (o.id, o.name)
+            })
+            .collect())
+    }
+
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Leftovers, name, &format!("listing leftovers of {name}"))?;
         let prefix = format!("{name}{}", super::ASIDE);
