@@ -362,7 +362,12 @@ pub enum Command {
     Gpus {
         /// Where the host's /proc is (NVML reports host pids): tests give a
         /// fake one.
-        #[arg(long, env = "LAUNCH_PROC_ROOT", value_name = "DIR", default_value = "/proc")]
+        #[arg(
+            long,
+            env = "LAUNCH_PROC_ROOT",
+            value_name = "DIR",
+            default_value = "/proc"
+        )]
         proc_root: PathBuf,
     },
 

@@ -1507,3 +1507,54 @@ fn a_childs_gpu_mode_keeps_the_parents_gpus() {
         "{spec}"
     );
 }
+
+/// A child process killed when dropped, also when the test fails.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn gpus_traces_nvml_processes_to_their_container_or_user() {
+    needs_docker!();
+    let scratch = Scratch::new("gpus-traced");
+    let image = scratch.busybox_image("img", &[]);
+    // A container launch did not make, holding GPU 0.
+    let other = scratch.name("other");
+    docker::docker(&["run", "-d", "--name", &other, &image, "sleep", "1000"]);
+    let pid: u32 = docker::inspect(&other, "{{.State.Pid}}")
+        .trim()
+        .parse()
+        .unwrap();
+    // A host process (this test's child), holding GPU 1.
+    let sleep = Child(Command::new("sleep").arg("100").spawn().unwrap());
+    let host = host_of(own_gpus(2))
+        .process(0, pid, 1 << 30)
+        .process(1, sleep.0.id(), 1 << 20)
+        .build();
+
+    let json = gpus_json(&host);
+    assert_eq!(
+        json["gpus"][0]["holders"],
+        json!([{ "kind": "container", "name": other, "pid": pid }])
+    );
+    assert_eq!(
+        json["gpus"][1]["holders"],
+        json!([{ "kind": "process", "pid": sleep.0.id(), "user": "root", "name": "sleep 100" }])
+    );
+    assert_eq!(json["gpus"][1]["holders_complete"], true);
+    let table = gpus_table(&host);
+    assert_eq!(
+        cells(row(&table, &host.gpus[0].uuid))[6],
+        format!("container {other} (pid {pid})"),
+        "{table}"
+    );
+    assert!(
+        cells(row(&table, &host.gpus[1].uuid))[6].contains("root: sleep 100"),
+        "{table}"
+    );
+}

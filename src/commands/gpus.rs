@@ -81,7 +81,11 @@ pub fn run(proc_root: &std::path::Path, global: &Global) -> Result<Exit> {
                 match holders(g) {
                     h if h.is_empty() && !complete => "?".into(),
                     h if h.is_empty() => "-".into(),
-                    h => h.iter().map(|h| h.describe()).collect::<Vec<_>>().join(", "),
+                    h => h
+                        .iter()
+                        .map(|h| h.describe())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 },
             ]
         })

@@ -162,12 +162,18 @@ mod tests {
     #[test]
     fn container_ids_are_found_in_cgroupfs_and_systemd_paths() {
         let id = "a".repeat(64);
-        assert_eq!(container_id(&format!("12:memory:/docker/{id}\n")), Some(id.clone()));
+        assert_eq!(
+            container_id(&format!("12:memory:/docker/{id}\n")),
+            Some(id.clone())
+        );
         assert_eq!(
             container_id(&format!("0::/system.slice/docker-{id}.scope\n")),
             Some(id.clone())
         );
-        assert_eq!(container_id("0::/user.slice/user-1000.slice/session-2.scope\n"), None);
+        assert_eq!(
+            container_id("0::/user.slice/user-1000.slice/session-2.scope\n"),
+            None
+        );
         assert_eq!(container_id("9:name=systemd:/\n"), None);
     }
 }
