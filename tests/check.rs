@@ -1957,13 +1957,13 @@ fn a_double_dollar_is_a_literal_dollar() {
 
 /// The home folder of `uid` in /etc/passwd.
 fn home_of(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
     passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 5 && f[2] == uid.to_string())
         .map(|f| f[5].to_string())
-        .unwrap()
+        .expect("a passwd entry")
 }
 
 #[test]

@@ -20,12 +20,12 @@ const OTHER: u32 = 4242;
 /// Writes a policy file as an admin would: root's, mode 0644.
 fn write_policy(dir: &Profiles, text: &str) -> PathBuf {
     let path = dir.write("policy.toml", text);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     path
 }
 
 fn chown(path: &Path, uid: u32) {
-    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
 }
 
 fn check(policy: &Path, profile: &Path) -> Output {
