@@ -1558,3 +1558,115 @@ fn gpus_traces_nvml_processes_to_their_container_or_user() {
         "{table}"
     );
 }
+
+#[test]
+fn max_gpus_per_owner_counts_the_owner_s_other_launch_containers() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let scratch = Scratch::new("gpus-per-owner");
+    let image = scratch.busybox_image("img", &[]);
+    let host = host_of(own_gpus(2)).build();
+    // uid 4242 (no passwd entry) already holds GPU 0 with another container.
+    let other = scratch.name("held");
+    docker::docker(&[
+        "run",
+        "-d",
+        "--label",
+        "launch.managed=true",
+        "--label",
+        &format!("launch.gpus={}", host.gpus[0].uuid),
+        "--label",
+        "launch.owner=4242",
+        "--name",
+        &other,
+        &image,
+        "sleep",
+        "1000",
+    ]);
+    let profiles = Profiles::new();
+    let profile = profiles.write(
+        "per-owner.toml",
+        &format!(
+            "image = {image:?}\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [1], mode = \"devices\" }}\n",
+            scratch.name("new")
+        ),
+    );
+    std::os::unix::fs::chown(&profile, Some(4242), Some(4242)).unwrap();
+    let render = |max: u32| {
+        let policy = profiles.write(
+            "policy.toml",
+            &format!("[allow]\nmax_gpus_per_owner = {max}\n"),
+        );
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .args(["render", "--format", "json"])
+            .arg(&profile)
+            .args(host.args())
+            .run()
+    };
+    let out = render(1).code(3);
+    assert!(
+        out.stderr.contains("with the 1 of 4242's other containers")
+            && out.stderr.contains("allow.max_gpus_per_owner")
+            && out.stderr.contains("per-owner.toml:5:8"),
+        "{}",
+        out.stderr
+    );
+    render(2).code(0);
+    // Owned by root, another owner: its containers do not count.
+    std::os::unix::fs::chown(&profile, Some(0), Some(0)).unwrap();
+    render(1).code(0);
+}
+
+#[test]
+fn max_gpus_per_owner_counts_new_profiles_of_one_run_together() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let scratch = Scratch::new("gpus-per-owner-run");
+    let host = host_of(own_gpus(2)).build();
+    let team = Profiles::new();
+    for (file, gpu) in [("a1.toml", 0), ("b2.toml", 1)] {
+        let path = team.write(
+            file,
+            &format!(
+                "image = \"busybox\"\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [{gpu}], mode = \"devices\" }}\n",
+                scratch.name(file.trim_end_matches(".toml"))
+            ),
+        );
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+    }
+    let dir = Profiles::new();
+    let policy = dir.write("policy.toml", "[allow]\nmax_gpus_per_owner = 1\n");
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Launch::new()
+        .arg("--policy")
+        .arg(&policy)
+        .args(["plan", "--json"])
+        .arg(team.path())
+        .args(host.args())
+        .run()
+        .code(3);
+    let refused: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["action"] == "error")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one of the two is refused:\n{}",
+        out.stdout
+    );
+    let message = refused[0]["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("allow.max_gpus_per_owner"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(refused[0]["errors"][0]["line"], 5, "{}", out.stdout);
+}

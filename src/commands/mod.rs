@@ -247,11 +247,27 @@ pub async fn allowed<'a>(
         return (valid, Exit::Ok);
     };
     let mut managed: Option<Vec<Observed>> = None;
+    // GPUs of each owner's profiles allowed so far whose containers do not
+    // exist yet: a folder of new profiles counts toward one limit.
+    let mut pending: std::collections::HashMap<String, usize> = Default::default();
     let mut exit = Exit::Ok;
     let mut kept = Vec::new();
     for (target, profile) in valid {
-        let judged = match on_host(policy, profile, facts, engine, pull, &mut managed).await {
-            Ok(host) => policy.judge(profile, Some(&host)),
+        let owner = profile.owner.display();
+        let host = on_host(policy, profile, facts, engine, pull, &mut managed).await;
+        let judged = match host {
+            Ok(mut host) => {
+                if let Some(held) = host.owner_gpus.as_mut() {
+                    *held += pending.get(&owner).copied().unwrap_or(0);
+                }
+                let judged = policy.judge(profile, Some(&host));
+                let exists = managed.iter().flatten().any(|c| c.name == profile.name);
+                if judged.is_empty() && !exists {
+                    *pending.entry(owner).or_default() +=
+                        launch::policy::gpus_asked(profile, host.gpu_count).unwrap_or(0);
+                }
+                judged
+            }
             Err(e) => {
                 exit = exit.worst(up::report_error(target, &e, global));
                 continue;
@@ -290,19 +306,23 @@ pub async fn on_host(
         return Ok(host);
     }
     if !policy.allow.run_as_root && profile.user.is_none() {
-        let mut user = match engine {
-            Some(e) => e.image_user(&profile.image).await?,
-            None => None,
-        };
-        if let Some(e) = engine.filter(|_| {
-            pull && user.is_none()
-                && profile.build.is_none()
-                && profile.pull != profile::PullPolicy::Never
-        }) {
-            e.pull(&profile.image).await?;
-            user = e.image_user(&profile.image).await?;
-        }
-        host.image_user = Some(user);
+        use launch::policy::ImageUser;
+        host.image_user = Some(match engine {
+            None => ImageUser::Unknown,
+            Some(e) => {
+                let mut user = e.image_user(&profile.image).await?;
+                // `up` pulls a missing image first, as it would anyway.
+                if pull
+                    && user.is_none()
+                    && profile.build.is_none()
+                    && profile.pull != profile::PullPolicy::Never
+                {
+                    e.pull(&profile.image).await?;
+                    user = e.image_user(&profile.image).await?;
+                }
+                user.map_or(ImageUser::Missing, ImageUser::User)
+            }
+        });
     }
     if policy.allow.max_gpus_per_owner.is_some() && profile.gpus.is_some() {
         if managed.is_none() {

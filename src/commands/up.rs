@@ -185,7 +185,12 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> Exit {
     if global.json {
         println!(
             "{}",
-            json!({ "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(), "exit_code": e.exit().code() })
+            json!({
+                "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(),
+                // Each violation with its place.
+                "errors": match e { Error::Policy(d) => d.to_json(), _ => serde_json::Value::Null },
+                "exit_code": e.exit().code(),
+            })
         );
     } else {
         match e {

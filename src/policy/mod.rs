@@ -47,11 +47,23 @@ pub struct Allow {
 pub struct OnHost {
     /// GPUs on the host, for `gpus = "all"`.
     pub gpu_count: Option<usize>,
-    /// The image's configured user, when the profile sets none:
-    /// `Some(None)` when the image is not on the host.
-    pub image_user: Option<Option<String>>,
-    /// GPUs the owner's other launch containers hold (running or not).
+    /// The image's configured user, when the profile sets none.
+    pub image_user: Option<ImageUser>,
+    /// GPUs the owner's other launch containers hold (running or not),
+    /// and those of the owner's profiles allowed earlier in this run that
+    /// have no container yet.
     pub owner_gpus: Option<usize>,
+}
+
+/// What the engine says of an image's configured user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageUser {
+    /// Its `User` (empty when it sets none: root).
+    User(String),
+    /// The image is not on the host.
+    Missing,
+    /// No engine answered.
+    Unknown,
 }
 
 /// A glob on an image reference: anchored, `*` matches `/` too.
@@ -273,16 +285,22 @@ impl Judge<'_> {
                     return;
                 };
                 let message = match &host.image_user {
-                    Some(Some(u)) if !matches!(u.split(':').next(), Some("" | "0" | "root")) => {
+                    Some(ImageUser::User(u))
+                        if !matches!(u.split(':').next(), Some("" | "0" | "root")) =>
+                    {
                         return;
                     }
-                    Some(Some(u)) => format!(
+                    Some(ImageUser::User(u)) => format!(
                         "image {} runs as root (its user is {}) and the profile of {owner} sets no `user`; {help}",
                         self.profile.image,
                         if u.is_empty() { "not set" } else { u }
                     ),
-                    Some(None) => format!(
+                    Some(ImageUser::Missing) => format!(
                         "the profile of {owner} sets no `user` and image {} is not on this host, so whether it runs as root is unknown; {help}",
+                        self.profile.image
+                    ),
+                    Some(ImageUser::Unknown) => format!(
+                        "the profile of {owner} sets no `user` and no engine answered, so whether image {} runs as root is unknown; {help}",
                         self.profile.image
                     ),
                     None => return,
@@ -296,12 +314,7 @@ impl Judge<'_> {
         let Some(gpus) = &self.profile.gpus else {
             return;
         };
-        let count = match &gpus.selection {
-            GpuSelection::All => self.host.and_then(|h| h.gpu_count),
-            GpuSelection::List(list) => Some(list.len()),
-            GpuSelection::Count(n) => usize::try_from(*n).ok(),
-        };
-        let Some(count) = count else {
+        let Some(count) = gpus_asked(self.profile, self.host.and_then(|h| h.gpu_count)) else {
             return;
         };
         let span = Some(gpus.span.clone());
@@ -328,6 +341,15 @@ impl Judge<'_> {
                 self.refuse(span, "max_gpus_per_owner", message);
             }
         }
+    }
+}
+
+/// How many GPUs a profile asks for; `"all"` is the host's `gpu_count`.
+pub fn gpus_asked(profile: &Profile, gpu_count: Option<usize>) -> Option<usize> {
+    match &profile.gpus.as_ref()?.selection {
+        GpuSelection::All => gpu_count,
+        GpuSelection::List(list) => Some(list.len()),
+        GpuSelection::Count(n) => usize::try_from(*n).ok(),
     }
 }
 
