@@ -176,4 +176,101 @@ mod tests {
         );
         assert_eq!(container_id("9:name=systemd:/\n"), None);
     }
+
+    fn gpu(uuid: &str, pids: &[u32]) -> Gpu {
+        Gpu {
+            index: 0,
+            uuid: uuid.into(),
+            pci_bus_id: None,
+            minor: None,
+            name: None,
+            memory_total: None,
+            memory_used: None,
+            utilization: None,
+            processes: Some(
+                pids.iter()
+                    .map(|&pid| super::super::gpu::GpuProcess {
+                        pid,
+                        used_memory: None,
+                    })
+                    .collect(),
+            ),
+            mig: None,
+        }
+    }
+
+    #[test]
+    fn a_fake_proc_names_containers_launch_containers_and_host_processes() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let write = |pid: u32, file: &str, text: &[u8]| {
+            let dir = proc_root.path().join(pid.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(file), text).unwrap();
+        };
+        let (theirs, ours) = ("1".repeat(64), "2".repeat(64));
+        write(
+            10,
+            "cgroup",
+            format!("0::/system.slice/docker-{theirs}.scope\n").as_bytes(),
+        );
+        write(11, "cgroup", b"0::/user.slice/user-1000.slice\n");
+        write(11, "cmdline", b"python\0train.py\0");
+        write(
+            12,
+            "cgroup",
+            format!("4:memory:/docker/{ours}\n").as_bytes(),
+        );
+        let managed = Observed {
+            id: ours.clone(),
+            name: "alice-dev".into(),
+            state: crate::engine::State::Running,
+            labels: [
+                (label::GPUS.to_string(), "GPU-b".to_string()),
+                (label::OWNER.to_string(), "alice".to_string()),
+            ]
+            .into(),
+            image_id: String::new(),
+            image: String::new(),
+            started_at: String::new(),
+            created: String::new(),
+            health: None,
+        };
+        let containers = [
+            (theirs, "jupyter".to_string()),
+            (ours, "alice-dev".to_string()),
+        ];
+        // The process's user is the owner of its /proc folder: whoever runs the test.
+        let uid = std::fs::metadata(proc_root.path().join("11"))
+            .unwrap()
+            .uid();
+        let me = crate::owner::user_name(uid).unwrap_or_else(|| uid.to_string());
+        let held = holders(
+            &[gpu("GPU-a", &[10, 11]), gpu("GPU-b", &[12])],
+            &[managed],
+            &containers,
+            proc_root.path(),
+        );
+        assert_eq!(
+            held["GPU-a"],
+            [
+                Holder::Container {
+                    name: "jupyter".into(),
+                    pid: 10
+                },
+                Holder::Process {
+                    pid: 11,
+                    user: me,
+                    name: "python train.py".into()
+                },
+            ]
+        );
+        assert_eq!(
+            held["GPU-b"],
+            [Holder::Launch {
+                name: "alice-dev".into(),
+                owner: "alice".into(),
+                pid: Some(12)
+            }]
+        );
+    }
 }
