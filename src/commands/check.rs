@@ -17,6 +17,8 @@ pub fn run(args: &[PathBuf], deny_warnings: bool, global: &Global) -> Result<Exi
     let policy = global.policy()?;
     let mut code = Exit::Ok;
     let color = std::io::stderr().is_terminal();
+    // A warning in a base many members extend is shown once.
+    let mut warned = std::collections::HashSet::new();
     for target in targets(args)? {
         let display = target.path.display();
         let judged = match (&target.loaded, &policy) {
@@ -46,9 +48,14 @@ pub fn run(args: &[PathBuf], deny_warnings: bool, global: &Global) -> Result<Exi
                 }
             }
             Ok(p) => {
+                let mut items = launch::profile::lint::lints(p);
+                items.retain(|d| {
+                    let at = d.span.as_ref().and_then(|s| p.sources.locate(s.start));
+                    at.is_none_or(|l| warned.insert((l.file.path.clone(), l.line, l.column)))
+                });
                 let warnings = Diagnostics {
                     sources: Arc::clone(&p.sources),
-                    items: launch::profile::lint::lints(p),
+                    items,
                 };
                 let denied = deny_warnings && !warnings.items.is_empty();
                 if denied {
