@@ -496,6 +496,27 @@ mod tests {
     }
 
     #[test]
+    fn user_owner_is_the_owner_s_numbers_with_their_other_groups() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("own.toml");
+        std::fs::write(&path, "image = \"busybox\"\nuser = \"owner\"\n").expect("write");
+        let mut profile = crate::profile::load(&path).expect("a valid profile");
+        profile.owner = crate::owner::Owner {
+            uid: 1000,
+            gid: 1000,
+            name: Some("alice".into()),
+            home: None,
+            groups: vec![1000, 44, 27, 44],
+        };
+        let spec = base_spec(&profile);
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.group_add, ["27", "44"]);
+        // Another user leaves group_add empty, so the hash of such a spec is as before.
+        profile.user = Some("1000".into());
+        assert!(base_spec(&profile).group_add.is_empty());
+    }
+
+    #[test]
     fn a_mode_set_in_the_profile_is_kept() {
         let facts = ToolkitFacts {
             runtimes: vec!["nvidia".into()],
