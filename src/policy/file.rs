@@ -82,6 +82,20 @@ fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
             meta.mode() & 0o7777
         )));
     }
+    // Whoever can write its folder can swap the file or remove it (and a
+    // missing default policy means none); a sticky folder keeps root's file.
+    let dir = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    if let Some(dir) = dir
+        && let Ok(d) = std::fs::metadata(&dir)
+        && (d.uid() != 0 || (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0))
+    {
+        return Err(Error::Usage(format!(
+            "the folder {} of the policy can be written by others than root, who could replace the policy, so launch does not trust it; run `chown root {0} && chmod go-w {0}`",
+            dir.display()
+        )));
+    }
     Ok(())
 }
 
