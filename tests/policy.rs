@@ -257,6 +257,16 @@ fn an_untrusted_policy_stops_every_command_that_reads_profiles_before_the_engine
             out.stderr
         );
     }
+    // A folder others can write: they could replace or remove the policy.
+    chown(&policy, 0);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run(&["up"], &policy);
+    assert!(
+        out.stderr.contains("can be written by others"),
+        "{}",
+        out.stderr
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let out = run(&["check"], &dir.path().join("missing.toml"));
     assert!(
         out.stderr.contains("cannot read the policy"),
