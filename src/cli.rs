@@ -201,6 +201,31 @@ pub enum PullArg {
     Never,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A shell script whose `docker run` lines become profiles, one each.
+    #[arg(value_name = "SCRIPT", conflicts_with = "container")]
+    pub script: Option<PathBuf>,
+
+    /// Import this container (name or id) through the engine.
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Write to FILE (one profile) or into DIR as `DIR/<name>.toml`, instead
+    /// of stdout. Existing files are never overwritten.
+    #[arg(short = 'o', long, value_name = "FILE|DIR")]
+    pub output: Option<PathBuf>,
+
+    /// What the `#:schema` comment points at: save `launch schema` there for
+    /// editor completion.
+    #[arg(long, value_name = "PATH|URL", default_value = "launch.schema.json")]
+    pub schema: String,
+
+    /// The `docker run …` command line, after `--`.
+    #[arg(last = true, value_name = "DOCKER RUN …")]
+    pub line: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RenderFormat {
     DockerRun,
@@ -347,6 +372,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "docker-run")]
         format: RenderFormat,
     },
+
+    /// Write profiles from `docker run` lines or from a container.
+    ///
+    /// `launch import -- docker run …` imports one command line;
+    /// `launch import SCRIPT` each `docker run` line of a shell script (`sudo`,
+    /// `VAR=…`, `nohup … &` and `nvidia-docker run` are understood);
+    /// `launch import --container NAME` a container, without what came from its
+    /// image. Every flag with a profile key maps to it; the others become
+    /// `# not imported:` comments and warnings. GPUs in any form become `gpus`
+    /// (device minors through NVML). A line that cannot be read exits 2 at its
+    /// line; the other lines are still imported.
+    Import(ImportArgs),
 
     /// Print the JSON Schema (draft-07) of the profile format.
     ///

@@ -6,6 +6,7 @@ mod check;
 mod down;
 mod exec;
 mod gpus;
+mod import;
 mod logs;
 mod plan;
 mod prune;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Gpus) => gpus::run(&cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
+        Some(Command::Import(args)) => import::run(&args, &cli.global),
         Some(Command::Schema) => {
             println!("{}", launch::profile::schema());
             Ok(Exit::Ok)

@@ -27,6 +27,8 @@ use super::{
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
 
+mod inspect;
+
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// DeviceRequests (how GPUs reach a container) came with API 1.40, Docker 19.03.

@@ -1,0 +1,1 @@
+//! `launch render` for other engines (docs/architecture.md, translation).
