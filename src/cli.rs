@@ -230,6 +230,10 @@ pub struct ImportArgs {
 pub enum RenderFormat {
     DockerRun,
     Json,
+    Kubernetes,
+    Slurm,
+    Compose,
+    Systemd,
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,11 +370,27 @@ pub enum Command {
     /// `--format json` prints the container spec, its hash and the GPU mode
     /// chosen (and why); `--format docker-run` prints an equivalent
     /// `docker run` command, quoted for a POSIX shell.
+    ///
+    /// For other engines: `kubernetes` (a Pod, Deployment or Job by
+    /// `restart`, a Service for the ports, DRA claims for GPUs by UUID),
+    /// `slurm` (an sbatch script for pyxis/enroot), `compose`, and `systemd`
+    /// (a service running `launch up PROFILE` and a timer running it every
+    /// minute). A key the target cannot express is exit 2 naming every such
+    /// key at its line, unless --lossy.
     Render {
         #[arg(value_name = "PROFILE")]
         profile: PathBuf,
         #[arg(long, value_enum, default_value = "docker-run")]
         format: RenderFormat,
+        /// Drop what the target cannot express, with a comment in the output
+        /// for each dropped key, instead of failing.
+        #[arg(long)]
+        lossy: bool,
+        /// Write the files into DIR (e.g. the systemd units into
+        /// /etc/systemd/system) instead of stdout. Existing files are never
+        /// overwritten.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
 
     /// Write profiles from `docker run` lines or from a container.

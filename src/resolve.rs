@@ -283,7 +283,7 @@ fn read_only_bind(source: &str, target: &str) -> spec::Mount {
 }
 
 /// The spec of everything but the GPUs.
-fn base_spec(p: &Profile) -> ContainerSpec {
+pub fn base_spec(p: &Profile) -> ContainerSpec {
     let mut spec = ContainerSpec {
         schema: spec::SCHEMA,
         name: p.name.clone(),

@@ -127,29 +127,35 @@ fn write(profiles: &[(String, String)], output: Option<&Path>) -> Result<()> {
         )));
     };
     for (path, text) in files {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        let mut file = match file {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Refused(format!(
-                    "{} exists; import never overwrites a file (move it away first)",
-                    path.display()
-                )));
-            }
-            Err(e) => {
-                return Err(Error::Io(format!(
-                    "{}: {}",
-                    path.display(),
-                    launch::profile::io_reason(&e)
-                )));
-            }
-        };
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        eprintln!("wrote {}", path.display());
+        create_new(&path, text)?;
     }
+    Ok(())
+}
+
+/// Writes a new file; one that exists is never overwritten (exit 3).
+pub(super) fn create_new(path: &Path, text: &str) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Refused(format!(
+                "{} exists; launch never overwrites a file (move it away first)",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::Io(format!(
+                "{}: {}",
+                path.display(),
+                launch::profile::io_reason(&e)
+            )));
+        }
+    };
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }

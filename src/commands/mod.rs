@@ -31,7 +31,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
         Some(Command::Gpus) => gpus::run(&cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
-        Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
+        Some(Command::Render {
+            profile,
+            format,
+            lossy,
+            output,
+        }) => render::run(&profile, format, lossy, output.as_deref(), &cli.global),
         Some(Command::Import(args)) => import::run(&args, &cli.global),
         Some(Command::Schema) => {
             println!("{}", launch::profile::schema());

@@ -8,14 +8,100 @@ use super::{connect, managed_or_none, probe_host, runtime, shown, with_engine_fa
 use crate::cli::{Global, RenderFormat};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::profile;
-use launch::resolve::mode_name;
+use launch::profile::{self, Diagnostic, Diagnostics, GpuSelection};
+use launch::resolve::{Resolved, mode_name};
 use launch::spec::ContainerSpec;
+use launch::translate::render::{self, Gpus, Input, Output};
 
-pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
+pub fn run(
+    path: &Path,
+    format: RenderFormat,
+    lossy: bool,
+    output: Option<&Path>,
+    global: &Global,
+) -> Result<Exit> {
     let profile = profile::load(path).map_err(Error::Profile)?;
-    let (facts, needs) = probe_host(global, [&profile]);
-    let resolved = runtime()?.block_on(async {
+    let render: fn(&Input<'_>) -> Output = match format {
+        RenderFormat::Json | RenderFormat::DockerRun => {
+            return this_host(&profile, format, global);
+        }
+        RenderFormat::Kubernetes => render::kubernetes::render,
+        RenderFormat::Slurm => render::slurm::render,
+        RenderFormat::Compose => render::compose::render,
+        RenderFormat::Systemd => render::systemd::render,
+    };
+    let spec = launch::resolve::base_spec(&profile);
+    let gpus = match profile.gpus.as_ref().map(|g| &g.selection) {
+        None => None,
+        Some(GpuSelection::Count(n)) => Some(Gpus::Count(*n)),
+        // The units run `launch up`, which picks the GPUs itself.
+        Some(_) if matches!(format, RenderFormat::Systemd) => None,
+        Some(_) => {
+            let resolved = resolve(&profile, global)?;
+            let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();
+            Some(Gpus::Uuids(uuids))
+        }
+    };
+    let input = Input {
+        profile: &profile,
+        spec: &spec,
+        gpus,
+        node: node_name(),
+        launch_bin: std::env::current_exe()
+            .map_err(|e| Error::Io(format!("where is this launch binary? {e}")))?,
+    };
+    let out = render(&input);
+    if !out.dropped.is_empty() && !lossy {
+        let target = format!("{format:?}").to_lowercase();
+        let items = out
+            .dropped
+            .iter()
+            .map(|d| {
+                let message = format!("`{}` cannot be expressed for {target}: {}", d.key, d.why);
+                match profile.keys.get(d.key) {
+                    Some(span) => Diagnostic::new(span.clone(), message),
+                    None => Diagnostic::whole_file(message),
+                }
+                .help("--lossy drops it, with a comment in the output saying what was dropped")
+            })
+            .collect();
+        return Err(Error::Profile(Diagnostics {
+            sources: profile.sources.clone(),
+            items,
+        }));
+    }
+    match output {
+        Some(dir) => {
+            for (name, text) in &out.files {
+                super::import::create_new(&dir.join(name), text)?;
+            }
+        }
+        None => {
+            for (name, text) in &out.files {
+                if out.files.len() > 1 {
+                    println!("# --- {name}");
+                }
+                print!("{text}");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// This host's name (the node explicit GPUs are on).
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The profile resolved on this host, as `up` would create it.
+fn resolve(profile: &launch::profile::Profile, global: &Global) -> Result<Resolved> {
+    let (facts, needs) = probe_host(global, [profile]);
+    runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
         let engine = if needs.engine_facts || needs.held_gpus {
@@ -32,9 +118,18 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
         // The build context is a fact of the host, as bind sources are.
-        launch::build::check_host(&profile)?;
-        launch::host::resolve_profile(&profile, &facts, &managed)
-    })?;
+        launch::build::check_host(profile)?;
+        launch::host::resolve_profile(profile, &facts, &managed)
+    })
+}
+
+/// `json` and `docker-run`: what this host's engine would be sent.
+fn this_host(
+    profile: &launch::profile::Profile,
+    format: RenderFormat,
+    global: &Global,
+) -> Result<Exit> {
+    let resolved = resolve(profile, global)?;
     let spec = &resolved.spec;
     let labels = spec.all_labels(&profile.path);
     match format {
@@ -55,7 +150,7 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
                 .unwrap_or_default()
             );
         }
-        RenderFormat::DockerRun => {
+        _ => {
             if let Some(m) = &resolved.mode {
                 println!("# GPU mode: {} ({})", mode_name(m.mode), m.why);
             }

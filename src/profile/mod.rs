@@ -80,6 +80,9 @@ pub struct Profile {
     pub recreate: RecreatePolicy,
     /// `[build]`: `image` is built from a Dockerfile, never pulled.
     pub build: Option<Build>,
+    /// Where each top-level key is written, for errors found later (a key
+    /// another engine cannot express).
+    pub keys: BTreeMap<String, Span>,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
 }

@@ -88,6 +88,7 @@ pub fn validate(
 ) -> Option<Profile> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let raw = read.raw;
+    let keys = read.keys;
     let mut c = Checker { diags, loader };
     let start = read.whole.start..read.whole.start;
 
@@ -223,6 +224,7 @@ pub fn validate(
         healthcheck,
         recreate,
         build,
+        keys,
         sources: Arc::default(),
     })
 }
