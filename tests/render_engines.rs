@@ -1,0 +1,274 @@
+//! `launch render` for other engines (docs/architecture.md, translation):
+//! each output is checked by the target's own validator, and a key the
+//! target cannot express fails at its line unless `--lossy`.
+
+#[macro_use]
+mod support;
+
+use std::path::Path;
+
+use support::cli::{Launch, Output, Profiles};
+use support::fake_gpu::FakeGpuHost;
+use support::validators::validate;
+
+/// A Kubernetes version with `resource.k8s.io/v1` (DRA, GA in 1.34).
+const KUBERNETES: &str = "1.34.0";
+
+fn render(profile: &Path, format: &str, extra: &[&str]) -> Output {
+    Launch::new()
+        .args(["--nvml-lib", "/nonexistent/libnvidia-ml.so.1", "render"])
+        .arg(profile)
+        .args(["--format", format])
+        .args(extra)
+        .run()
+}
+
+/// A profile using most keys, with a bind source that exists.
+fn rich(dir: &Profiles, extra: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let text = format!(
+        r#"image = "nvcr.io/nvidia/pytorch:24.01-py3"
+command = "python train.py --note '$$(not run)'"
+interactive = true
+gpus = {{ count = 2 }}
+ports = ["8080:80", "9000/udp"]
+volumes = ["./data:/data:ro", "cache:/cache", {{ type = "tmpfs", target = "/scratch" }}]
+shm_size = "8G"
+memory = "16G"
+cpus = 2.5
+cap_add = ["SYS_PTRACE"]
+workdir = "/w"
+stop_timeout = 20
+healthcheck = {{ cmd = "curl -f localhost", interval = "30s", retries = 3 }}
+{extra}
+[env]
+A = "1"
+B = "x y"
+[labels]
+team = "cv"
+"#
+    );
+    // An `extra` with its own ports replaces these.
+    let text = if extra.contains("ports =") {
+        text.replace("ports = [\"8080:80\", \"9000/udp\"]\n", "")
+    } else {
+        text
+    };
+    dir.write("acct_x.toml", &text)
+}
+
+fn write_out(dir: &Profiles, name: &str, out: &Output) -> std::path::PathBuf {
+    dir.write(name, &out.stdout)
+}
+
+#[test]
+fn ulimits_for_kubernetes_fail_at_their_line_and_lossy_drops_them_with_a_comment() {
+    let kv = needs_validator!("kubernetes-validate");
+    let dir = Profiles::new();
+    let path = dir.write(
+        "limits.toml",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\n\n[ulimits]\nmemlock = -1\n",
+    );
+    let out = render(&path, "kubernetes", &[]).code(2);
+    assert!(
+        out.stderr
+            .contains("`ulimits` cannot be expressed for kubernetes"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("limits.toml:4:2"),
+        "file:line:col of the key: {}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "", "nothing is printed when it fails");
+    let lossy = render(&path, "kubernetes", &["--lossy"]).code(0);
+    assert!(
+        lossy.stdout.starts_with(
+            "# dropped: `ulimits`: memlock: Kubernetes has no per-container ulimits\n"
+        ),
+        "{}",
+        lossy.stdout
+    );
+    let file = write_out(&dir, "limits.yaml", &lossy);
+    validate(&kv, &["--strict", "-k", KUBERNETES], &[&file]);
+}
+
+#[test]
+fn kubernetes_output_passes_kubernetes_validate() {
+    let kv = needs_validator!("kubernetes-validate");
+    let dir = Profiles::new();
+    // on-failure → a Job; always → a Deployment; none → a Pod.
+    for (restart, kind) in [
+        ("restart = \"on-failure:3\"", "kind: Job"),
+        ("restart = \"always\"", "kind: Deployment"),
+        ("", "kind: Pod"),
+    ] {
+        let path = rich(&dir, restart);
+        let out = render(&path, "kubernetes", &[]).code(0);
+        let text = &out.stdout;
+        assert!(text.contains(kind), "{text}");
+        assert!(text.contains("name: acct-x\n"), "DNS-1123 names: {text}");
+        assert!(text.contains("nvidia.com/gpu: 2"), "{text}");
+        assert!(text.contains("kind: Service"), "{text}");
+        assert!(text.contains("kind: PersistentVolumeClaim"), "{text}");
+        assert!(text.contains("mountPath: /dev/shm"), "{text}");
+        assert!(text.contains("sizeLimit: '8589934592'"), "{text}");
+        assert!(
+            text.contains("$$(not run)"),
+            "Kubernetes would expand $(…): {text}"
+        );
+        let file = write_out(&dir, "out.yaml", &out);
+        validate(&kv, &["--strict", "-k", KUBERNETES], &[&file]);
+        std::fs::remove_file(file).unwrap();
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn explicit_gpus_become_a_dra_claim_on_this_node() {
+    let kv = needs_validator!("kubernetes-validate");
+    let host = FakeGpuHost::builder().gpus(4).build();
+    let dir = Profiles::new();
+    let path = dir.write(
+        "pinned.toml",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\ngpus = [1, 3]\n",
+    );
+    let out = Launch::new()
+        .args(host.args())
+        .args(["render"])
+        .arg(&path)
+        .args(["--format", "kubernetes"])
+        .run()
+        .code(0);
+    let text = &out.stdout;
+    assert!(text.contains("kind: ResourceClaim"), "{text}");
+    assert!(
+        text.contains(&host.gpus[1].uuid) && text.contains(&host.gpus[3].uuid),
+        "{text}"
+    );
+    assert!(!text.contains(&host.gpus[0].uuid), "{text}");
+    assert!(text.contains("kubernetes.io/hostname:"), "{text}");
+    let file = write_out(&dir, "pinned.yaml", &out);
+    validate(&kv, &["--strict", "-k", KUBERNETES], &[&file]);
+    // Compose names the same GPUs by UUID.
+    let compose = Launch::new()
+        .args(host.args())
+        .args(["render"])
+        .arg(&path)
+        .args(["--format", "compose"])
+        .run()
+        .code(0);
+    assert!(compose.stdout.contains("device_ids:"), "{}", compose.stdout);
+    assert!(
+        compose.stdout.contains(&host.gpus[3].uuid),
+        "{}",
+        compose.stdout
+    );
+}
+
+#[test]
+fn compose_output_passes_docker_compose_config() {
+    let dc = needs_validator!("docker-compose");
+    let dir = Profiles::new();
+    let path = rich(
+        &dir,
+        "restart = \"unless-stopped\"\nulimits = { nofile = \"1024:2048\" }\nports = [\"127.0.0.1:8080:80\"]",
+    );
+    let out = render(&path, "compose", &[]).code(0);
+    let text = &out.stdout;
+    assert!(text.contains("count: 2"), "{text}");
+    assert!(
+        text.contains("127.0.0.1:8080:80/tcp"),
+        "the host IP is kept: {text}"
+    );
+    let file = write_out(&dir, "compose.yaml", &out);
+    validate(&dc, &["config", "-q", "-f"], &[&file]);
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let sa = needs_validator!("systemd-analyze");
+    let dir = Profiles::new();
+    let path = dir.write(
+        "nightly job.toml",
+        "image = \"busybox\"\nname = \"nightly\"\n",
+    );
+    let units = Profiles::new();
+    let out = render(&path, "systemd", &["-o", units.path().to_str().unwrap()]).code(0);
+    assert!(
+        out.stderr.contains("launch-nightly.timer"),
+        "{}",
+        out.stderr
+    );
+    let service = units.path().join("launch-nightly.service");
+    let timer = units.path().join("launch-nightly.timer");
+    let text = std::fs::read_to_string(&service).unwrap();
+    assert!(
+        text.contains(&format!(
+            "ExecStart={} up \"{}\"",
+            env!("CARGO_BIN_EXE_launch"),
+            path.display()
+        )),
+        "{text}"
+    );
+    let timer_text = std::fs::read_to_string(&timer).unwrap();
+    assert!(timer_text.contains("Persistent=true"), "{timer_text}");
+    validate(&sa, &["verify"], &[&service, &timer]);
+    // To stdout the files are separated by `# --- <file>` lines.
+    let shown = render(&path, "systemd", &[]).code(0);
+    assert!(
+        shown.stdout.starts_with("# --- launch-nightly.service\n"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("\n# --- launch-nightly.timer\n"),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[test]
+fn slurm_scripts_pass_bash_n_and_name_what_slurm_cannot_do() {
+    let bash = needs_validator!("bash");
+    let dir = Profiles::new();
+    let path = dir.write(
+        "train.toml",
+        "image = \"nvcr.io/nvidia/pytorch:24.01-py3\"\ncommand = [\"python\", \"train.py\", \"it's\"]\ngpus = { count = 4 }\nmemory = \"32G\"\ncpus = 8\nvolumes = [\"/tmp:/data:ro\"]\nworkdir = \"/w\"\n[env]\nMODE = \"fast run\"\n",
+    );
+    let out = render(&path, "slurm", &[]).code(0);
+    let text = &out.stdout;
+    for line in [
+        "#SBATCH --gpus=4",
+        "#SBATCH --mem=32768M",
+        "#SBATCH --cpus-per-task=8",
+        "--container-image=nvcr.io#nvidia/pytorch:24.01-py3",
+        "--container-mounts=/tmp:/data:ro",
+        "--container-env=MODE",
+        "--container-workdir=/w",
+        "export MODE='fast run'",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    let file = write_out(&dir, "train.sbatch", &out);
+    validate(&bash, &["-n"], &[&file]);
+    let pinned = dir.write(
+        "pinned.toml",
+        "image = \"busybox\"\ncommand = \"true\"\nshm_size = \"1G\"\nports = [\"80\"]\n",
+    );
+    let out = render(&pinned, "slurm", &[]).code(2);
+    assert!(
+        out.stderr
+            .contains("`shm_size` cannot be expressed for slurm")
+            && out.stderr.contains("pinned.toml:3:1"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`ports` cannot be expressed for slurm")
+            && out.stderr.contains("pinned.toml:4:1"),
+        "{}",
+        out.stderr
+    );
+}
