@@ -25,7 +25,7 @@ fn render(profile: &Path, format: &str, extra: &[&str]) -> Output {
 
 /// A profile using most keys, with a bind source that exists.
 fn rich(dir: &Profiles, extra: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).expect("test setup");
     let text = format!(
         r#"image = "nvcr.io/nvidia/pytorch:24.01-py3"
 command = "python train.py --note '$$(not run)'"
@@ -120,8 +120,8 @@ fn kubernetes_output_passes_kubernetes_validate() {
         );
         let file = write_out(&dir, "out.yaml", &out);
         validate(&kv, &["--strict", "-k", KUBERNETES], &[&file]);
-        std::fs::remove_file(file).unwrap();
-        std::fs::remove_file(path).unwrap();
+        std::fs::remove_file(file).expect("test setup");
+        std::fs::remove_file(path).expect("test setup");
     }
 }
 
@@ -195,7 +195,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
         "image = \"busybox\"\nname = \"nightly\"\n",
     );
     let units = Profiles::new();
-    let out = render(&path, "systemd", &["-o", units.path().to_str().unwrap()]).code(0);
+    let out = render(&path, "systemd", &["-o", units.path().to_str().expect("test setup")]).code(0);
     assert!(
         out.stderr.contains("launch-nightly.timer"),
         "{}",
@@ -203,7 +203,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     );
     let service = units.path().join("launch-nightly.service");
     let timer = units.path().join("launch-nightly.timer");
-    let text = std::fs::read_to_string(&service).unwrap();
+    let text = std::fs::read_to_string(&service).expect("test setup");
     assert!(
         text.contains(&format!(
             "ExecStart={} up \"{}\"",
@@ -212,7 +212,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
         )),
         "{text}"
     );
-    let timer_text = std::fs::read_to_string(&timer).unwrap();
+    let timer_text = std::fs::read_to_string(&timer).expect("test setup");
     assert!(timer_text.contains("Persistent=true"), "{timer_text}");
     validate(&sa, &["verify"], &[&service, &timer]);
     // To stdout the files are separated by `# --- <file>` lines.
