@@ -73,7 +73,10 @@ fn a_quoted_argument_with_spaces_stays_one_argument() {
     let command = profile["command"].clone();
     let argv: Vec<String> = match command {
         toml::Value::String(s) => shell_words::split(&s).expect("a shell line"),
-        toml::Value::Array(a) => a.iter().map(|v| v.as_str().expect("test setup").to_string()).collect(),
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().expect("test setup").to_string())
+            .collect(),
         other => panic!("command is {other}"),
     };
     assert_eq!(

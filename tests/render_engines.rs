@@ -195,7 +195,12 @@ fn systemd_units_pass_systemd_analyze_verify() {
         "image = \"busybox\"\nname = \"nightly\"\n",
     );
     let units = Profiles::new();
-    let out = render(&path, "systemd", &["-o", units.path().to_str().expect("test setup")]).code(0);
+    let out = render(
+        &path,
+        "systemd",
+        &["-o", units.path().to_str().expect("test setup")],
+    )
+    .code(0);
     assert!(
         out.stderr.contains("launch-nightly.timer"),
         "{}",

@@ -12,6 +12,7 @@ use super::script::{RunLine, Word};
 use super::{HostView, Imported};
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
+use crate::host::gpu::driver::PERSISTENCED_SOCKET;
 use crate::resolve::{NVIDIA_BIN, NVIDIA_LIB};
 
 /// Docker's default size of /dev/shm (64 MiB).
@@ -51,8 +52,11 @@ pub fn translate(
     };
     let mut facts = GpuFacts::default();
     // What launch's `devices` mode mounted: the driver, not the user's volumes.
-    let driver_mount =
-        |target: &str| target.starts_with(NVIDIA_LIB) || target.starts_with(NVIDIA_BIN);
+    let driver_mount = |target: &str| {
+        target.starts_with(NVIDIA_LIB)
+            || target.starts_with(NVIDIA_BIN)
+            || target == PERSISTENCED_SOCKET
+    };
     for bind in hc.binds.iter().flatten() {
         let target = bind.split(':').nth(1).unwrap_or_default();
         if driver_mount(target) {
@@ -182,10 +186,17 @@ pub fn translate(
     if let Some(mode) = hc.pid_mode.as_deref().filter(|m| !m.is_empty()) {
         opt("--pid", mode.into());
     }
+    // The docker CLI adds `label=disable` to every --privileged container.
+    let privileged = hc.privileged == Some(true);
+    let security_opt = hc.security_opt.clone().map(|l| {
+        l.into_iter()
+            .filter(|o| !(privileged && o == "label=disable"))
+            .collect::<Vec<_>>()
+    });
     for (flag, list) in [
         ("--cap-add", &hc.cap_add),
         ("--cap-drop", &hc.cap_drop),
-        ("--security-opt", &hc.security_opt),
+        ("--security-opt", &security_opt),
         ("--group-add", &hc.group_add),
         ("--dns", &hc.dns),
         ("--add-host", &hc.extra_hosts),
