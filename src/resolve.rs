@@ -374,6 +374,20 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
         }),
         device_requests: Vec::new(),
         gpu: None,
+        init: p.run.init,
+        group_add: p.run.group_add.clone(),
+        sysctls: p.run.sysctls.clone(),
+        extra_hosts: p.run.extra_hosts.clone(),
+        dns: p.run.dns.clone(),
+        device_cgroup_rules: p.run.device_cgroup_rules.clone(),
+        runtime: p.run.runtime.clone(),
+        read_only: p.run.read_only,
+        memory_swap: p.run.memory_swap,
+        platform: p.run.platform.clone(),
+        log: p.run.log.as_ref().map(|l| spec::LogConfig {
+            driver: l.driver.clone(),
+            options: l.options.clone(),
+        }),
     };
     sort(&mut spec);
     spec

@@ -2233,6 +2233,17 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "healthcheck",
     "recreate",
     "build",
+    "init",
+    "group_add",
+    "sysctls",
+    "extra_hosts",
+    "dns",
+    "device_cgroup_rules",
+    "runtime",
+    "read_only",
+    "memory_swap",
+    "platform",
+    "log",
 ];
 
 #[test]

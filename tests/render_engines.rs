@@ -277,3 +277,57 @@ fn slurm_scripts_pass_bash_n_and_name_what_slurm_cannot_do() {
         out.stderr
     );
 }
+
+#[test]
+fn the_run_option_keys_render_for_kubernetes_and_compose() {
+    let kv = needs_validator!("kubernetes-validate");
+    let dc = needs_validator!("docker-compose");
+    let dir = Profiles::new();
+    let k8s = dir.write(
+        "opts.toml",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\nread_only = true\ngroup_add = [\"44\"]\nextra_hosts = [\"db:10.0.0.2\", \"cache:10.0.0.2\"]\ndns = [\"10.0.0.53\"]\nruntime = \"nvidia\"\nplatform = \"linux/arm64\"\n[sysctls]\n\"net.core.somaxconn\" = 1024\n",
+    );
+    let out = render(&k8s, "kubernetes", &[]).code(0);
+    for want in [
+        "readOnlyRootFilesystem: true",
+        "supplementalGroups:",
+        "hostAliases:",
+        "- cache",
+        "nameservers:",
+        "runtimeClassName: nvidia",
+        "kubernetes.io/arch: arm64",
+        "net.core.somaxconn",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let file = write_out(&dir, "opts.yaml", &out);
+    validate(&kv, &["--strict", "-k", KUBERNETES], &[&file]);
+
+    let more = dir.write(
+        "more.toml",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\ninit = true\nmemory = \"1G\"\nmemory_swap = \"2G\"\ndevice_cgroup_rules = [\"c 195:* rwm\"]\n[log]\ndriver = \"local\"\noptions = { max-size = \"5m\" }\n",
+    );
+    let out = render(&more, "kubernetes", &[]).code(2);
+    for key in ["`init`", "`memory_swap`", "`device_cgroup_rules`", "`log`"] {
+        assert!(
+            out.stderr
+                .contains(&format!("{key} cannot be expressed for kubernetes")),
+            "{key}: {}",
+            out.stderr
+        );
+    }
+    let compose = render(&more, "compose", &[]).code(0);
+    for want in [
+        "init: true",
+        "memswap_limit: 2147483648",
+        "device_cgroup_rules:",
+        "driver: local",
+    ] {
+        assert!(compose.stdout.contains(want), "{want}: {}", compose.stdout);
+    }
+    let file = write_out(&dir, "compose.yaml", &compose);
+    validate(&dc, &["config", "-q", "-f"], &[&file]);
+    let opts_compose = render(&k8s, "compose", &[]).code(0);
+    let file = write_out(&dir, "compose2.yaml", &opts_compose);
+    validate(&dc, &["config", "-q", "-f"], &[&file]);
+}

@@ -293,6 +293,41 @@ pub fn docker_run(
     if let Some(t) = spec.stop_timeout {
         opt(&["--stop-timeout", &t.to_string()]);
     }
+    if spec.init {
+        opt(&["--init"]);
+    }
+    if spec.read_only {
+        opt(&["--read-only"]);
+    }
+    for (flag, list) in [
+        ("--group-add", &spec.group_add),
+        ("--add-host", &spec.extra_hosts),
+        ("--dns", &spec.dns),
+        ("--device-cgroup-rule", &spec.device_cgroup_rules),
+    ] {
+        for v in list {
+            opt(&[flag, v]);
+        }
+    }
+    for (k, v) in &spec.sysctls {
+        opt(&["--sysctl", &format!("{k}={v}")]);
+    }
+    for (flag, value) in [("--runtime", &spec.runtime), ("--platform", &spec.platform)] {
+        if let Some(v) = value {
+            opt(&[flag, v]);
+        }
+    }
+    if let Some(s) = spec.memory_swap {
+        opt(&["--memory-swap", &s.to_string()]);
+    }
+    if let Some(log) = &spec.log {
+        if let Some(d) = &log.driver {
+            opt(&["--log-driver", d]);
+        }
+        for (k, v) in &log.options {
+            opt(&["--log-opt", &format!("{k}={v}")]);
+        }
+    }
     if let Some(h) = &spec.healthcheck {
         match h.test.split_first() {
             Some((kind, _)) if kind == "NONE" => opt(&["--no-healthcheck"]),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, DeviceMapping,
-    DeviceRequest, HealthConfig, HostConfig, Mount, MountType, PortBinding, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    DeviceRequest, HealthConfig, HostConfig, HostConfigLogConfig, Mount, MountType, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
@@ -636,7 +636,11 @@ impl Engine for DockerEngine {
         spec: &ContainerSpec,
         labels: &BTreeMap<String, String>,
     ) -> Result<String> {
-        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let mut options = CreateContainerOptionsBuilder::new().name(name);
+        if let Some(platform) = &spec.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let body = create_body(spec, labels);
         let created = self
             .call(
@@ -1134,6 +1138,29 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
                 spec::RestartName::No => RestartPolicyNameEnum::NO,
             }),
             maximum_retry_count: r.max_retries.map(i64::from),
+        }),
+        init: spec.init.then_some(true),
+        group_add: non_empty(&spec.group_add),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        extra_hosts: non_empty(&spec.extra_hosts),
+        dns: non_empty(&spec.dns),
+        device_cgroup_rules: non_empty(&spec.device_cgroup_rules),
+        runtime: spec.runtime.clone(),
+        readonly_rootfs: spec.read_only.then_some(true),
+        memory_swap: spec.memory_swap,
+        log_config: spec.log.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: Some(
+                l.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
         }),
         ..Default::default()
     };

@@ -20,6 +20,7 @@ mod names;
 mod ports;
 pub mod raw;
 mod resources;
+mod run_options;
 mod security;
 pub mod source;
 mod validate;
@@ -37,6 +38,7 @@ pub use folder::{Target, targets};
 pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
+pub use run_options::{LogConfig, RunOptions};
 pub use source::{SourceMap, Span};
 pub use volumes::{Mount, MountKind};
 
@@ -80,6 +82,8 @@ pub struct Profile {
     pub recreate: RecreatePolicy,
     /// `[build]`: `image` is built from a Dockerfile, never pulled.
     pub build: Option<Build>,
+    /// init, group_add, sysctls, … (docs/architecture.md, translation).
+    pub run: RunOptions,
     /// Where each top-level key is written, for errors found later (a key
     /// another engine cannot express).
     pub keys: BTreeMap<String, Span>,

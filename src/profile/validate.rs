@@ -167,6 +167,7 @@ pub fn validate(
         .as_ref()
         .and_then(|h| healthcheck(&mut c, h));
     let recreate = recreate(&mut c, &raw.recreate);
+    let run = super::run_options::run_options(&mut c, &raw, raw.memory.as_ref().map(|_| memory));
     let build = raw.build.as_ref().and_then(|b| build::build(&mut c, b));
     // A built image is known by its tag; a digest names an image that
     // already exists, so it cannot also be built.
@@ -224,6 +225,7 @@ pub fn validate(
         healthcheck,
         recreate,
         build,
+        run,
         keys,
         sources: Arc::default(),
     })

@@ -34,10 +34,19 @@ const ORDER: &[&str] = &[
     "cpuset",
     "restart",
     "stop_timeout",
+    "init",
+    "read_only",
+    "runtime",
+    "platform",
+    "memory_swap",
+    "group_add",
+    "extra_hosts",
+    "dns",
+    "device_cgroup_rules",
 ];
 
 /// Tables printed after the top-level keys, each as a `[section]`.
-const TABLES: &[&str] = &["env", "labels", "ulimits", "healthcheck"];
+const TABLES: &[&str] = &["env", "labels", "ulimits", "sysctls", "healthcheck", "log"];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Draft {

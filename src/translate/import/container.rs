@@ -243,13 +243,12 @@ pub fn translate(
     {
         opt("--runtime", runtime);
     }
-    if let Some(log) = hc
-        .log_config
-        .as_ref()
-        .and_then(|l| l.typ.clone())
-        .filter(|t| t != "json-file")
-    {
-        opt("--log-driver", log);
+    // json-file is the daemon's default: said only with options of its own.
+    if let Some(log) = &hc.log_config {
+        let options = log.config.as_ref().is_some_and(|c| !c.is_empty());
+        if let Some(driver) = log.typ.clone().filter(|t| options || t != "json-file") {
+            opt("--log-driver", driver);
+        }
     }
     if let Some(w) = config
         .working_dir
@@ -310,6 +309,23 @@ pub fn translate(
     }
     if let Some(m) = hc.memory.filter(|m| *m > 0) {
         draft.set("memory", m);
+        // The daemon sets twice the memory when none was asked for.
+        if let Some(swap) = hc.memory_swap.filter(|s| *s != 0 && *s != 2 * m) {
+            draft.set("memory_swap", swap);
+        }
+    }
+    if let Some(log) = &hc.log_config {
+        let mut options: Vec<_> = log.config.iter().flatten().collect();
+        options.sort();
+        for (k, v) in options {
+            draft
+                .table_mut("log")
+                .entry("options".to_string())
+                .or_insert_with(|| Value::Table(toml::map::Map::new()));
+            if let Some(Value::Table(t)) = draft.table_mut("log").get_mut("options") {
+                t.insert(k.clone(), Value::String(v.replace('$', "$$")));
+            }
+        }
     }
     let escape = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.replace('$', "$$")).collect() };
     let entrypoint = config.entrypoint.clone().unwrap_or_default();

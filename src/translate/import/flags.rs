@@ -29,7 +29,6 @@ const BOOL_FLAGS: &[&str] = &[
 
 /// `docker run` flags that take a value and have no profile key.
 const VALUE_FLAGS: &[&str] = &[
-    "add-host",
     "annotation",
     "attach",
     "blkio-weight",
@@ -44,17 +43,14 @@ const VALUE_FLAGS: &[&str] = &[
     "cpu-shares",
     "cpuset-mems",
     "detach-keys",
-    "device-cgroup-rule",
     "device-read-bps",
     "device-read-iops",
     "device-write-bps",
     "device-write-iops",
-    "dns",
     "dns-option",
     "dns-search",
     "domainname",
     "expose",
-    "group-add",
     "ip",
     "ip6",
     "isolation",
@@ -62,19 +58,14 @@ const VALUE_FLAGS: &[&str] = &[
     "label-file",
     "link",
     "link-local-ip",
-    "log-driver",
-    "log-opt",
     "mac-address",
     "memory-reservation",
-    "memory-swap",
     "memory-swappiness",
     "network-alias",
     "oom-score-adj",
     "pids-limit",
-    "platform",
     "stop-signal",
     "storage-opt",
-    "sysctl",
     "userns",
     "uts",
     "volume-driver",
@@ -118,6 +109,15 @@ const MAPPED: &[&str] = &[
     "health-timeout",
     "health-retries",
     "health-start-period",
+    "add-host",
+    "device-cgroup-rule",
+    "dns",
+    "group-add",
+    "log-driver",
+    "log-opt",
+    "memory-swap",
+    "platform",
+    "sysctl",
 ];
 
 /// Short flags and the long name they stand for.
@@ -446,6 +446,49 @@ fn apply(
         "pull" => draft.set("pull", value),
         "gpus" => facts.gpus_flag = Some(value),
         "runtime" if value == "nvidia" => facts.runtime_nvidia = true,
+        "runtime" => draft.set("runtime", value),
+        "init" => match truthy(&flag.value) {
+            Some(on) => {
+                if on {
+                    draft.set("init", true);
+                }
+            }
+            None => skip(draft, "not true or false"),
+        },
+        "read-only" => match truthy(&flag.value) {
+            Some(on) => {
+                if on {
+                    draft.set("read_only", true);
+                }
+            }
+            None => skip(draft, "not true or false"),
+        },
+        "group-add" => draft.push("group_add", value),
+        "add-host" => draft.push("extra_hosts", value),
+        "dns" => draft.push("dns", value),
+        "device-cgroup-rule" => draft.push("device_cgroup_rules", value),
+        "platform" => draft.set("platform", value),
+        "memory-swap" => match value.parse::<i64>() {
+            Ok(n) => draft.set("memory_swap", n),
+            Err(_) => draft.set("memory_swap", value),
+        },
+        "sysctl" => match value.split_once('=') {
+            Some((k, v)) => draft.insert("sysctls", k, v),
+            None => skip(draft, "expected name=value"),
+        },
+        "log-driver" => draft.insert("log", "driver", value),
+        "log-opt" => match value.split_once('=') {
+            Some((k, v)) => {
+                let options = draft
+                    .table_mut("log")
+                    .entry("options".to_string())
+                    .or_insert_with(|| Value::Table(toml::map::Map::new()));
+                if let Value::Table(t) = options {
+                    t.insert(k.to_string(), Value::String(v.to_string()));
+                }
+            }
+            None => skip(draft, "expected key=value"),
+        },
         "health-cmd" => draft.insert("healthcheck", "cmd", value),
         "health-interval" => draft.insert("healthcheck", "interval", value),
         "health-timeout" => draft.insert("healthcheck", "timeout", value),

@@ -203,6 +203,43 @@ pub fn render(input: &Input<'_>) -> Output {
         }
         s.insert("healthcheck".into(), Value::Object(hc));
     }
+    if spec.init {
+        s.insert("init".into(), json!(true));
+    }
+    if spec.read_only {
+        s.insert("read_only".into(), json!(true));
+    }
+    for (key, list) in [
+        ("group_add", &spec.group_add),
+        ("extra_hosts", &spec.extra_hosts),
+        ("dns", &spec.dns),
+        ("device_cgroup_rules", &spec.device_cgroup_rules),
+    ] {
+        if !list.is_empty() {
+            s.insert(key.into(), json!(list));
+        }
+    }
+    if !spec.sysctls.is_empty() {
+        s.insert("sysctls".into(), json!(spec.sysctls));
+    }
+    for (key, value) in [("runtime", &spec.runtime), ("platform", &spec.platform)] {
+        if let Some(v) = value {
+            s.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(swap) = spec.memory_swap {
+        s.insert("memswap_limit".into(), json!(swap));
+    }
+    if let Some(log) = &spec.log {
+        let mut l = Map::new();
+        if let Some(d) = &log.driver {
+            l.insert("driver".into(), json!(d));
+        }
+        if !log.options.is_empty() {
+            l.insert("options".into(), json!(log.options));
+        }
+        s.insert("logging".into(), Value::Object(l));
+    }
     if let Some(gpus) = &input.gpus {
         let caps = input
             .profile

@@ -111,8 +111,99 @@ pub fn render(input: &Input<'_>) -> Output {
             ),
         }
     }
+    if spec.read_only {
+        security.insert("readOnlyRootFilesystem".into(), json!(true));
+    }
     if !security.is_empty() {
         container.insert("securityContext".into(), Value::Object(security));
+    }
+    let mut pod_security = Map::new();
+    if !spec.sysctls.is_empty() {
+        let list: Vec<Value> = spec
+            .sysctls
+            .iter()
+            .map(|(k, v)| json!({ "name": k, "value": v }))
+            .collect();
+        pod_security.insert("sysctls".into(), json!(list));
+    }
+    if !spec.group_add.is_empty() {
+        match spec
+            .group_add
+            .iter()
+            .map(|g| g.parse::<i64>())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(ids) => {
+                pod_security.insert("supplementalGroups".into(), json!(ids));
+            }
+            Err(_) => drops.drop("group_add", "Kubernetes adds groups by numeric id only"),
+        }
+    }
+    if !pod_security.is_empty() {
+        pod.insert("securityContext".into(), Value::Object(pod_security));
+    }
+    if !spec.extra_hosts.is_empty() {
+        let mut by_ip: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for entry in &spec.extra_hosts {
+            let (host, ip) = entry
+                .split_once('=')
+                .or_else(|| entry.split_once(':'))
+                .unwrap_or((entry, ""));
+            if ip == "host-gateway" {
+                drops.drop("extra_hosts", "`host-gateway` is Docker's");
+                continue;
+            }
+            by_ip
+                .entry(ip.trim_matches(['[', ']']).to_string())
+                .or_default()
+                .push(host.to_string());
+        }
+        let aliases: Vec<Value> = by_ip
+            .into_iter()
+            .map(|(ip, hosts)| json!({ "ip": ip, "hostnames": hosts }))
+            .collect();
+        if !aliases.is_empty() {
+            pod.insert("hostAliases".into(), json!(aliases));
+        }
+    }
+    if !spec.dns.is_empty() {
+        pod.insert("dnsPolicy".into(), json!("None"));
+        pod.insert("dnsConfig".into(), json!({ "nameservers": spec.dns }));
+    }
+    if let Some(r) = &spec.runtime {
+        pod.insert("runtimeClassName".into(), json!(dns_label(r)));
+    }
+    if let Some(p) = &spec.platform {
+        let mut parts = p.split('/');
+        let mut selector = Map::new();
+        if let Some(os) = parts.next() {
+            selector.insert("kubernetes.io/os".into(), json!(os));
+        }
+        if let Some(arch) = parts.next() {
+            selector.insert("kubernetes.io/arch".into(), json!(arch));
+        }
+        if parts.next().is_some() {
+            drops.drop(
+                "platform",
+                format!("`{p}`: nodes are selected by os and arch only"),
+            );
+        }
+        pod.insert("nodeSelector".into(), Value::Object(selector));
+    }
+    if spec.init {
+        drops.drop("init", "a pod has no init process option (share the process namespace or add tini to the image)");
+    }
+    if !spec.device_cgroup_rules.is_empty() {
+        drops.drop(
+            "device_cgroup_rules",
+            "devices reach pods only through device plugins or DRA",
+        );
+    }
+    if spec.memory_swap.is_some() {
+        drops.drop("memory_swap", "swap is the node's setting");
+    }
+    if spec.log.is_some() {
+        drops.drop("log", "the node's container runtime decides logging");
     }
     if !spec.ulimits.is_empty() {
         let names: Vec<&str> = spec.ulimits.iter().map(|u| u.name.as_str()).collect();

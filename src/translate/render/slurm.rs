@@ -108,6 +108,26 @@ pub fn render(input: &Input<'_>) -> Output {
     if spec.tty || spec.open_stdin {
         drops.drop("interactive", "a batch job has no terminal");
     }
+    for (key, set) in [
+        ("init", spec.init),
+        ("group_add", !spec.group_add.is_empty()),
+        ("sysctls", !spec.sysctls.is_empty()),
+        ("extra_hosts", !spec.extra_hosts.is_empty()),
+        ("dns", !spec.dns.is_empty()),
+        ("device_cgroup_rules", !spec.device_cgroup_rules.is_empty()),
+        ("runtime", spec.runtime.is_some()),
+        ("read_only", spec.read_only),
+        ("memory_swap", spec.memory_swap.is_some()),
+        ("platform", spec.platform.is_some()),
+        ("log", spec.log.is_some()),
+    ] {
+        if set {
+            drops.drop(
+                key,
+                "enroot containers have no such setting; the node's configuration decides",
+            );
+        }
+    }
     if spec.labels.keys().any(|k| !k.starts_with("launch.")) {
         drops.drop("labels", "a job has no labels");
     }
