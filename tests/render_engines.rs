@@ -276,6 +276,18 @@ fn slurm_scripts_pass_bash_n_and_name_what_slurm_cannot_do() {
         "{}",
         out.stderr
     );
+    // Pinned GPUs: Slurm chooses them, so no host lookup is needed to say so.
+    let gpus = dir.write(
+        "gpus.toml",
+        "image = \"busybox\"\ncommand = \"true\"\ngpus = [0]\n",
+    );
+    let out = render(&gpus, "slurm", &[]).code(2);
+    assert!(
+        out.stderr.contains("`gpus` cannot be expressed for slurm")
+            && out.stderr.contains("gpus.toml:3:1"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

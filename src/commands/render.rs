@@ -36,6 +36,8 @@ pub fn run(
         Some(GpuSelection::Count(n)) => Some(Gpus::Count(*n)),
         // The units run `launch up`, which picks the GPUs itself.
         Some(_) if matches!(format, RenderFormat::Systemd) => None,
+        // Slurm chooses GPUs: pinned ones are dropped, whichever they are.
+        Some(_) if matches!(format, RenderFormat::Slurm) => Some(Gpus::Uuids(Vec::new())),
         Some(_) => {
             let resolved = resolve(&profile, global)?;
             let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();

@@ -594,3 +594,67 @@ fn device(value: &str, draft: &mut Draft, facts: &mut GpuFacts, host: &HostView<
         draft.push("devices", value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{HostView, import_script};
+    use toml::Value;
+
+    fn import(line: &str) -> crate::translate::draft::Draft {
+        let host = HostView {
+            gpus: Err("no NVML here".into()),
+            dev_root: Path::new("/"),
+        };
+        let mut results = import_script(line, &host);
+        assert_eq!(results.len(), 1, "{line}");
+        results.remove(0).expect("imported").draft
+    }
+
+    #[test]
+    fn short_flags_combine_and_take_attached_values() {
+        let d = import("docker run -itd -p127.0.0.1:8080:80 -eA=b -v/x:/y --name=ab busybox");
+        assert_eq!(d.get("interactive"), Some(&Value::Boolean(true)));
+        assert_eq!(
+            d.get("ports"),
+            Some(&Value::Array(vec!["127.0.0.1:8080:80".into()]))
+        );
+        assert_eq!(d.get("volumes"), Some(&Value::Array(vec!["/x:/y".into()])));
+        assert_eq!(
+            d.table("env").and_then(|e| e.get("A")),
+            Some(&Value::String("b".into()))
+        );
+        assert!(d.not_imported.is_empty(), "{:?}", d.not_imported);
+    }
+
+    #[test]
+    fn booleans_written_false_are_not_set() {
+        let d = import("docker run --privileged=false --init=false busybox");
+        assert_eq!(d.get("privileged"), None);
+        assert_eq!(d.get("init"), None);
+    }
+
+    #[test]
+    fn a_gpu_node_without_nvml_is_a_comment_not_a_guessed_index() {
+        let d = import("docker run --device /dev/nvidia3 busybox");
+        assert_eq!(d.get("gpus"), None);
+        assert_eq!(d.get("devices"), None);
+        assert!(
+            d.not_imported[0].contains("needs NVML"),
+            "{:?}",
+            d.not_imported
+        );
+    }
+
+    #[test]
+    fn volume_options_without_a_key_are_not_dropped_silently() {
+        let d = import("docker run -v /a:/b:ro,z -v /c/:/d busybox");
+        assert_eq!(d.get("volumes"), Some(&Value::Array(vec!["/c:/d".into()])));
+        assert!(
+            d.not_imported[0].starts_with("-v /a:/b:ro,z"),
+            "{:?}",
+            d.not_imported
+        );
+    }
+}
