@@ -380,6 +380,8 @@ pub enum Command {
     Render {
         #[arg(value_name = "PROFILE")]
         profile: PathBuf,
+        /// What to print: for this host's engine (`docker-run`, `json`), or
+        /// files for another engine.
         #[arg(long, value_enum, default_value = "docker-run")]
         format: RenderFormat,
         /// Drop what the target cannot express, with a comment in the output

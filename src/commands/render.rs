@@ -22,6 +22,11 @@ pub fn run(
 ) -> Result<Exit> {
     let profile = profile::load(path).map_err(Error::Profile)?;
     let render: fn(&Input<'_>) -> Output = match format {
+        RenderFormat::Json | RenderFormat::DockerRun if output.is_some() => {
+            return Err(Error::Usage(
+                "-o writes the files of kubernetes, slurm, compose and systemd; redirect stdout for json and docker-run".into(),
+            ));
+        }
         RenderFormat::Json | RenderFormat::DockerRun => {
             return this_host(&profile, format, global);
         }
