@@ -6,6 +6,7 @@ mod check;
 mod down;
 mod exec;
 mod gpus;
+mod import;
 mod logs;
 mod plan;
 mod prune;
@@ -33,7 +34,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }) => check::run(&profiles, deny_warnings, &cli.global),
         Some(Command::Gpus { proc_root }) => gpus::run(&proc_root, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
-        Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
+        Some(Command::Render {
+            profile,
+            format,
+            lossy,
+            output,
+        }) => render::run(&profile, format, lossy, output.as_deref(), &cli.global),
+        Some(Command::Import(args)) => import::run(&args, &cli.global),
         Some(Command::Schema) => {
             println!("{}", launch::profile::schema());
             Ok(Exit::Ok)

@@ -120,6 +120,17 @@ impl Scratch {
     /// applet links, imported through the engine's image-create endpoint
     /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents).
     pub fn busybox_image(&self, what: &str, extra: &[(&str, &str)]) -> String {
+        self.busybox_image_with(what, extra, &[])
+    }
+
+    /// `busybox_image` with `docker import --change` instructions, e.g.
+    /// `CMD ["/bin/bash"]`, for an image with defaults of its own.
+    pub fn busybox_image_with(
+        &self,
+        what: &str,
+        extra: &[(&str, &str)],
+        changes: &[&str],
+    ) -> String {
         let image = self.image_name(what);
         let root = tempfile::tempdir().expect("temp dir");
         build_rootfs(root.path(), extra);
@@ -128,8 +139,14 @@ impl Scratch {
             .stdout(Stdio::piped())
             .spawn()
             .expect("tar runs");
+        let changes: Vec<String> = changes
+            .iter()
+            .flat_map(|c| ["--change".to_string(), c.to_string()])
+            .collect();
         let status = Command::new("docker")
-            .args(["import", "-", &image])
+            .arg("import")
+            .args(&changes)
+            .args(["-", &image])
             .stdin(tar.stdout.take().expect("tar output"))
             .stdout(Stdio::null())
             .status()
@@ -165,7 +182,12 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
     for (path, contents) in extra {
         let p = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, contents).expect("write extra file");
+        std::fs::write(&p, contents).expect("write extra file");
+        // A file under /bin is a program (e.g. a stand-in /bin/bash).
+        if path.trim_start_matches('/').starts_with("bin/") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
     }
 }
 
