@@ -76,7 +76,7 @@ pub fn run(
             .iter()
             .map(|d| {
                 let message = format!("`{}` cannot be expressed for {target}: {}", d.key, d.why);
-                match profile.places.key(d.key) {
+                match profile.places.name(d.key) {
                     Some(span) => Diagnostic::new(span, message),
                     None => Diagnostic::whole_file(message),
                 }

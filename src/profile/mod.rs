@@ -115,6 +115,11 @@ impl Places {
         self.keys.get(key).or_else(|| self.names.get(key)).cloned()
     }
 
+    /// Where the key's name is written (the key a message names).
+    pub fn name(&self, key: &str) -> Option<Span> {
+        self.names.get(key).or_else(|| self.keys.get(key)).cloned()
+    }
+
     /// The `i`th entry of list `key`, else the key itself.
     pub fn item(&self, key: &str, i: usize) -> Option<Span> {
         self.items
