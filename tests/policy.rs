@@ -542,3 +542,152 @@ fn check_warns_of_home_and_user_variables_in_team_profiles() {
         .code(0);
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 }
+
+// Attacks by a profile's writer on a policy that allows little (README:
+// Shared hosts, "What a profile cannot get around").
+
+#[test]
+fn security_options_that_lift_confinement_are_refused_unless_allowed() {
+    rule(
+        "security_opt = [\"apparmor=unconfined\"]",
+        "security_opt = [\"no-new-privileges\", \"seccomp=unconfined\"]",
+        "2:38",
+        "security_opt",
+        "security_opt = [\"no-new-privileges:true\", \"apparmor=unconfined\"]",
+    );
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\nsecurity_opt = [\"label\"]\n");
+    dir.write("open.json", "{\"defaultAction\": \"SCMP_ACT_ALLOW\"}\n");
+    for (opt, code) in [
+        ("label=disable", 0),
+        ("label:disable", 0),
+        ("apparmor=unconfined", 3),
+        ("systempaths=unconfined", 3),
+        ("no-new-privileges:false", 3),
+        ("seccomp=open.json", 3),
+    ] {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"busybox\"\nuser = \"owner\"\nsecurity_opt = [\"{opt}\"]\n"),
+        );
+        chown(&p, OTHER);
+        let out = check(&policy, &p).code(code);
+        if code == 3 {
+            assert!(
+                out.stderr.contains("policy rule `allow.security_opt`"),
+                "{opt}:\n{}",
+                out.stderr
+            );
+            assert!(
+                !out.stderr.contains("SCMP_ACT_ALLOW"),
+                "a seccomp file is named, not dumped:\n{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn joining_another_container_s_namespaces_is_refused_like_the_host_s() {
+    for key in ["network", "ipc", "pid"] {
+        rule(
+            "",
+            &format!("{key} = \"container:someone-else\""),
+            &format!("2:{}", key.len() + 4),
+            "host_namespaces",
+            &format!("{key} = \"private\"").replace("network = \"private\"", "network = \"none\""),
+        );
+    }
+}
+
+#[test]
+fn device_cgroup_rules_are_refused_unless_allowed() {
+    rule(
+        "device_cgroup_rules = [\"c 10:229 rwm\"]",
+        "device_cgroup_rules = [\"c 10:229  rwm\", \"b 8:* rwm\"]",
+        "2:41",
+        "device_cgroup_rules",
+        "device_cgroup_rules = [\"c 10:229 rwm\"]",
+    );
+}
+
+#[test]
+fn extra_groups_are_the_owner_s_own_by_number() {
+    // The owner (4242, no passwd entry) is in its file's group, 4242.
+    rule(
+        "group_add = [\"video\"]",
+        "group_add = [\"4242\", \"video\", \"0\"]",
+        "2:31",
+        "group_add",
+        "group_add = [\"4242\", \"video\"]",
+    );
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\n");
+    for group in ["disk", "docker", "root", "6"] {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"busybox\"\nuser = \"owner\"\ngroup_add = [\"{group}\"]\n"),
+        );
+        chown(&p, OTHER);
+        check(&policy, &p).code(3);
+    }
+}
+
+#[test]
+fn a_non_root_user_in_root_s_group_is_refused() {
+    rule(
+        "",
+        "user = \"4242:0\"",
+        "2:8",
+        "run_as_root",
+        "user = \"4242:4242\"",
+    );
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\n");
+    for (user, code) in [
+        ("4242:root", 3),
+        ("4242:4242", 0),
+        ("owner", 0),
+        ("4242", 0),
+    ] {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"busybox\"\nuser = \"{user}\"\n"),
+        );
+        chown(&p, OTHER);
+        check(&policy, &p).code(code);
+    }
+}
+
+#[test]
+fn capabilities_are_judged_by_name_whatever_their_spelling() {
+    rule(
+        "cap_add = [\"SYS_PTRACE\"]",
+        "cap_add = [\"cap_sys_ptrace\", \"all\"]",
+        "2:30",
+        "cap_add",
+        "cap_add = [\"sys_ptrace\", \"CAP_SYS_PTRACE\"]",
+    );
+}
+
+#[test]
+fn image_globs_are_not_fooled_by_registries_or_dots() {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\nimages = [\"local/*\"]\n");
+    for (image, code) in [
+        ("localhost:5000/local/x", 3),
+        ("docker.io/local/x", 3),
+        ("local/../x", 2),
+        (
+            "local/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            0,
+        ),
+    ] {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"{image}\"\nuser = \"owner\"\n"),
+        );
+        chown(&p, OTHER);
+        check(&policy, &p).code(code);
+    }
+}

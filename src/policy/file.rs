@@ -116,6 +116,9 @@ struct RawAllow {
     cap_add: Option<Vec<Sp<String>>>,
     devices: Option<Vec<Sp<String>>>,
     run_as_root: Option<bool>,
+    security_opt: Option<Vec<Sp<String>>>,
+    device_cgroup_rules: Option<Vec<Sp<String>>>,
+    group_add: Option<Vec<Sp<String>>>,
     max_gpus: Option<u32>,
     max_gpus_per_owner: Option<u32>,
 }
@@ -226,6 +229,28 @@ fn allow(
             ))
         }
     });
+    let security_opt = check(a.security_opt, &|opt| {
+        let kind = opt.split(['=', ':']).next().unwrap_or_default();
+        if crate::profile::SECURITY_OPTS.contains(&kind) {
+            Ok(opt.to_string())
+        } else {
+            Err(format!(
+                "security option `{opt}` is not one of {}",
+                crate::profile::SECURITY_OPTS.join(", ")
+            ))
+        }
+    });
+    let device_cgroup_rules = check(a.device_cgroup_rules, &|rule| {
+        // As the profile's rules are kept: one space between the parts.
+        Ok(rule.split_whitespace().collect::<Vec<_>>().join(" "))
+    });
+    let group_add = check(a.group_add, &|group| {
+        if group.trim().is_empty() {
+            Err("a group is a name or a number".into())
+        } else {
+            Ok(group.to_string())
+        }
+    });
     Allow {
         images,
         bind_sources,
@@ -234,6 +259,9 @@ fn allow(
         cap_add: cap_add.unwrap_or_default(),
         devices: devices.unwrap_or_default(),
         run_as_root: a.run_as_root.unwrap_or(false),
+        security_opt: security_opt.unwrap_or_default(),
+        device_cgroup_rules: device_cgroup_rules.unwrap_or_default(),
+        group_add: group_add.unwrap_or_default(),
         max_gpus: a.max_gpus,
         max_gpus_per_owner: a.max_gpus_per_owner,
     }

@@ -37,6 +37,13 @@ pub struct Allow {
     pub cap_add: Vec<String>,
     pub devices: Vec<String>,
     pub run_as_root: bool,
+    /// `security_opt` entries beyond `no-new-privileges`: an exact option,
+    /// or a kind (`seccomp`) for any value of it.
+    pub security_opt: Vec<String>,
+    /// `device_cgroup_rules`, as written.
+    pub device_cgroup_rules: Vec<String>,
+    /// `group_add` entries beyond the owner's own groups (as numbers).
+    pub group_add: Vec<String>,
     pub max_gpus: Option<u32>,
     pub max_gpus_per_owner: Option<u32>,
 }
@@ -98,6 +105,9 @@ impl Policy {
         j.cap_add();
         j.devices();
         j.run_as_root();
+        j.security_opt();
+        j.device_cgroup_rules();
+        j.group_add();
         j.gpus();
         j.out.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
         j.out
@@ -214,13 +224,23 @@ impl Judge<'_> {
         }
         let p = self.profile;
         for (key, value) in [("network", &p.network), ("ipc", &p.ipc), ("pid", &p.pid)] {
-            if value.as_deref() == Some("host") {
-                let message = format!(
-                    "{key} = \"host\" is not allowed for {}: it shares the host's {key} namespace",
-                    self.owner()
-                );
-                self.refuse(p.places.key(key), "host_namespaces", message);
-            }
+            // Joining another container's namespace shares whatever that
+            // container shares (maybe the host's), and sees into a container
+            // that may be another owner's.
+            let whose = match value.as_deref() {
+                Some("host") => "the host's".to_string(),
+                Some(v) => match v.strip_prefix("container:") {
+                    Some(name) => format!("container {name}'s"),
+                    None => continue,
+                },
+                None => continue,
+            };
+            let message = format!(
+                "{key} = \"{}\" is not allowed for {}: it shares {whose} {key} namespace",
+                value.as_deref().unwrap_or_default(),
+                self.owner()
+            );
+            self.refuse(p.places.key(key), "host_namespaces", message);
         }
     }
 
@@ -268,12 +288,18 @@ impl Judge<'_> {
         match self.profile.user.as_deref() {
             Some("owner") => {}
             Some(user) => {
-                let uid = user.split(':').next().unwrap_or_default();
-                let why = match uid.parse::<u32>() {
-                    Ok(0) => "uid 0 is root".to_string(),
-                    Ok(_) => return,
-                    Err(_) if uid == "root" => "it is root".to_string(),
-                    Err(_) => format!("`{uid}` is a name, which the image may map to uid 0"),
+                let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+                let why = match (uid.parse::<u32>(), gid.parse::<u32>()) {
+                    (Ok(0), _) => "uid 0 is root".to_string(),
+                    // Group 0 reads and writes what root's group may.
+                    (Ok(_), Ok(0)) => "gid 0 is root's group".to_string(),
+                    (Ok(_), Ok(_)) => return,
+                    (Ok(_), Err(_)) if gid.is_empty() => return,
+                    (Ok(_), Err(_)) => {
+                        format!("group `{gid}` is a name, which the image may map to gid 0")
+                    }
+                    (Err(_), _) if uid == "root" => "it is root".to_string(),
+                    (Err(_), _) => format!("`{uid}` is a name, which the image may map to uid 0"),
                 };
                 let message = format!(
                     "user = \"{user}\" is not allowed for {owner}: {why}, and the policy does not let containers run as root; {help}"
@@ -307,6 +333,84 @@ impl Judge<'_> {
                 };
                 self.refuse(self.profile.places.key("image"), "run_as_root", message);
             }
+        }
+    }
+
+    /// Options that only take privileges away pass; the rest (seccomp,
+    /// apparmor or systempaths unconfined, label=disable, a seccomp file the
+    /// owner wrote) must be allowed by option or by kind.
+    fn security_opt(&mut self) {
+        let allowed = &self.policy.allow.security_opt;
+        for (i, opt) in self.profile.security_opt.iter().enumerate() {
+            let kind = opt.split(['=', ':']).next().unwrap_or_default();
+            let restricts = matches!(
+                opt.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            );
+            if restricts || allowed.iter().any(|a| a == opt || a == kind) {
+                continue;
+            }
+            // A seccomp file is sent as its JSON: name the kind, not the JSON.
+            let shown = if kind == "seccomp" && !opt.starts_with("seccomp=unconfined") {
+                "a seccomp profile file".to_string()
+            } else {
+                opt.clone()
+            };
+            let message = format!(
+                "security option {shown} is not allowed for {} (policy allows {})",
+                self.owner(),
+                list_or_none(allowed)
+            );
+            self.refuse(
+                self.profile.places.item("security_opt", i),
+                "security_opt",
+                message,
+            );
+        }
+    }
+
+    /// A cgroup rule lets the container use devices it can make (with the
+    /// default MKNOD capability), `/dev/sda` included.
+    fn device_cgroup_rules(&mut self) {
+        let allowed = &self.policy.allow.device_cgroup_rules;
+        for (i, rule) in self.profile.run.device_cgroup_rules.iter().enumerate() {
+            if !allowed.contains(rule) {
+                let message = format!(
+                    "device cgroup rule `{rule}` is not allowed for {} (policy allows {})",
+                    self.owner(),
+                    list_or_none(allowed)
+                );
+                self.refuse(
+                    self.profile.places.item("device_cgroup_rules", i),
+                    "device_cgroup_rules",
+                    message,
+                );
+            }
+        }
+    }
+
+    /// Extra groups are the owner's own, by number; a name is resolved in
+    /// the image, which may map it to any gid (0, disk, docker).
+    fn group_add(&mut self) {
+        let allowed = &self.policy.allow.group_add;
+        let own = &self.profile.owner.groups;
+        for (i, group) in self.profile.run.group_add.iter().enumerate() {
+            let owners = group.parse::<u32>().is_ok_and(|g| own.contains(&g));
+            if owners || allowed.contains(group) {
+                continue;
+            }
+            let own: Vec<String> = own.iter().map(u32::to_string).collect();
+            let message = format!(
+                "group {group} is not allowed for {}: extra groups must be the owner's own, as numbers ({}), or allowed by the policy ({})",
+                self.owner(),
+                list_or_none(&own),
+                list_or_none(allowed)
+            );
+            self.refuse(
+                self.profile.places.item("group_add", i),
+                "group_add",
+                message,
+            );
         }
     }
 

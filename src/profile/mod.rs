@@ -40,7 +40,7 @@ pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
 pub use run_options::{LogConfig, RunOptions};
-pub use security::capability;
+pub use security::{SECURITY_OPTS, capability};
 pub use source::{SourceMap, Span};
 pub use volumes::{Mount, MountKind, normalize};
 

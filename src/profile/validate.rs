@@ -205,6 +205,9 @@ pub fn validate(
     places.set("gpus", &raw.gpus);
     places.set("shm_size", &raw.shm_size);
     places.set_items("cap_add", &raw.cap_add);
+    places.set_items("security_opt", &raw.security_opt);
+    places.set_items("device_cgroup_rules", &raw.device_cgroup_rules);
+    places.set_items("group_add", &raw.group_add);
     if let Some((key, _)) = raw.ulimits.iter().flatten().next() {
         places.set_span("ulimits", key.span());
     }
