@@ -84,6 +84,63 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Whether the owner could read `path`, judged by mode bits as the
+    /// kernel would: search on every folder above it, read on the file (ACLs
+    /// are not consulted, so a file only an ACL opens is refused). Launch,
+    /// run as root, reads a profile's other files only when this holds
+    /// (docs/architecture.md, shared hosts). A missing path is judged by the
+    /// folders above it, so "does not exist" tells only what the owner could
+    /// have seen.
+    pub fn may_read(&self, path: &Path) -> bool {
+        self.may(path, 0o4)
+    }
+
+    /// Whether the owner could list the folder `path`.
+    pub fn may_list(&self, path: &Path) -> bool {
+        self.may(path, 0o5)
+    }
+
+    fn may(&self, path: &Path, bits: u32) -> bool {
+        if self.uid == 0 {
+            return true;
+        }
+        let Ok(real) = std::fs::canonicalize(path) else {
+            // The deepest folder that exists must be searchable.
+            return path
+                .ancestors()
+                .skip(1)
+                .find_map(|dir| std::fs::canonicalize(dir).ok())
+                .is_none_or(|dir| self.may(&dir, 0o1));
+        };
+        let folders = real.ancestors().skip(1);
+        folders
+            .map(|dir| (dir, 0o1))
+            .chain(std::iter::once((real.as_path(), bits)))
+            .all(|(p, bits)| std::fs::metadata(p).is_ok_and(|m| self.granted(&m, bits)))
+    }
+
+    /// Whether `meta`'s mode grants the owner all of `bits` (r=4, w=2, x=1):
+    /// the user bits when they own it, else the group bits when in its
+    /// group, else the others' bits.
+    fn granted(&self, meta: &std::fs::Metadata, bits: u32) -> bool {
+        let shift = if meta.uid() == self.uid {
+            6
+        } else if self.groups.contains(&meta.gid()) {
+            3
+        } else {
+            0
+        };
+        (meta.mode() >> shift) & bits == bits
+    }
+}
+
+/// Whether launch runs as root, so may read what a profile's owner cannot.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// The login name of `uid`, when it has a passwd entry.
 pub fn user_name(uid: u32) -> Option<String> {
     passwd_by_uid(uid).map(|pw| pw.name)
@@ -189,6 +246,37 @@ mod tests {
         assert!(root.home.is_some());
         assert!(root.is("root") && root.is("0") && !root.is("alice"));
         assert!(root.is("@root"), "root's primary group matches @root");
+    }
+
+    #[test]
+    fn what_an_owner_may_read_follows_the_mode_bits_of_the_file_and_its_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").expect("write");
+        let set = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        let meta = std::fs::metadata(&file).expect("stat");
+        let (me, stranger) = (
+            Owner::of_uid(meta.uid(), meta.gid()),
+            Owner {
+                uid: meta.uid() + 4242,
+                gid: meta.gid() + 4242,
+                groups: vec![meta.gid() + 4242],
+                ..Owner::default()
+            },
+        );
+        set(dir.path(), 0o755);
+        set(&file, 0o644);
+        assert!(stranger.may_read(&file) && stranger.may_list(dir.path()));
+        set(&file, 0o640);
+        assert!(!stranger.may_read(&file), "not in the file's group");
+        assert!(me.uid == 0 || me.may_read(&file));
+        set(&file, 0o644);
+        set(dir.path(), 0o700);
+        assert!(!stranger.may_read(&file), "the folder cannot be searched");
+        assert!(!stranger.may_list(dir.path()));
     }
 
     #[test]

@@ -691,3 +691,63 @@ fn image_globs_are_not_fooled_by_registries_or_dots() {
         check(&policy, &p).code(code);
     }
 }
+
+#[test]
+fn files_a_profile_names_are_read_only_when_its_owner_could_read_them() {
+    let dir = Profiles::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let private = |name: &str, text: &str| {
+        let path = dir.write(name, text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    };
+    private("secret.env", "TOKEN=s3cret-env\n");
+    private(
+        "secret.toml",
+        "image = \"s3cret-base\"\nnot toml s3cret-line\n",
+    );
+    private("secret.json", "{\"s3cret\": true}\n");
+    for (line, at) in [
+        ("env_file = \"secret.env\"", "2:12"),
+        ("extends = \"secret.toml\"", "2:11"),
+        ("security_opt = [\"seccomp=secret.json\"]", "2:17"),
+        ("env_file = \"/etc/shadow\"", "2:12"),
+    ] {
+        let p = dir.write("pp.toml", &format!("image = \"busybox\"\n{line}\n"));
+        chown(&p, OTHER);
+        let out = Launch::new().arg("check").arg(&p).run().code(2);
+        assert!(
+            out.stderr.contains(&format!("pp.toml:{at}"))
+                && out.stderr.contains("4242 (the profile's owner)"),
+            "{line} is refused at its place, naming the owner:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("s3cret") && !out.stderr.contains("root:"),
+            "nothing of the file is shown:\n{}",
+            out.stderr
+        );
+        // The owner of the profile may read its own files; root reads all.
+        chown(&p, 0);
+        let out = Launch::new().arg("check").arg(&p).run();
+        assert!(
+            !out.stderr.contains("the profile's owner"),
+            "{}",
+            out.stderr
+        );
+    }
+    // Readable by the owner (others may read it): read as before.
+    for name in ["secret.env", "secret.json"] {
+        std::fs::set_permissions(
+            dir.path().join(name),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+    }
+    let p = dir.write(
+        "pp.toml",
+        "image = \"busybox\"\nenv_file = \"secret.env\"\nsecurity_opt = [\"seccomp=secret.json\"]\n",
+    );
+    chown(&p, OTHER);
+    Launch::new().arg("check").arg(&p).run().code(0);
+}

@@ -18,6 +18,11 @@ pub struct ReadError {
 }
 
 impl ReadError {
+    /// A file launch does not read, for `reason`.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        ReadError::new(reason)
+    }
+
     fn new(reason: impl Into<String>) -> Self {
         ReadError {
             missing: false,

@@ -26,6 +26,8 @@ pub struct Loader {
     texts: HashMap<PathBuf, Result<usize, ReadError>>,
     /// The owner of the profile being loaded: `~` is their home.
     pub(super) owner: Option<crate::owner::Owner>,
+    /// The profile being loaded (canonical), which whoever runs launch named.
+    top: PathBuf,
 }
 
 /// One profile file as read from disk, before `extends` is followed.
@@ -61,6 +63,7 @@ impl Loader {
 
     pub(super) fn load_profile(&mut self, path: &Path) -> Loaded {
         self.owner = crate::owner::Owner::of_file(path).ok();
+        self.top = canonical(path);
         let mut items = Vec::new();
         let mut extends = HashSet::new();
         let mut name_span = None;
@@ -111,6 +114,10 @@ impl Loader {
     /// A profile file, read and parsed on first use.
     pub(super) fn profile_file(&mut self, path: &Path) -> ProfileFile {
         let key = canonical(path);
+        // Judged for each profile: one owner may read a shared file, another not.
+        if let Some(e) = self.refused(&key) {
+            return ProfileFile::Unreadable(e);
+        }
         if let Some(file) = self.profiles.get(&key) {
             return file.clone();
         }
@@ -129,6 +136,9 @@ impl Loader {
     /// starts in `sources`.
     pub(super) fn text_file(&mut self, path: &Path) -> Result<(usize, &'static str), ReadError> {
         let key = canonical(path);
+        if let Some(e) = self.refused(&key) {
+            return Err(e);
+        }
         let base = match self.texts.get(&key) {
             Some(known) => known.clone(),
             None => {
@@ -139,6 +149,24 @@ impl Loader {
         }?;
         let text = self.sources.file_at(base).map_or("", |f| f.text);
         Ok((base, text))
+    }
+}
+
+impl Loader {
+    /// Why launch, run as root, does not read `path` (canonical) for this
+    /// profile: its owner could not (docs/architecture.md, shared hosts).
+    /// Otherwise an `extends`, `env_file` or seccomp file would show root's
+    /// secrets in the container or in an error's excerpt. The profile itself
+    /// was named by whoever runs launch.
+    fn refused(&self, path: &Path) -> Option<ReadError> {
+        let owner = self.owner.as_ref()?;
+        if path == self.top || !crate::owner::running_as_root() || owner.may_read(path) {
+            return None;
+        }
+        Some(ReadError::refused(format!(
+            "its owner's permissions do not let {} (the profile's owner) read it, and launch reads for a profile only what its owner could",
+            owner.display()
+        )))
     }
 }
 
