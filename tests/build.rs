@@ -250,3 +250,42 @@ fn a_folder_run_rebuilds_when_the_context_changes() {
     assert_ne!(w.image_id(), image, "a new image");
     assert_eq!(w.in_container("/hello.txt"), "hello 3");
 }
+
+#[test]
+fn a_context_file_the_profile_s_owner_cannot_read_is_not_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let w = World::new("build-owner");
+    let mode = |path: PathBuf, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    mode(w.profiles.path().to_path_buf(), 0o755);
+    // Root's file in the context of a profile someone else (uid 4242) owns.
+    w.file("secret.txt", "s3cret\n");
+    mode(w.profiles.path().join("ctx/secret.txt"), 0o600);
+    std::os::unix::fs::chown(&w.path, Some(4242), Some(4242)).expect("chown");
+    for command in ["plan", "build", "up"] {
+        let out = w.run(&[command]);
+        assert!(out.code != 0 && out.code != 4, "{command} goes no further");
+        assert!(
+            out.stderr.contains("ctx/secret.txt")
+                && out
+                    .stderr
+                    .contains("4242 (the profile's owner) cannot read it"),
+            "{command} names the file and why:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        try_docker(&["image", "inspect", &w.image]).is_none(),
+        "nothing was built"
+    );
+    // A context of what the owner may read is sent, as before.
+    w.file(".dockerignore", "notes.txt\nsecret.txt\n");
+    w.run(&["build"]).code(0);
+    w.image_id();
+    // Root reads all of its own profile's context.
+    std::os::unix::fs::chown(&w.path, Some(0), Some(0)).expect("chown");
+    w.file(".dockerignore", "notes.txt\n");
+    w.run(&["plan"]).code(4);
+}

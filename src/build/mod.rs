@@ -22,6 +22,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::owner::Owner;
 use crate::profile::{Diagnostic, Diagnostics, Profile};
 
 pub use ignore::Ignore;
@@ -101,8 +102,12 @@ pub fn check_host(profile: &Profile) -> Result<()> {
 
 /// Walks the context of `profile`'s `[build]` and hashes what would be sent.
 /// Reads every file sent: call it off the async thread for big contexts.
-pub fn scan(build: &crate::profile::Build) -> Result<Context> {
+/// Launch run as root sends only what `owner` (the profile's) could read
+/// (docs/architecture.md, shared hosts): a context of `/` or of another
+/// user's folder is refused at the first entry the owner could not read.
+pub fn scan(build: &crate::profile::Build, owner: Option<&Owner>) -> Result<Context> {
     let root = build.context.clone();
+    let reader = owner.filter(|o| o.uid != 0 && crate::owner::running_as_root());
     let failed = |what: &Path, e: io::Error| {
         Error::Io(format!(
             "reading the build context: {}: {}",
@@ -111,8 +116,18 @@ pub fn scan(build: &crate::profile::Build) -> Result<Context> {
         ))
     };
     let ignore_file = root.join(".dockerignore");
+    if let Some(o) = reader
+        && !o.may_list(&root)
+    {
+        return Err(failed(&root, refused(o)));
+    }
     let mut ignore = match std::fs::symlink_metadata(&ignore_file) {
         Ok(m) if m.is_file() => {
+            if let Some(o) = reader
+                && !o.granted(&m, 0o4)
+            {
+                return Err(failed(&ignore_file, refused(o)));
+            }
             let text =
                 std::fs::read_to_string(&ignore_file).map_err(|e| failed(&ignore_file, e))?;
             Ignore::parse(&text)
@@ -123,7 +138,7 @@ pub fn scan(build: &crate::profile::Build) -> Result<Context> {
     ignore.keep(".dockerignore");
     ignore.keep(&build.dockerfile);
     let mut entries = Vec::new();
-    walk(&root, Path::new(""), &ignore, &mut entries).map_err(|(p, e)| failed(&p, e))?;
+    walk(&root, Path::new(""), &ignore, reader, &mut entries).map_err(|(p, e)| failed(&p, e))?;
 
     let mut h = Sha256::new();
     h.update(b"launch-build-1\0");
@@ -185,6 +200,14 @@ pub fn scan(build: &crate::profile::Build) -> Result<Context> {
     })
 }
 
+/// Why an entry is not sent.
+fn refused(owner: &Owner) -> io::Error {
+    io::Error::other(format!(
+        "{} (the profile's owner) cannot read it, and launch sends for a profile only what its owner could read",
+        owner.display()
+    ))
+}
+
 fn field(h: &mut Sha256, name: &[u8], value: &[u8]) {
     h.update(name);
     h.update(b"\0");
@@ -199,6 +222,7 @@ fn walk(
     root: &Path,
     rel: &Path,
     ignore: &Ignore,
+    reader: Option<&Owner>,
     out: &mut Vec<Entry>,
 ) -> std::result::Result<(), (PathBuf, io::Error)> {
     let dir = root.join(rel);
@@ -214,6 +238,20 @@ fn walk(
         let mode = meta.permissions().mode() & 0o7777;
         let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
         let kind = meta.file_type();
+        // What is sent must be readable, and a folder walked listable, by
+        // the owner; a link is sent as a link, not followed.
+        let (sent, walked) = (
+            !excluded,
+            kind.is_dir() && (!excluded || ignore.has_exceptions()),
+        );
+        let bits = if kind.is_dir() { 0o5 } else { 0o4 };
+        if let Some(o) = reader
+            && (sent || walked)
+            && !kind.is_symlink()
+            && !o.granted(&meta, bits)
+        {
+            return Err((path, refused(o)));
+        }
         if kind.is_dir() {
             if !excluded {
                 out.push(Entry {
@@ -224,7 +262,7 @@ fn walk(
                 });
             }
             if !excluded || ignore.has_exceptions() {
-                walk(root, &name, ignore, out)?;
+                walk(root, &name, ignore, reader, out)?;
             }
         } else if excluded {
         } else if kind.is_file() {
@@ -312,7 +350,7 @@ mod tests {
     }
 
     fn hash(dir: &Path) -> String {
-        scan(&build_of(dir)).unwrap().hash
+        scan(&build_of(dir), None).unwrap().hash
     }
 
     #[test]
@@ -350,9 +388,13 @@ mod tests {
         );
         // The settings of the build count too.
         let mut b = build_of(d);
-        let plain = scan(&b).unwrap().hash;
+        let plain = scan(&b, None).unwrap().hash;
         b.args.insert("CUDA".into(), "12.4".into());
-        assert_ne!(scan(&b).unwrap().hash, plain, "a build argument counts");
+        assert_ne!(
+            scan(&b, None).unwrap().hash,
+            plain,
+            "a build argument counts"
+        );
     }
 
     #[test]
@@ -362,7 +404,7 @@ mod tests {
         std::fs::write(d.join("Dockerfile"), "FROM busybox\n").unwrap();
         std::fs::write(d.join(".dockerignore"), "*\n").unwrap();
         std::fs::write(d.join("other"), "x").unwrap();
-        let ctx = scan(&build_of(d)).unwrap();
+        let ctx = scan(&build_of(d), None).unwrap();
         let mut tar = Vec::new();
         ctx.write_tar(&mut tar).unwrap();
         let mut names: Vec<String> = tar::Archive::new(&tar[..])

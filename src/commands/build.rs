@@ -60,7 +60,7 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
             // Under the container's lock, so no `up` of it builds meanwhile.
             let built = async {
                 let _lock = locks.acquire(&profile.name).await?;
-                let context = reconcile::scan(b).await?;
+                let context = reconcile::scan(b, &profile.owner).await?;
                 engine.build(&profile.image, &context).await?;
                 let id = engine.image_id(&profile.image).await?;
                 Ok::<_, launch::Error>((id, context.hash))

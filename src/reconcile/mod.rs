@@ -154,7 +154,7 @@ pub async fn build_due<E: Engine>(
         return Ok((None, None));
     };
     build::check_host(profile)?;
-    let context = scan(b).await?;
+    let context = scan(b, &profile.owner).await?;
     let found = engine.image_labels(&profile.image).await?;
     let why = match &found {
         None => Some("the image is missing".to_string()),
@@ -171,9 +171,12 @@ pub async fn build_due<E: Engine>(
 }
 
 /// Hashes a build context off the async thread: it reads every file.
-pub async fn scan(b: &crate::profile::Build) -> Result<build::Context> {
-    let b = b.clone();
-    tokio::task::spawn_blocking(move || build::scan(&b))
+pub async fn scan(
+    b: &crate::profile::Build,
+    owner: &crate::owner::Owner,
+) -> Result<build::Context> {
+    let (b, owner) = (b.clone(), owner.clone());
+    tokio::task::spawn_blocking(move || build::scan(&b, Some(&owner)))
         .await
         .map_err(|e| Error::Io(format!("hashing the build context: {e}")))?
 }
