@@ -101,6 +101,11 @@ impl Owner {
         self.may(path, 0o5)
     }
 
+    /// Whether the owner could make a file or folder in the folder `path`.
+    pub fn may_create_in(&self, path: &Path) -> bool {
+        self.may(path, 0o3)
+    }
+
     fn may(&self, path: &Path, bits: u32) -> bool {
         if self.uid == 0 {
             return true;

@@ -751,3 +751,61 @@ fn files_a_profile_names_are_read_only_when_its_owner_could_read_them() {
     chown(&p, OTHER);
     Launch::new().arg("check").arg(&p).run().code(0);
 }
+
+#[test]
+fn bind_sources_made_for_an_owner_are_made_where_the_owner_could_and_are_theirs() {
+    needs_docker!();
+    let scratch = Scratch::new("policy_create");
+    let image = scratch.busybox_image("img", &[]);
+    let name = scratch.name("mk");
+    let dir = Profiles::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (mine, roots) = (dir.path().join("mine"), dir.path().join("roots"));
+    std::fs::create_dir(&mine).expect("mkdir");
+    std::fs::create_dir(&roots).expect("mkdir");
+    std::os::unix::fs::chown(&mine, Some(OTHER), Some(OTHER_GID)).expect("chown");
+    let profile = |source: &str| {
+        let path = dir.write(
+            "mk.toml",
+            &format!(
+                "image = {image:?}\nname = {name:?}\npull = \"never\"\nstop_timeout = 0\nuser = \"owner\"\n\
+                 command = [\"sleep\", \"1000\"]\nvolumes = [{{ source = {source:?}, target = \"/x\", create = true }}]\n"
+            ),
+        );
+        chown(&path, OTHER);
+        path
+    };
+    let out = Launch::new()
+        .arg("up")
+        .arg(profile("./roots/new/deeper"))
+        .run();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("4242 (the profile's owner) cannot create folders in")
+            && out.stderr.contains("roots"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !roots.join("new").exists(),
+        "root made nothing for the owner"
+    );
+    assert!(support::docker::try_docker(&["inspect", &name]).is_none());
+
+    Launch::new()
+        .arg("up")
+        .arg(profile("./mine/new/deeper"))
+        .run()
+        .code(0);
+    for made in [mine.join("new"), mine.join("new/deeper")] {
+        let meta = std::fs::metadata(&made).expect("made");
+        // The owner has no passwd entry: their group is the profile file's.
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (OTHER, OTHER),
+            "{}",
+            made.display()
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! and a failed recreate leaves the old container as it was.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::engine::{Engine, Observed, State};
 use crate::error::{Error, Result};
@@ -102,16 +103,42 @@ async fn create_and_start<E: Engine>(
     Ok(id)
 }
 
-/// `create = true` bind sources are made before Docker sees them.
+/// `create = true` bind sources are made before Docker sees them. Launch
+/// run as root makes them for a profile's owner only where the owner could
+/// (docs/architecture.md, shared hosts), and gives them to the owner.
 fn create_bind_sources(profile: &Profile) -> Result<()> {
+    let owner = &profile.owner;
+    let for_owner = owner.uid != 0 && crate::owner::running_as_root();
     for m in profile
         .volumes
         .iter()
         .filter(|m| m.kind == MountKind::Bind && m.create)
     {
-        if let Some(source) = &m.source {
-            std::fs::create_dir_all(source)
-                .map_err(|e| Error::Io(format!("cannot create bind source {source}: {e}")))?;
+        let Some(source) = &m.source else { continue };
+        let failed = |e: String| Error::Io(format!("cannot create bind source {source}: {e}"));
+        if !for_owner {
+            std::fs::create_dir_all(source).map_err(|e| failed(e.to_string()))?;
+            continue;
+        }
+        // The folders to make, outermost first, below the deepest that exists.
+        let missing: Vec<&Path> = Path::new(source)
+            .ancestors()
+            .take_while(|p| std::fs::symlink_metadata(p).is_err())
+            .collect();
+        let Some(parent) = missing.last().and_then(|p| p.parent()) else {
+            continue;
+        };
+        if !owner.may_create_in(parent) {
+            return Err(failed(format!(
+                "{} (the profile's owner) cannot create folders in {}, and launch creates for a profile only what its owner could",
+                owner.display(),
+                parent.display()
+            )));
+        }
+        for dir in missing.iter().rev() {
+            std::fs::create_dir(dir)
+                .and_then(|()| std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)))
+                .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         }
     }
     Ok(())
