@@ -163,7 +163,7 @@ fn run_as_root_needs_a_non_zero_uid_or_the_owner() {
         "user = \"root\"",
         "2:8",
         "run_as_root",
-        "user = \"1000:1000\"",
+        "user = \"4242:4242\"",
     );
 }
 
@@ -807,5 +807,67 @@ fn bind_sources_made_for_an_owner_are_made_where_the_owner_could_and_are_theirs(
             "{}",
             made.display()
         );
+    }
+}
+
+#[test]
+fn another_user_s_uid_or_group_is_refused_unless_allowed() {
+    rule(
+        "",
+        "user = \"1001\"",
+        "2:8",
+        "run_as_others",
+        "user = \"4242\"",
+    );
+    let dir = Profiles::new();
+    let strict = write_policy(&dir, "[allow]\n");
+    let lax = dir.write("lax.toml", "[allow]\nrun_as_others = true\n");
+    std::fs::set_permissions(&lax, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    for (user, code) in [("4242:1001", 3), ("1001:4242", 3), ("4242:4242", 0)] {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"busybox\"\nuser = \"{user}\"\n"),
+        );
+        chown(&p, OTHER);
+        check(&strict, &p).code(code);
+        check(&lax, &p).code(0);
+    }
+}
+
+#[test]
+fn an_image_s_user_is_judged_like_the_profile_s() {
+    needs_docker!();
+    let scratch = Scratch::new("policy_image_user_name");
+    // A name the image's own passwd maps to uid 0, and another user's uid.
+    let toor = scratch.busybox_image_with(
+        "toor",
+        &[("etc/passwd", "toor:x:0:0::/:/bin/sh\n")],
+        &["USER toor"],
+    );
+    let bob = scratch.busybox_image_with("bob", &[], &["USER 1001"]);
+    let mine = scratch.busybox_image_with("mine", &[], &[&format!("USER {OTHER}")]);
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\n");
+    for (image, code, said) in [
+        (&toor, 3, "is a name, which the image may map to uid 0"),
+        (&bob, 3, "allow.run_as_others"),
+        (&mine, 0, ""),
+    ] {
+        let path = dir.write(
+            "img.toml",
+            &format!(
+                "image = {image:?}\nname = {:?}\npull = \"never\"\n",
+                scratch.name("x")
+            ),
+        );
+        chown(&path, OTHER);
+        let out = Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .arg("render")
+            .arg(&path)
+            .run()
+            .code(code);
+        assert!(out.stderr.contains(said), "{image}:\n{}", out.stderr);
     }
 }

@@ -37,6 +37,8 @@ pub struct Allow {
     pub cap_add: Vec<String>,
     pub devices: Vec<String>,
     pub run_as_root: bool,
+    /// A `user` (or image user) other than the owner's uid and groups.
+    pub run_as_others: bool,
     /// `security_opt` entries beyond `no-new-privileges`: an exact option,
     /// or a kind (`seccomp`) for any value of it.
     pub security_opt: Vec<String>,
@@ -105,6 +107,7 @@ impl Policy {
         j.cap_add();
         j.devices();
         j.run_as_root();
+        j.run_as_others();
         j.security_opt();
         j.device_cgroup_rules();
         j.group_add();
@@ -288,19 +291,7 @@ impl Judge<'_> {
         match self.profile.user.as_deref() {
             Some("owner") => {}
             Some(user) => {
-                let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
-                let why = match (uid.parse::<u32>(), gid.parse::<u32>()) {
-                    (Ok(0), _) => "uid 0 is root".to_string(),
-                    // Group 0 reads and writes what root's group may.
-                    (Ok(_), Ok(0)) => "gid 0 is root's group".to_string(),
-                    (Ok(_), Ok(_)) => return,
-                    (Ok(_), Err(_)) if gid.is_empty() => return,
-                    (Ok(_), Err(_)) => {
-                        format!("group `{gid}` is a name, which the image may map to gid 0")
-                    }
-                    (Err(_), _) if uid == "root" => "it is root".to_string(),
-                    (Err(_), _) => format!("`{uid}` is a name, which the image may map to uid 0"),
-                };
+                let Some(why) = as_root(user) else { return };
                 let message = format!(
                     "user = \"{user}\" is not allowed for {owner}: {why}, and the policy does not let containers run as root; {help}"
                 );
@@ -310,29 +301,66 @@ impl Judge<'_> {
                 let Some(host) = self.host else {
                     return;
                 };
+                let image = &self.profile.image;
                 let message = match &host.image_user {
-                    Some(ImageUser::User(u))
-                        if !matches!(u.split(':').next(), Some("" | "0" | "root")) =>
-                    {
-                        return;
-                    }
-                    Some(ImageUser::User(u)) => format!(
-                        "image {} runs as root (its user is {}) and the profile of {owner} sets no `user`; {help}",
-                        self.profile.image,
-                        if u.is_empty() { "not set" } else { u }
-                    ),
+                    Some(ImageUser::User(u)) => match (u.as_str(), as_root(u)) {
+                        (_, None) => return,
+                        ("", _) => format!(
+                            "image {image} runs as root (its user is not set) and the profile of {owner} sets no `user`; {help}"
+                        ),
+                        (u, Some(why)) => format!(
+                            "image {image} may run as root (its user is {u}: {why}) and the profile of {owner} sets no `user`; {help}"
+                        ),
+                    },
                     Some(ImageUser::Missing) => format!(
-                        "the profile of {owner} sets no `user` and image {} is not on this host, so whether it runs as root is unknown; {help}",
-                        self.profile.image
+                        "the profile of {owner} sets no `user` and image {image} is not on this host, so whether it runs as root is unknown; {help}"
                     ),
                     Some(ImageUser::Unknown) => format!(
-                        "the profile of {owner} sets no `user` and no engine answered, so whether image {} runs as root is unknown; {help}",
-                        self.profile.image
+                        "the profile of {owner} sets no `user` and no engine answered, so whether image {image} runs as root is unknown; {help}"
                     ),
                     None => return,
                 };
                 self.refuse(self.profile.places.key("image"), "run_as_root", message);
             }
+        }
+    }
+
+    /// Another user's uid (or group) reads and writes that user's files on
+    /// the binds: the container runs as its owner, by number, unless allowed.
+    /// What may be root is [`Judge::run_as_root`]'s to judge.
+    fn run_as_others(&mut self) {
+        if self.policy.allow.run_as_others {
+            return;
+        }
+        let o = &self.profile.owner;
+        let (user, span, whose) = match (self.profile.user.as_deref(), self.host) {
+            (Some("owner"), _) => return,
+            (Some(user), _) => (user, self.profile.places.key("user"), "user"),
+            (
+                None,
+                Some(OnHost {
+                    image_user: Some(ImageUser::User(u)),
+                    ..
+                }),
+            ) => (
+                u.as_str(),
+                self.profile.places.key("image"),
+                "the image's user",
+            ),
+            (None, _) => return,
+        };
+        let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+        let other = |id: &str, own: &dyn Fn(u32) -> bool| {
+            id.parse::<u32>().is_ok_and(|n| n != 0 && !own(n))
+        };
+        if other(uid, &|u| u == o.uid) || other(gid, &|g| o.groups.contains(&g)) {
+            let message = format!(
+                "{whose} {user} is not {}'s uid or one of their groups ({}:{}), so the container could read and write another user's files; set user = \"owner\"",
+                self.owner(),
+                o.uid,
+                o.gid
+            );
+            self.refuse(span, "run_as_others", message);
         }
     }
 
@@ -446,6 +474,22 @@ impl Judge<'_> {
             }
         }
     }
+}
+
+/// Why `user` (`uid[:gid]`, as a profile or an image sets it) may be root:
+/// uid or gid 0, or a name, which the image's own passwd may map to 0.
+fn as_root(user: &str) -> Option<String> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+    Some(match (uid.parse::<u32>(), gid.parse::<u32>()) {
+        _ if uid.is_empty() => "no user is root".to_string(),
+        (Ok(0), _) => "uid 0 is root".to_string(),
+        (Ok(_), Ok(0)) => "gid 0 is root's group".to_string(),
+        (Ok(_), Ok(_)) => return None,
+        (Ok(_), Err(_)) if gid.is_empty() => return None,
+        (Ok(_), Err(_)) => format!("group `{gid}` is a name, which the image may map to gid 0"),
+        (Err(_), _) if uid == "root" => "it is root".to_string(),
+        (Err(_), _) => format!("`{uid}` is a name, which the image may map to uid 0"),
+    })
 }
 
 /// How many GPUs a profile asks for; `"all"` is the host's `gpu_count`.
