@@ -1587,7 +1587,7 @@ fn max_gpus_per_owner_counts_the_owner_s_other_launch_containers() {
     let profile = profiles.write(
         "per-owner.toml",
         &format!(
-            "image = {image:?}\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [1], mode = \"devices\" }}\n",
+            "image = {image:?}\nname = {:?}\npull = \"never\"\nuser = \"owner\"\ngpus = {{ devices = [1], mode = \"devices\" }}\n",
             scratch.name("new")
         ),
     );
@@ -1631,7 +1631,7 @@ fn max_gpus_per_owner_counts_new_profiles_of_one_run_together() {
         let path = team.write(
             file,
             &format!(
-                "image = \"busybox\"\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [{gpu}], mode = \"devices\" }}\n",
+                "image = \"busybox\"\nname = {:?}\npull = \"never\"\nuser = \"owner\"\ngpus = {{ devices = [{gpu}], mode = \"devices\" }}\n",
                 scratch.name(file.trim_end_matches(".toml"))
             ),
         );
