@@ -289,3 +289,44 @@ fn a_context_file_the_profile_s_owner_cannot_read_is_not_sent() {
     w.file(".dockerignore", "notes.txt\n");
     w.run(&["plan"]).code(4);
 }
+
+#[test]
+fn under_a_policy_a_built_image_needs_a_user_its_dockerfile_cannot_change() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let w = World::new("build-policy-user");
+    std::fs::set_permissions(w.profiles.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let policy = w.profiles.write("policy.toml", "[allow]\n");
+    let profile = std::fs::read_to_string(&w.path).expect("the profile");
+    let plan = |text: &str| {
+        std::fs::write(&w.path, text).expect("write");
+        std::os::unix::fs::chown(&w.path, Some(4242), Some(4242)).expect("chown");
+        Launch::new()
+            .env("LAUNCH_LOCK_DIR", w.profiles.path().join("locks"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("plan")
+            .arg(&w.path)
+            .run()
+    };
+    // An image built before with the owner's uid...
+    w.file(
+        "Dockerfile",
+        &format!("FROM {}\nCOPY hello.txt /hello.txt\nUSER 4242\n", w.base),
+    );
+    w.run(&["build"]).code(0);
+    w.image_id();
+    // ...says nothing of the one `up` would build now, as root.
+    w.file(
+        "Dockerfile",
+        &format!("FROM {}\nCOPY hello.txt /hello.txt\nUSER 0\n", w.base),
+    );
+    let out = plan(&profile).code(3);
+    assert!(
+        out.stderr.contains("known only once built") && out.stderr.contains("allow.run_as_root"),
+        "{}",
+        out.stderr
+    );
+    plan(&profile.replacen("\n", "\nuser = \"owner\"\n", 1)).code(4);
+}

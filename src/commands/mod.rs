@@ -312,9 +312,11 @@ pub async fn on_host(
     if !policy.binds(&profile.owner) {
         return Ok(host);
     }
-    if !policy.allow.run_as_root && profile.user.is_none() {
+    if !(policy.allow.run_as_root && policy.allow.run_as_others) && profile.user.is_none() {
         use launch::policy::ImageUser;
         host.image_user = Some(match engine {
+            // The image on the host may be older than the one `up` builds.
+            _ if profile.build.is_some() => ImageUser::Built,
             None => ImageUser::Unknown,
             Some(e) => {
                 let mut user = e.image_user(&profile.image).await?;

@@ -73,6 +73,8 @@ pub enum ImageUser {
     Missing,
     /// No engine answered.
     Unknown,
+    /// The image is built from `[build]`: its user is known only once built.
+    Built,
 }
 
 /// A glob on an image reference: anchored, `*` matches `/` too.
@@ -318,6 +320,9 @@ impl Judge<'_> {
                     Some(ImageUser::Unknown) => format!(
                         "the profile of {owner} sets no `user` and no engine answered, so whether image {image} runs as root is unknown; {help}"
                     ),
+                    Some(ImageUser::Built) => format!(
+                        "the profile of {owner} sets no `user` and image {image} is built from its [build], whose user is known only once built; {help}"
+                    ),
                     None => return,
                 };
                 self.refuse(self.profile.places.key("image"), "run_as_root", message);
@@ -446,11 +451,20 @@ impl Judge<'_> {
         let Some(gpus) = &self.profile.gpus else {
             return;
         };
-        let Some(count) = gpus_asked(self.profile, self.host.and_then(|h| h.gpu_count)) else {
-            return;
-        };
         let span = Some(gpus.span.clone());
         let owner = self.owner();
+        let limited =
+            self.policy.allow.max_gpus.is_some() || self.policy.allow.max_gpus_per_owner.is_some();
+        let Some(count) = gpus_asked(self.profile, self.host.and_then(|h| h.gpu_count)) else {
+            // `"all"` on a host whose GPUs could not be counted.
+            if limited && self.host.is_some() {
+                let message = format!(
+                    "gpus = \"all\" is not allowed for {owner} here: the GPUs of this host could not be counted, and the policy limits them; name the GPUs or a count"
+                );
+                self.refuse(span, "max_gpus", message);
+            }
+            return;
+        };
         if let Some(max) = self.policy.allow.max_gpus
             && count > max as usize
         {
