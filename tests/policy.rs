@@ -871,3 +871,29 @@ fn an_image_s_user_is_judged_like_the_profile_s() {
         assert!(out.stderr.contains(said), "{image}:\n{}", out.stderr);
     }
 }
+
+#[test]
+fn all_gpus_of_a_host_whose_gpus_cannot_be_counted_are_refused_under_a_limit() {
+    needs_docker!();
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\nmax_gpus = 1\n");
+    let p = dir.write(
+        "pp.toml",
+        "image = \"busybox\"\nuser = \"owner\"\npull = \"never\"\ngpus = \"all\"\n",
+    );
+    chown(&p, OTHER);
+    // No NVML here: how many "all" is cannot be told.
+    let out = Launch::new()
+        .env("LAUNCH_NVML_LIB", "/nonexistent/libnvidia-ml.so.1")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("render")
+        .arg(&p)
+        .run()
+        .code(3);
+    assert!(
+        out.stderr.contains("could not be counted") && out.stderr.contains("pp.toml:4:8"),
+        "{}",
+        out.stderr
+    );
+}
