@@ -162,15 +162,38 @@ const START_BUFFER: usize = 1024;
 const MAX_BUFFER: usize = 1 << 20;
 
 fn passwd_by_uid(uid: u32) -> Option<Passwd> {
+    // SAFETY: every pointer passed is valid for the call (see `passwd`).
+    passwd(&|pwd, buf, size, result| unsafe { libc::getpwuid_r(uid, pwd, buf, size, result) })
+}
+
+fn passwd_by_name(name: &str) -> Option<Passwd> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: every pointer passed is valid for the call (see `passwd`).
+    passwd(&|pwd, buf, size, result| unsafe {
+        libc::getpwnam_r(cname.as_ptr(), pwd, buf, size, result)
+    })
+}
+
+/// The home of the user `name` (for `~name` in a profile).
+pub fn home_of(name: &str) -> Option<PathBuf> {
+    passwd_by_name(name).map(|pw| pw.home)
+}
+
+type PasswdCall<'a> =
+    dyn Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int + 'a;
+
+/// One reentrant passwd lookup (`getpwuid_r`, `getpwnam_r`), its buffer
+/// grown on ERANGE.
+fn passwd(call: &PasswdCall<'_>) -> Option<Passwd> {
     let mut size = START_BUFFER;
     loop {
         let mut buf = vec![0 as libc::c_char; size];
         // SAFETY: a zeroed passwd is a valid out-parameter.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives the
-        // use of the strings it holds, which are copied before it is dropped.
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), size, &mut result) };
+        // `buf` outlives the use of the strings it holds, which are copied
+        // before it is dropped.
+        let rc = call(&mut pwd, buf.as_mut_ptr(), size, &mut result);
         if rc == libc::ERANGE && size < MAX_BUFFER {
             size *= 2;
             continue;

@@ -897,3 +897,35 @@ fn all_gpus_of_a_host_whose_gpus_cannot_be_counted_are_refused_under_a_limit() {
         out.stderr
     );
 }
+
+#[test]
+fn tilde_name_is_that_user_s_home_and_judged_as_such() {
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\nbind_sources = [\"{home}\"]\n");
+    let p = dir.write(
+        "pp.toml",
+        "image = \"busybox\"\nuser = \"owner\"\nvolumes = [\"~root/.ssh:/k\", \"~nosuchuser/x:/y\"]\n",
+    );
+    chown(&p, OTHER);
+    let out = check(&policy, &p).code(2);
+    assert!(
+        out.stderr
+            .contains("`~nosuchuser` is the home of the user nosuchuser, who has no passwd entry")
+            && out.stderr.contains("pp.toml:3:29"),
+        "{}",
+        out.stderr
+    );
+    let p = dir.write(
+        "pp.toml",
+        "image = \"busybox\"\nuser = \"owner\"\nvolumes = [\"~root/.ssh:/k\"]\n",
+    );
+    chown(&p, OTHER);
+    let out = check(&policy, &p).code(3);
+    assert!(
+        out.stderr
+            .contains("bind source /root/.ssh is not allowed for 4242")
+            && out.stderr.contains("pp.toml:3:12"),
+        "{}",
+        out.stderr
+    );
+}

@@ -210,13 +210,21 @@ pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
 
 /// `~` or `~/…` at the start of a path is the home of the profile's owner
 /// (`home`), never that of whoever runs launch (docs/architecture.md, shared
-/// hosts). An owner without a passwd entry has no home: then it is an error.
+/// hosts); `~name` or `~name/…` is the home of the user `name`. An owner
+/// without a passwd entry has no home: then `~` is an error.
 pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
-    let rest = match path.strip_prefix('~') {
-        Some("") => "",
-        Some(rest) if rest.starts_with('/') => &rest[1..],
-        _ => return Ok(PathBuf::from(path)),
+    let Some(after) = path.strip_prefix('~') else {
+        return Ok(PathBuf::from(path));
     };
+    let (user, rest) = after.split_once('/').unwrap_or((after, ""));
+    if !user.is_empty() {
+        return match crate::owner::home_of(user) {
+            Some(home) => Ok(home.join(rest)),
+            None => Err(format!(
+                "`{path}`: `~{user}` is the home of the user {user}, who has no passwd entry on this host"
+            )),
+        };
+    }
     match home {
         Some(home) => Ok(home.join(rest)),
         None => Err(format!(
