@@ -929,3 +929,48 @@ fn tilde_name_is_that_user_s_home_and_judged_as_such() {
         out.stderr
     );
 }
+
+#[test]
+fn a_named_volume_that_binds_a_host_path_is_judged_as_that_bind() {
+    needs_docker!();
+    let scratch = Scratch::new("policy_volume_bind");
+    let (etc, plain) = (scratch.name("etc"), scratch.name("plain"));
+    support::docker::docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        "device=/etc",
+        &etc,
+    ]);
+    scratch.track_volume(&etc);
+    support::docker::docker(&["volume", "create", &plain]);
+    scratch.track_volume(&plain);
+    let dir = Profiles::new();
+    let policy = write_policy(&dir, "[allow]\nbind_sources = [\"{home}\"]\n");
+    let render = |volume: &str| {
+        let p = dir.write(
+            "pp.toml",
+            &format!("image = \"busybox\"\nuser = \"owner\"\nvolumes = [\"{volume}:/v\"]\n"),
+        );
+        chown(&p, OTHER);
+        Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .arg("render")
+            .arg(&p)
+            .run()
+    };
+    let out = render(&etc).code(3);
+    assert!(
+        out.stderr.contains(&format!(
+            "bind source /etc (through volume {etc}) is not allowed for 4242"
+        )) && out.stderr.contains("pp.toml:3:12"),
+        "{}",
+        out.stderr
+    );
+    render(&plain).code(0);
+}

@@ -333,6 +333,15 @@ pub async fn on_host(
             }
         });
     }
+    if let Some(e) = engine {
+        for m in &profile.volumes {
+            if let (profile::MountKind::Volume, Some(name)) = (m.kind, &m.source)
+                && let Some((_, options)) = e.volume_options(name).await?
+            {
+                host.volume_options.insert(name.clone(), options);
+            }
+        }
+    }
     if policy.allow.max_gpus_per_owner.is_some() && profile.gpus.is_some() {
         if managed.is_none() {
             *managed = Some(managed_or_none(engine).await?);

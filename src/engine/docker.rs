@@ -529,6 +529,24 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn volume_options(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        let found = self
+            .within(
+                format!("inspecting volume {name}"),
+                self.bounds.call,
+                self.docker.inspect_volume(name),
+            )
+            .await?;
+        match found {
+            Ok(v) => Ok(Some((v.driver, v.options.into_iter().collect()))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
         let labels =
             HashMap::from([(crate::build::CONTEXT_HASH.to_string(), context.hash.clone())]);

@@ -303,6 +303,12 @@ pub trait Engine {
     /// The local image's configured user (`""` when it sets none), if the
     /// image is present.
     async fn image_user(&self, image: &str) -> Result<Option<String>>;
+    /// A named volume's driver and driver options (a `local` volume with
+    /// `o=bind` and `device` mounts a host path), if the volume exists.
+    async fn volume_options(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>>;
     /// Builds `context` and tags the image `tag`, labelled with the
     /// context's hash (`build::CONTEXT_HASH`).
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;

@@ -459,6 +459,15 @@ impl Engine for Recording {
             .map(|_| String::new()))
     }
 
+    /// The recording keeps volumes by name only: none has options.
+    async fn volume_options(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        self.enter(Op::ImageId, name, &format!("inspecting volume {name}"))?;
+        Ok(None)
+    }
+
     /// A build always makes a new image id, as a real build with a changed
     /// context does; the old image loses the tag.
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {

@@ -62,6 +62,9 @@ pub struct OnHost {
     /// and those of the owner's profiles allowed earlier in this run that
     /// have no container yet.
     pub owner_gpus: Option<usize>,
+    /// The profile's named volumes that exist: driver options by name.
+    pub volume_options:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// What the engine says of an image's configured user.
@@ -191,21 +194,39 @@ impl Judge<'_> {
             .collect();
         let shown: Vec<String> = allowed.iter().map(|p| p.display().to_string()).collect();
         for m in &self.profile.volumes {
-            let (MountKind::Bind, Some(source)) = (m.kind, &m.source) else {
-                continue;
+            let (source, written) = match (m.kind, &m.source) {
+                (MountKind::Bind, Some(source)) => (source.clone(), source.clone()),
+                // A local volume made with `o=bind` and `device` is a bind
+                // of its device; another device (a disk, NFS) is not a path.
+                (MountKind::Volume, Some(name)) => {
+                    let Some(opts) = self.host.and_then(|h| h.volume_options.get(name)) else {
+                        continue;
+                    };
+                    let Some(device) = opts.get("device") else {
+                        continue;
+                    };
+                    let bind = opts
+                        .get("o")
+                        .is_some_and(|o| o.split(',').any(|o| o == "bind" || o == "rbind"));
+                    if !bind && opts.get("type").is_some_and(|t| t == "tmpfs") {
+                        continue;
+                    }
+                    (device.clone(), format!("{device} (through volume {name})"))
+                }
+                _ => continue,
             };
             // On the host, what the path is after symlinks and `..`.
             let judged = match self.host {
-                Some(_) => real_path(Path::new(source)),
-                None => PathBuf::from(source),
+                Some(_) => real_path(Path::new(&source)),
+                None => PathBuf::from(&source),
             };
             if allowed.iter().any(|a| judged.starts_with(a)) {
                 continue;
             }
-            let what = if judged == Path::new(source) {
-                source.clone()
+            let what = if judged == Path::new(&source) {
+                written
             } else {
-                format!("{source} (which is {})", judged.display())
+                format!("{written} (which is {})", judged.display())
             };
             let message = format!(
                 "bind source {what} is not allowed for {} (policy allows {})",
