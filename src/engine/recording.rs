@@ -464,7 +464,7 @@ impl Engine for Recording {
         &self,
         name: &str,
     ) -> Result<Option<(String, BTreeMap<String, String>)>> {
-        self.enter(Op::ImageId, name, &format!("inspecting volume {name}"))?;
+        let _recorded = self.enter(Op::ImageId, name, &format!("inspecting volume {name}"))?;
         Ok(None)
     }
 
