@@ -88,7 +88,7 @@ impl Owner {
     /// Whether the owner could read `path`, judged by mode bits as the
     /// kernel would: search on every folder above it, read on the file (ACLs
     /// are not consulted, so a file only an ACL opens is refused). Launch,
-    /// run as root, reads a profile's other files only when this holds
+    /// acting for the owner, reads a profile's other files only when this holds
     /// (docs/architecture.md, shared hosts). A missing path is judged by the
     /// folders above it, so "does not exist" tells only what the owner could
     /// have seen.
@@ -140,10 +140,16 @@ impl Owner {
     }
 }
 
-/// Whether launch runs as root, so may read what a profile's owner cannot.
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
+impl Owner {
+    /// Whether launch acts for this owner as someone else: run by root (from
+    /// cron) or by a member of the docker group, it may read and make what
+    /// the owner may not, so it does only what the owner could. Root's
+    /// profiles, and one's own, are not judged.
+    pub fn acted_for(&self) -> bool {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let runner = unsafe { libc::geteuid() };
+        self.uid != 0 && self.uid != runner
+    }
 }
 
 /// The login name of `uid`, when it has a passwd entry.

@@ -102,12 +102,12 @@ pub fn check_host(profile: &Profile) -> Result<()> {
 
 /// Walks the context of `profile`'s `[build]` and hashes what would be sent.
 /// Reads every file sent: call it off the async thread for big contexts.
-/// Launch run as root sends only what `owner` (the profile's) could read
+/// Launch, acting for the owner (run by root or another user), sends only what `owner` (the profile's) could read
 /// (docs/architecture.md, shared hosts): a context of `/` or of another
 /// user's folder is refused at the first entry the owner could not read.
 pub fn scan(build: &crate::profile::Build, owner: Option<&Owner>) -> Result<Context> {
     let root = build.context.clone();
-    let reader = owner.filter(|o| o.uid != 0 && crate::owner::running_as_root());
+    let reader = owner.filter(|o| o.acted_for());
     let failed = |what: &Path, e: io::Error| {
         Error::Io(format!(
             "reading the build context: {}: {}",

@@ -153,14 +153,14 @@ impl Loader {
 }
 
 impl Loader {
-    /// Why launch, run as root, does not read `path` (canonical) for this
+    /// Why launch, acting for the owner (run by root or another user), does not read `path` (canonical) for this
     /// profile: its owner could not (docs/architecture.md, shared hosts).
     /// Otherwise an `extends`, `env_file` or seccomp file would show root's
     /// secrets in the container or in an error's excerpt. The profile itself
     /// was named by whoever runs launch.
     fn refused(&self, path: &Path) -> Option<ReadError> {
         let owner = self.owner.as_ref()?;
-        if path == self.top || !crate::owner::running_as_root() || owner.may_read(path) {
+        if path == self.top || !owner.acted_for() || owner.may_read(path) {
             return None;
         }
         Some(ReadError::refused(format!(

@@ -103,12 +103,13 @@ async fn create_and_start<E: Engine>(
     Ok(id)
 }
 
-/// `create = true` bind sources are made before Docker sees them. Launch
-/// run as root makes them for a profile's owner only where the owner could
-/// (docs/architecture.md, shared hosts), and gives them to the owner.
+/// `create = true` bind sources are made before Docker sees them. Launch,
+/// acting for a profile's owner (run by root or another user), makes them
+/// only where the owner could (docs/architecture.md, shared hosts), and
+/// gives them to the owner when it may (as root).
 fn create_bind_sources(profile: &Profile) -> Result<()> {
     let owner = &profile.owner;
-    let for_owner = owner.uid != 0 && crate::owner::running_as_root();
+    let for_owner = owner.acted_for();
     for m in profile
         .volumes
         .iter()
@@ -137,7 +138,13 @@ fn create_bind_sources(profile: &Profile) -> Result<()> {
         }
         for dir in missing.iter().rev() {
             std::fs::create_dir(dir)
-                .and_then(|()| std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)))
+                .and_then(|()| {
+                    match std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)) {
+                        // Only root may give a folder away; it stays the runner's.
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+                        other => other,
+                    }
+                })
                 .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         }
     }
