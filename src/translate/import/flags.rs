@@ -446,6 +446,7 @@ fn apply(
         "pull" => draft.set("pull", value),
         "gpus" => facts.gpus_flag = Some(value),
         "runtime" if value == "nvidia" => facts.runtime_nvidia = true,
+        "runtime" if value.contains("nvidia") => skip(draft, "GPUs come from `gpus`"),
         "runtime" => draft.set("runtime", value),
         "init" => match truthy(&flag.value) {
             Some(on) => {
@@ -466,7 +467,20 @@ fn apply(
         "group-add" => draft.push("group_add", value),
         "add-host" => draft.push("extra_hosts", value),
         "dns" => draft.push("dns", value),
-        "device-cgroup-rule" => draft.push("device_cgroup_rules", value),
+        "device-cgroup-rule" => {
+            let major = value
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.split(':').next());
+            if value.starts_with('a') || matches!(major, Some("*" | "195")) {
+                skip(
+                    draft,
+                    "it reaches the NVIDIA devices; GPUs come from `gpus`",
+                )
+            } else {
+                draft.push("device_cgroup_rules", value)
+            }
+        }
         "platform" => draft.set("platform", value),
         "memory-swap" => match value.parse::<i64>() {
             Ok(n) => draft.set("memory_swap", n),
