@@ -21,6 +21,8 @@ pub mod error;
 pub mod exit;
 pub mod host;
 pub mod image_ref;
+pub mod owner;
+pub mod policy;
 pub mod profile;
 pub mod reconcile;
 pub mod resolve;

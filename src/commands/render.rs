@@ -20,6 +20,7 @@ pub fn run(
     output: Option<&Path>,
     global: &Global,
 ) -> Result<Exit> {
+    let policy = global.policy()?;
     let profile = profile::load(path).map_err(Error::Profile)?;
     let render: fn(&Input<'_>) -> Output = match format {
         RenderFormat::Json | RenderFormat::DockerRun if output.is_some() => {
@@ -28,7 +29,7 @@ pub fn run(
             ));
         }
         RenderFormat::Json | RenderFormat::DockerRun => {
-            return this_host(&profile, format, global);
+            return this_host(&profile, format, global, policy.as_ref());
         }
         RenderFormat::Kubernetes => render::kubernetes::render,
         RenderFormat::Slurm => render::slurm::render,
@@ -44,7 +45,7 @@ pub fn run(
         // Slurm chooses GPUs: pinned ones are dropped, whichever they are.
         Some(_) if matches!(format, RenderFormat::Slurm) => Some(Gpus::Uuids(Vec::new())),
         Some(_) => {
-            let resolved = resolve(&profile, global)?;
+            let resolved = resolve(&profile, global, policy.as_ref())?;
             let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();
             Some(Gpus::Uuids(uuids))
         }
@@ -105,13 +106,22 @@ fn node_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The profile resolved on this host, as `up` would create it.
-fn resolve(profile: &launch::profile::Profile, global: &Global) -> Result<Resolved> {
+/// The profile resolved on this host, as `up` would create it, after the
+/// policy (if any) judged it.
+fn resolve(
+    profile: &launch::profile::Profile,
+    global: &Global,
+    policy: Option<&launch::policy::Policy>,
+) -> Result<Resolved> {
     let (facts, needs) = probe_host(global, [profile]);
     runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
-        let engine = if needs.engine_facts || needs.held_gpus {
+        // The policy may need the image's user or the owner's other GPUs.
+        let engine = if needs.engine_facts
+            || needs.held_gpus
+            || policy.is_some_and(|p| p.binds(&profile.owner))
+        {
             match connect(global).await {
                 Ok(e) => Some(e),
                 Err(e) => {
@@ -124,6 +134,24 @@ fn resolve(profile: &launch::profile::Profile, global: &Global) -> Result<Resolv
         };
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
+        if let Some(policy) = policy {
+            let host = super::on_host(
+                policy,
+                profile,
+                &facts,
+                engine.as_ref(),
+                false,
+                &mut Some(managed.clone()),
+            )
+            .await?;
+            let judged = policy.judge(profile, Some(&host));
+            if !judged.is_empty() {
+                return Err(Error::Policy(profile::Diagnostics {
+                    sources: std::sync::Arc::clone(&profile.sources),
+                    items: judged,
+                }));
+            }
+        }
         // The build context is a fact of the host, as bind sources are.
         launch::build::check_host(profile)?;
         launch::host::resolve_profile(profile, &facts, &managed)
@@ -135,10 +163,12 @@ fn this_host(
     profile: &launch::profile::Profile,
     format: RenderFormat,
     global: &Global,
+    policy: Option<&launch::policy::Policy>,
 ) -> Result<Exit> {
-    let resolved = resolve(profile, global)?;
+    let resolved = resolve(profile, global, policy)?;
     let spec = &resolved.spec;
-    let labels = spec.all_labels(&profile.path);
+    let mut labels = spec.all_labels(&profile.path);
+    labels.insert(launch::spec::label::OWNER.into(), profile.owner.display());
     match format {
         RenderFormat::Json => {
             let spec_json: serde_json::Value =
@@ -261,7 +291,11 @@ pub fn docker_run(
     if spec.privileged {
         opt(&["--privileged"]);
     }
-    for (flag, list) in [("--cap-add", &spec.cap_add), ("--cap-drop", &spec.cap_drop)] {
+    for (flag, list) in [
+        ("--cap-add", &spec.cap_add),
+        ("--cap-drop", &spec.cap_drop),
+        ("--group-add", &spec.group_add),
+    ] {
         for v in list {
             opt(&[flag, v]);
         }
@@ -307,7 +341,6 @@ pub fn docker_run(
         opt(&["--read-only"]);
     }
     for (flag, list) in [
-        ("--group-add", &spec.group_add),
         ("--add-host", &spec.extra_hosts),
         ("--dns", &spec.dns),
         ("--device-cgroup-rule", &spec.device_cgroup_rules),

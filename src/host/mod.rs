@@ -4,6 +4,7 @@
 //! effects live here; `resolve` stays pure.
 
 pub mod gpu;
+pub mod holders;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
