@@ -21,6 +21,7 @@ read_only = true
 memory = "64m"
 memory_swap = "192m"
 platform = "linux/amd64"
+healthcheck = { cmd = "test -d /", interval = "90s", timeout = "1500ms", retries = 3 }
 [sysctls]
 "net.core.somaxconn" = 1024
 [log]
@@ -69,7 +70,7 @@ fn the_new_keys_reach_the_engine_and_come_back_through_import() {
     let hosts = docker::docker(&["exec", &name, "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.0.0.2\tdb.internal"), "{hosts}");
 
-    // Back from the container, the same spec.
+    // Back from the container, the same spec (the healthcheck included).
     let out = Launch::new()
         .args(["import", "--container", &name])
         .run()
