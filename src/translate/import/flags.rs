@@ -672,3 +672,84 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::super::{HostView, import_script};
+
+    /// Words a `docker run` line is made of, quotes and expansions included.
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "-it",
+            "-d",
+            "-e",
+            "A=b=c",
+            "-p",
+            "8080:80",
+            "-v",
+            "/a:/b:ro",
+            "--gpus",
+            "'\"device=0,2\"'",
+            "2",
+            "--device",
+            "/dev/nvidia0",
+            "nvidia.com/gpu=all",
+            "--runtime=nvidia",
+            "--frob",
+            "x",
+            "'a b'",
+            "\"$HOME\"",
+            "$(pwd)/d:/d",
+            "`date`",
+            "${X:-y}",
+            "\\",
+            "'",
+            "\"",
+            "&&",
+            ";",
+            "|",
+            "--name",
+            "ab",
+            "--",
+            "busybox",
+            "sh",
+            "-c",
+            "=",
+            ":",
+            "-",
+            "--log-opt",
+            "k=v",
+            "--mount",
+            "type=bind,src=/a,dst=/b",
+            "--tmpfs",
+            "/t",
+            "sudo",
+            "NV_GPU=1",
+            "$",
+            "${",
+            "$(",
+            "--ulimit",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    proptest! {
+        /// Whatever the words, import ends with profiles that are valid TOML
+        /// or with line errors: never a panic.
+        #[test]
+        fn any_docker_run_line_imports_or_fails_cleanly(words in prop::collection::vec(word(), 0..24)) {
+            let host = HostView { gpus: Err("none".into()), dev_root: Path::new("/") };
+            let line = format!("docker run {}\n", words.join(" "));
+            for result in import_script(&line, &host) {
+                if let Ok(imported) = result {
+                    let text = imported.draft.to_toml(&[]);
+                    prop_assert!(text.parse::<toml::Table>().is_ok(), "{}\n{}", line, text);
+                }
+            }
+        }
+    }
+}
