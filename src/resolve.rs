@@ -43,6 +43,21 @@ pub struct ToolkitFacts {
     pub nvidia_cdi_spec: Option<PathBuf>,
 }
 
+/// The profile's `group_add`, after the owner's groups for `user = "owner"`;
+/// each group once.
+fn group_add(p: &Profile) -> Vec<String> {
+    let mut groups: Vec<String> = match p.user.as_deref() {
+        Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
+        _ => Vec::new(),
+    };
+    for g in &p.run.group_add {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    groups
+}
+
 /// The spec, and how the GPU mode was chosen (for `render`).
 #[derive(Debug)]
 pub struct Resolved {
@@ -298,18 +313,6 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
             Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid)),
             _ => p.user.clone(),
         },
-        group_add: {
-            let mut groups: Vec<String> = match p.user.as_deref() {
-                Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
-                _ => Vec::new(),
-            };
-            for g in &p.run.group_add {
-                if !groups.contains(g) {
-                    groups.push(g.clone());
-                }
-            }
-            groups
-        },
         hostname: p.hostname.clone(),
         env: p.env.clone(),
         labels: p.labels.clone(),
@@ -391,6 +394,7 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
         device_requests: Vec::new(),
         gpu: None,
         init: p.run.init,
+        group_add: group_add(p),
         sysctls: p.run.sysctls.clone(),
         extra_hosts: p.run.extra_hosts.clone(),
         dns: p.run.dns.clone(),

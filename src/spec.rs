@@ -41,10 +41,6 @@ pub struct ContainerSpec {
     pub open_stdin: bool,
     pub working_dir: Option<String>,
     pub user: Option<String>,
-    /// Supplementary groups: `user = "owner"`'s (as numbers), then the
-    /// profile's `group_add`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub env: BTreeMap<String, String>,
     /// The user's labels; launch's own are added when creating.
@@ -75,6 +71,10 @@ pub struct ContainerSpec {
     // Added later: left out of the JSON when unset, so older hashes stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,
+    /// Supplementary groups: the profile's `group_add`, and with
+    /// `user = "owner"` the owner's, as numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

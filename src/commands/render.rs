@@ -29,13 +29,23 @@ pub fn run(
             ));
         }
         RenderFormat::Json | RenderFormat::DockerRun => {
-            return this_host(&profile, format, global, policy.as_ref());
+            return this_host(&profile, policy.as_ref(), format, global);
         }
         RenderFormat::Kubernetes => render::kubernetes::render,
         RenderFormat::Slurm => render::slurm::render,
         RenderFormat::Compose => render::compose::render,
         RenderFormat::Systemd => render::systemd::render,
     };
+    // Another engine's files are judged as `check` judges: as written.
+    if let Some(policy) = &policy {
+        let judged = policy.judge(&profile, None);
+        if !judged.is_empty() {
+            return Err(Error::Policy(Diagnostics {
+                sources: profile.sources.clone(),
+                items: judged,
+            }));
+        }
+    }
     let spec = launch::resolve::base_spec(&profile);
     let gpus = match profile.gpus.as_ref().map(|g| &g.selection) {
         None => None,
@@ -45,7 +55,7 @@ pub fn run(
         // Slurm chooses GPUs: pinned ones are dropped, whichever they are.
         Some(_) if matches!(format, RenderFormat::Slurm) => Some(Gpus::Uuids(Vec::new())),
         Some(_) => {
-            let resolved = resolve(&profile, global, policy.as_ref())?;
+            let resolved = resolve(&profile, policy.as_ref(), global)?;
             let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();
             Some(Gpus::Uuids(uuids))
         }
@@ -66,8 +76,8 @@ pub fn run(
             .iter()
             .map(|d| {
                 let message = format!("`{}` cannot be expressed for {target}: {}", d.key, d.why);
-                match profile.keys.get(d.key) {
-                    Some(span) => Diagnostic::new(span.clone(), message),
+                match profile.places.name(d.key) {
+                    Some(span) => Diagnostic::new(span, message),
                     None => Diagnostic::whole_file(message),
                 }
                 .help("--lossy drops it, with a comment in the output saying what was dropped")
@@ -106,12 +116,11 @@ fn node_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The profile resolved on this host, as `up` would create it, after the
-/// policy (if any) judged it.
+/// The profile resolved on this host, as `up` would create it.
 fn resolve(
     profile: &launch::profile::Profile,
-    global: &Global,
     policy: Option<&launch::policy::Policy>,
+    global: &Global,
 ) -> Result<Resolved> {
     let (facts, needs) = probe_host(global, [profile]);
     runtime()?.block_on(async {
@@ -161,11 +170,11 @@ fn resolve(
 /// `json` and `docker-run`: what this host's engine would be sent.
 fn this_host(
     profile: &launch::profile::Profile,
+    policy: Option<&launch::policy::Policy>,
     format: RenderFormat,
     global: &Global,
-    policy: Option<&launch::policy::Policy>,
 ) -> Result<Exit> {
-    let resolved = resolve(profile, global, policy)?;
+    let resolved = resolve(profile, policy, global)?;
     let spec = &resolved.spec;
     let mut labels = spec.all_labels(&profile.path);
     labels.insert(launch::spec::label::OWNER.into(), profile.owner.display());
@@ -341,6 +350,7 @@ pub fn docker_run(
         opt(&["--read-only"]);
     }
     for (flag, list) in [
+        ("--group-add", &spec.group_add),
         ("--add-host", &spec.extra_hosts),
         ("--dns", &spec.dns),
         ("--device-cgroup-rule", &spec.device_cgroup_rules),

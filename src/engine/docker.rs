@@ -1148,7 +1148,6 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         pid_mode: spec.pid_mode.clone(),
         privileged: Some(spec.privileged),
         cap_add: non_empty(&spec.cap_add),
-        group_add: non_empty(&spec.group_add),
         cap_drop: non_empty(&spec.cap_drop),
         security_opt: non_empty(&spec.security_opt),
         ulimits: (!spec.ulimits.is_empty()).then(|| {

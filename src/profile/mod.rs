@@ -86,9 +86,6 @@ pub struct Profile {
     pub build: Option<Build>,
     /// init, group_add, sysctls, … (docs/architecture.md, translation).
     pub run: RunOptions,
-    /// Where each top-level key is written, for errors found later (a key
-    /// another engine cannot express).
-    pub keys: BTreeMap<String, Span>,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
     /// The owner of the profile file: whom the policy judges, whose home
@@ -108,11 +105,19 @@ pub struct Places {
     pub start: Span,
     keys: BTreeMap<&'static str, Span>,
     items: BTreeMap<&'static str, Vec<Span>>,
+    /// Every top-level key's name, for the keys without a value place (a key
+    /// another engine cannot express).
+    names: BTreeMap<String, Span>,
 }
 
 impl Places {
     pub fn key(&self, key: &str) -> Option<Span> {
-        self.keys.get(key).cloned()
+        self.keys.get(key).or_else(|| self.names.get(key)).cloned()
+    }
+
+    /// Where the key's name is written (the key a message names).
+    pub fn name(&self, key: &str) -> Option<Span> {
+        self.names.get(key).or_else(|| self.keys.get(key)).cloned()
     }
 
     /// The `i`th entry of list `key`, else the key itself.

@@ -193,6 +193,7 @@ pub fn validate(
     });
     let mut places = super::Places {
         start: start.clone(),
+        names: keys,
         ..Default::default()
     };
     places.set("image", &raw.image);
@@ -252,7 +253,6 @@ pub fn validate(
         recreate,
         build,
         run,
-        keys,
         sources: Arc::default(),
     })
 }
