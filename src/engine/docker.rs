@@ -1173,6 +1173,7 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
             maximum_retry_count: r.max_retries.map(i64::from),
         }),
         init: spec.init.then_some(true),
+        group_add: non_empty(&spec.group_add),
         sysctls: (!spec.sysctls.is_empty()).then(|| {
             spec.sysctls
                 .iter()
