@@ -74,8 +74,8 @@ pub struct Query {
     /// Name, PCI bus id, MIG mode, utilisation and the CUDA version: what
     /// `launch gpus` shows and no spec contains.
     pub details: bool,
-    /// Device nodes and driver files: what `devices` mode (or `auto`, which
-    /// may choose it) mounts.
+    /// Driver files: what `devices` mode (or `auto`, which may choose it)
+    /// mounts. Device nodes are always found.
     pub files: bool,
 }
 
@@ -93,13 +93,13 @@ impl GpuHost {
     /// far as `query` asks. What it does not ask for is `None` or empty.
     pub fn probe(roots: &Roots, query: Query) -> Result<GpuHost, nvml::NvmlFailure> {
         let inventory = nvml::inventory(&roots.nvml_lib, query)?;
-        let (nodes, driver_files) = if query.files {
-            (
-                DeviceNodes::find(&roots.dev_root, &inventory.gpus),
-                DriverFiles::find(&roots.driver_root, &inventory.driver_version),
-            )
+        // Every mode lists the device nodes (a few stats); only `devices`
+        // mode needs the walk over the driver's files.
+        let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
+        let driver_files = if query.files {
+            DriverFiles::find(&roots.driver_root, &inventory.driver_version)
         } else {
-            Default::default()
+            DriverFiles::default()
         };
         Ok(GpuHost {
             driver_version: inventory.driver_version,
