@@ -118,8 +118,20 @@ impl Scratch {
 
     /// A busybox image built offline: a rootfs tar with /bin/busybox and its
     /// applet links, imported through the engine's image-create endpoint
-    /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents).
+    /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents);
+    /// one starting with `#!` is executable.
     pub fn busybox_image(&self, what: &str, extra: &[(&str, &str)]) -> String {
+        self.busybox_image_changed(what, extra, &[])
+    }
+
+    /// `busybox_image` with Dockerfile instructions applied at import
+    /// (`docker import --change`), e.g. `ENV NVIDIA_REQUIRE_CUDA=cuda>=12.8`.
+    pub fn busybox_image_changed(
+        &self,
+        what: &str,
+        extra: &[(&str, &str)],
+        changes: &[&str],
+    ) -> String {
         let image = self.image_name(what);
         let root = tempfile::tempdir().expect("temp dir");
         build_rootfs(root.path(), extra);
@@ -129,7 +141,9 @@ impl Scratch {
             .spawn()
             .expect("tar runs");
         let status = Command::new("docker")
-            .args(["import", "-", &image])
+            .arg("import")
+            .args(changes.iter().flat_map(|c| ["--change", c]))
+            .args(["-", &image])
             .stdin(tar.stdout.take().expect("tar output"))
             .stdout(Stdio::null())
             .status()
@@ -165,7 +179,12 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
     for (path, contents) in extra {
         let p = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, contents).expect("write extra file");
+        std::fs::write(&p, contents).expect("write extra file");
+        if contents.starts_with("#!") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod a script");
+        }
     }
 }
 

@@ -1,0 +1,162 @@
+//! GPU health against a real Docker daemon and the fake GPU host
+//! (docs/architecture.md, GPU health): containers made by an older launch
+//! are kept, a pending reboot blocks recreates, an image that needs a newer
+//! CUDA is refused, and a probe that fails restarts the container once.
+
+#[macro_use]
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use support::cli::{Launch, Output, Profiles};
+use support::docker::{Scratch, docker, inspect};
+use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder};
+
+/// One test's world: an offline busybox image, a fake GPU host, one
+/// profile the test rewrites. All removed on drop.
+struct World {
+    scratch: Scratch,
+    profiles: Profiles,
+    host: FakeGpuHost,
+    image: String,
+    name: String,
+    path: PathBuf,
+}
+
+impl World {
+    /// `files` and `changes` as in `Scratch::busybox_image_changed`.
+    fn new(
+        test: &str,
+        host: FakeGpuHostBuilder,
+        files: &[(&str, &str)],
+        changes: &[&str],
+    ) -> World {
+        let scratch = Scratch::new(test);
+        let image = scratch.busybox_image_changed("img", files, changes);
+        let name = scratch.name("gpu");
+        let profiles = Profiles::new();
+        let path = profiles.path().join("gpu.toml");
+        World {
+            scratch,
+            profiles,
+            host: host.build(),
+            image,
+            name,
+            path,
+        }
+    }
+
+    /// A `devices`-mode profile for GPU 0 (what runs without a toolkit),
+    /// plus `extra` lines.
+    fn write(&self, extra: &str) {
+        let text = format!(
+            "image = {:?}\nname = {:?}\npull = \"never\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = 0\n{extra}\n[gpus]\ndevices = [0]\nmode = \"devices\"\n",
+            self.image, self.name
+        );
+        std::fs::write(&self.path, text).expect("write the profile");
+    }
+
+    fn launch(&self, command: &[&str]) -> Output {
+        Launch::new()
+            .env("LAUNCH_LOCK_DIR", self.profiles.path().join("locks"))
+            .args(command)
+            .args(self.host.args())
+            .arg(&self.path)
+            .run()
+    }
+
+    fn id(&self) -> String {
+        inspect(&self.name, "{{.Id}}")
+    }
+
+    fn started_at(&self) -> String {
+        inspect(&self.name, "{{.State.StartedAt}}")
+    }
+
+    fn label(&self, key: &str) -> String {
+        inspect(&self.name, &format!("{{{{index .Config.Labels \"{key}\"}}}}"))
+    }
+}
+
+fn show(o: &Output) -> String {
+    format!("--- stdout\n{}\n--- stderr\n{}", o.stdout, o.stderr)
+}
+
+// ---- the spec's schema ---------------------------------------------------------
+
+/// The container an older launch (schema 1) made from this profile: the
+/// rendered `docker run` line without schema 2's defaults, with schema 1's
+/// spec and hash in its labels.
+fn run_as_schema_1(w: &World) {
+    let rendered: Value =
+        serde_json::from_str(&w.launch(&["render", "--format", "json"]).code(0).stdout)
+            .expect("JSON");
+    let now = launch::spec::ContainerSpec::from_label(
+        rendered["labels"]["launch.spec"]
+            .as_str()
+            .expect("the spec label"),
+    )
+    .expect("a spec");
+    assert_eq!(now.schema, 2);
+    let mut old = now.clone();
+    old.schema = 1;
+    old.env.remove("CUDA_DEVICE_ORDER");
+
+    let line = w.launch(&["render", "--format", "docker-run"]).code(0).stdout;
+    let line = line
+        .replace("  -e 'CUDA_DEVICE_ORDER=PCI_BUS_ID' \\\n", "")
+        .replace(&now.canonical_json(), &old.canonical_json())
+        .replace(&now.hash(), &old.hash());
+    w.scratch.track_container(&w.name);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.label("launch.spec-hash"), old.hash());
+}
+
+#[test]
+fn a_container_made_by_an_older_launch_keeps_running_until_a_real_change() {
+    needs_docker!();
+    let w = World::new("schema", FakeGpuHost::builder().gpus(1), &[], &[]);
+    w.write("");
+    run_as_schema_1(&w);
+    let id = w.id();
+
+    let plan = w.launch(&["plan"]).code(0);
+    assert!(
+        plan.stdout.contains("nothing to do")
+            && plan
+                .stdout
+                .contains("made by an older launch; new defaults apply at the next recreate"),
+        "{}",
+        show(&plan)
+    );
+    let up = w.launch(&["up"]).code(0);
+    assert_eq!(w.id(), id, "not recreated for new defaults: {}", show(&up));
+    let status = w.launch(&["status"]).code(0);
+    assert!(
+        status.stdout.contains("made by an older launch"),
+        "{}",
+        show(&status)
+    );
+    let env = inspect(&w.name, "{{json .Config.Env}}");
+    assert!(!env.contains("CUDA_DEVICE_ORDER"), "{env}");
+
+    // --force-recreate brings it to schema 2.
+    let up = w.launch(&["up", "--force-recreate"]).code(0);
+    assert_ne!(w.id(), id, "{}", show(&up));
+    let spec = launch::spec::ContainerSpec::from_label(&w.label("launch.spec")).expect("a spec");
+    assert_eq!(spec.schema, 2);
+    assert_eq!(
+        docker(&["exec", &w.name, "sh", "-c", "echo $CUDA_DEVICE_ORDER"]),
+        "PCI_BUS_ID"
+    );
+}
