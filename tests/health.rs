@@ -58,10 +58,15 @@ impl World {
     }
 
     fn launch(&self, command: &[&str]) -> Output {
+        self.launch_on(&self.host, command)
+    }
+
+    /// `launch` on another fake host (a driver upgraded since).
+    fn launch_on(&self, host: &FakeGpuHost, command: &[&str]) -> Output {
         Launch::new()
             .env("LAUNCH_LOCK_DIR", self.profiles.path().join("locks"))
             .args(command)
-            .args(self.host.args())
+            .args(host.args())
             .arg(&self.path)
             .run()
     }
@@ -75,7 +80,10 @@ impl World {
     }
 
     fn label(&self, key: &str) -> String {
-        inspect(&self.name, &format!("{{{{index .Config.Labels \"{key}\"}}}}"))
+        inspect(
+            &self.name,
+            &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+        )
     }
 }
 
@@ -103,7 +111,10 @@ fn run_as_schema_1(w: &World) {
     old.schema = 1;
     old.env.remove("CUDA_DEVICE_ORDER");
 
-    let line = w.launch(&["render", "--format", "docker-run"]).code(0).stdout;
+    let line = w
+        .launch(&["render", "--format", "docker-run"])
+        .code(0)
+        .stdout;
     let line = line
         .replace("  -e 'CUDA_DEVICE_ORDER=PCI_BUS_ID' \\\n", "")
         .replace(&now.canonical_json(), &old.canonical_json())
@@ -159,4 +170,40 @@ fn a_container_made_by_an_older_launch_keeps_running_until_a_real_change() {
         docker(&["exec", &w.name, "sh", "-c", "echo $CUDA_DEVICE_ORDER"]),
         "PCI_BUS_ID"
     );
+}
+
+// ---- pending reboot -------------------------------------------------------------
+
+#[test]
+fn a_pending_reboot_refuses_the_recreate_and_leaves_the_old_container_running() {
+    needs_docker!();
+    let w = World::new("reboot", FakeGpuHost::builder().gpus(1), &[], &[]);
+    w.write("");
+    w.launch(&["up"]).code(0);
+    let (id, started) = (w.id(), w.started_at());
+
+    // The driver's libraries were upgraded; the old kernel module still runs.
+    let upgraded = FakeGpuHost::builder()
+        .gpus(1)
+        .driver_version("560.35.03")
+        .kernel_module_version(&w.host.driver_version)
+        .build();
+    for command in [&["up"][..], &["plan"], &["render"]] {
+        let out = w.launch_on(&upgraded, command).code(1);
+        assert!(
+            out.stderr.contains("a reboot is pending")
+                && out.stderr.contains("kernel module is 550.54.15")
+                && out.stderr.contains("560.35.03"),
+            "{command:?}: {}",
+            show(&out)
+        );
+    }
+    assert_eq!((w.id(), w.started_at()), (id.clone(), started.clone()));
+    assert_eq!(inspect(&w.name, "{{.State.Status}}"), "running");
+
+    // A container that would not change is left alone, with a warning.
+    w.host.set_kernel_module_version("560.35.03");
+    let out = w.launch(&["up"]).code(0);
+    assert!(out.stderr.contains("a reboot is pending"), "{}", show(&out));
+    assert_eq!((w.id(), w.started_at()), (id, started));
 }

@@ -15,6 +15,7 @@ use launch::spec::ContainerSpec;
 pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
     let profile = profile::load(path).map_err(Error::Profile)?;
     let (facts, needs) = probe_host(global, [&profile]);
+    let mut facts_reboot = None;
     let resolved = runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
@@ -31,11 +32,21 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
         };
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
+        facts_reboot = facts.reboot_pending();
         // The build context is a fact of the host, as bind sources are.
         launch::build::check_host(&profile)?;
         launch::host::resolve_profile(&profile, &facts, &managed)
     })?;
     let spec = &resolved.spec;
+    // What it renders could not start (docs/architecture.md, GPU health).
+    if spec.gpu.is_some()
+        && let Some(why) = facts_reboot
+    {
+        return Err(Error::RebootPending(format!(
+            "{}: {why}",
+            shown(&profile.path)
+        )));
+    }
     let labels = spec.all_labels(&profile.path);
     match format {
         RenderFormat::Json => {

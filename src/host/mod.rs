@@ -111,6 +111,38 @@ impl HostFacts {
     }
 }
 
+impl HostFacts {
+    /// Why a GPU container cannot be made now: the driver was upgraded and
+    /// the host not rebooted (docs/architecture.md, GPU health).
+    pub fn reboot_pending(&self) -> Option<String> {
+        match &self.gpus {
+            Some(Ok(host)) => crate::health::kernel::pending_reboot(
+                &host.driver_version,
+                host.kernel_module.as_deref(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A small regular file's text (at most 1 MiB): `None` when it is missing,
+/// unreadable, not a regular file (a FIFO must not stall a run) or larger.
+pub fn read_small(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    // procfs files report size 0: read them, bounded.
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// Asks the engine for its facts when `needs` says so; a failure to answer
 /// leaves them unknown (auto then says so), it does not fail the run.
 pub async fn engine_facts<E: Engine>(engine: Option<&E>, needs: Needs) -> Option<Facts> {

@@ -262,6 +262,7 @@ async fn plan_for<E: Engine>(
             options,
         );
     }
+    reboot_check(cx, profile, &resolved.spec, &plan.action)?;
     // A rebuild almost always gives the image a new id, which recreates:
     // `plan` says so ahead. `up` plans again with the id the build gave.
     if let Some(due) = &build
@@ -284,6 +285,34 @@ async fn plan_for<E: Engine>(
         observed,
         image_id,
     })
+}
+
+/// A pending reboot blocks every create or recreate of a GPU container (it
+/// could not start); one that stays is left alone, with a warning
+/// (docs/architecture.md, GPU health).
+fn reboot_check<E>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+    action: &Action,
+) -> Result<()> {
+    if spec.gpu.is_none() {
+        return Ok(());
+    }
+    let Some(why) = cx.host.reboot_pending() else {
+        return Ok(());
+    };
+    let what = match action {
+        Action::Create => "not created".to_string(),
+        Action::Recreate { why } => {
+            format!("not recreated ({why}); the running container is left as it is")
+        }
+        _ => {
+            tracing::warn!("{}: {why}", profile.name);
+            return Ok(());
+        }
+    };
+    Err(Error::RebootPending(format!("{what}: {why}")))
 }
 
 /// After the look: pull if needed, then apply the plan. Returns the plan,
@@ -328,6 +357,10 @@ async fn make<E: Engine>(
     }
     if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
         return Err(EngineError::ImageMissing(spec.image.clone()).into());
+    }
+    // Planned again after a pull or build: it may recreate now.
+    if matches!(plan.action, Action::Create | Action::Recreate { .. }) {
+        reboot_check(cx, profile, &spec, &plan.action)?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))

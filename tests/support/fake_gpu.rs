@@ -4,7 +4,9 @@
 //! - `nvml/libnvidia-ml.so.1`: `fake_nvml.c` compiled with gcc, plus
 //!   `nvml/fake-nvml.conf` which that library reads at `nvmlInit`;
 //! - `dev-root/dev/nvidia*`: device nodes (real character devices as root,
-//!   symlinks to `/dev/null` otherwise);
+//!   symlinks to `/dev/null` otherwise); `dev-root/proc/driver/nvidia/version`
+//!   (the kernel module's version, by default the driver's) and
+//!   `dev-root/proc/devices` (the character majors, nvidia-uvm's among them);
 //! - `driver-root/`: driver user-space files (real ELF stubs with the right
 //!   sonames, an `ld.so.cache` made by `ldconfig -r`, binaries, the
 //!   persistenced socket).
@@ -153,6 +155,8 @@ impl FakeGpuHost {
             without_nvml: false,
             without_nodes: Vec::new(),
             persistenced_socket: true,
+            kernel_module: None,
+            without_kernel_module: false,
         }
     }
 
@@ -166,6 +170,15 @@ impl FakeGpuHost {
             "--driver-root".to_string(),
             path_str(&self.driver_root),
         ]
+    }
+
+    /// Rewrites the kernel module's version line, as a driver upgrade
+    /// without a reboot leaves it (the module differs from the libraries).
+    pub fn set_kernel_module_version(&self, version: &str) {
+        write(
+            &self.dev_root.join("proc/driver/nvidia/version"),
+            &kernel_module_line(version),
+        );
     }
 
     /// The config the fake NVML reads; a test may rewrite it between inits.
@@ -185,6 +198,8 @@ pub struct FakeGpuHostBuilder {
     without_nvml: bool,
     without_nodes: Vec<String>,
     persistenced_socket: bool,
+    kernel_module: Option<String>,
+    without_kernel_module: bool,
 }
 
 impl FakeGpuHostBuilder {
@@ -251,6 +266,19 @@ impl FakeGpuHostBuilder {
         self
     }
 
+    /// The running kernel module's version, when it differs from the
+    /// driver's (a driver upgraded without a reboot).
+    pub fn kernel_module_version(mut self, v: &str) -> Self {
+        self.kernel_module = Some(v.to_string());
+        self
+    }
+
+    /// No `proc/driver/nvidia/version` under the dev root.
+    pub fn without_kernel_module(mut self) -> Self {
+        self.without_kernel_module = true;
+        self
+    }
+
     pub fn without_persistenced_socket(mut self) -> Self {
         self.persistenced_socket = false;
         self
@@ -277,6 +305,7 @@ impl FakeGpuHostBuilder {
             write(&root.join("nvml/fake-nvml.conf"), &self.config());
         }
         let char_devices = self.make_dev_root(&dev_root);
+        self.make_proc(&dev_root);
         self.make_driver_root(&driver_root);
 
         FakeGpuHost {
@@ -371,6 +400,32 @@ impl FakeGpuHostBuilder {
             c += &format!("proc gpu={gpu} pid={pid} mem={mem}\n");
         }
         c
+    }
+
+    /// What the driver shows under /proc: the kernel module's version line
+    /// (as the proprietary module writes it) and the character majors.
+    fn make_proc(&self, dev_root: &Path) {
+        if !self.without_kernel_module {
+            let version = self
+                .kernel_module
+                .as_deref()
+                .unwrap_or(&self.driver_version);
+            mkdir(&dev_root.join("proc/driver/nvidia"));
+            write(
+                &dev_root.join("proc/driver/nvidia/version"),
+                &kernel_module_line(version),
+            );
+        }
+        let uvm = SHARED_NODES
+            .iter()
+            .find(|(n, _, _)| *n == "nvidia-uvm")
+            .map_or(510, |&(_, major, _)| major);
+        write(
+            &dev_root.join("proc/devices"),
+            &format!(
+                "Character devices:\n  1 mem\n  4 /dev/vc/0\n{GPU_NODE_MAJOR} nvidia-frontend\n{uvm} nvidia-uvm\n\nBlock devices:\n  7 loop\n"
+            ),
+        );
     }
 
     /// Returns whether the nodes are real character devices.
@@ -494,6 +549,13 @@ impl FakeGpuHostBuilder {
             write(&dir.join("socket"), "");
         }
     }
+}
+
+/// `/proc/driver/nvidia/version` as the proprietary module writes it.
+fn kernel_module_line(version: &str) -> String {
+    format!(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {version}  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
 }
 
 // ---- compile cache -------------------------------------------------------

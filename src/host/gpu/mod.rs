@@ -34,6 +34,9 @@ pub struct GpuHost {
     /// CUDA version the driver supports, e.g. "12.4".
     pub cuda_version: Option<String>,
     pub gpus: Vec<Gpu>,
+    /// The running kernel module's version (`<dev-root>/proc/driver/nvidia/version`),
+    /// if that file could be read.
+    pub kernel_module: Option<String>,
     pub nodes: DeviceNodes,
     pub driver_files: DriverFiles,
 }
@@ -88,6 +91,13 @@ impl Query {
     };
 }
 
+/// The running kernel module's version, from `<dev_root>/proc/driver/nvidia/version`.
+pub fn kernel_module(dev_root: &std::path::Path) -> Option<String> {
+    let path = dev_root.join(crate::health::kernel::VERSION_FILE);
+    let text = crate::host::read_small(&path)?;
+    crate::health::kernel::module_version(&text)
+}
+
 impl GpuHost {
     /// Takes the snapshot: NVML, then the device nodes and driver files, as
     /// far as `query` asks. What it does not ask for is `None` or empty.
@@ -105,6 +115,7 @@ impl GpuHost {
             driver_version: inventory.driver_version,
             cuda_version: inventory.cuda_version,
             gpus: inventory.gpus,
+            kernel_module: kernel_module(&roots.dev_root),
             nodes,
             driver_files,
         })

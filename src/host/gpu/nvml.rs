@@ -57,15 +57,12 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
     let driver_version = nvml
         .sys_driver_version()
         .map_err(call("nvmlSystemGetDriverVersion"))?;
-    let cuda_version = if query.details {
-        known(
-            nvml.sys_cuda_driver_version(),
-            "nvmlSystemGetCudaDriverVersion",
-        )
-        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10))
-    } else {
-        None
-    };
+    // One call, and every GPU profile's image may state a CUDA requirement.
+    let cuda_version = known(
+        nvml.sys_cuda_driver_version(),
+        "nvmlSystemGetCudaDriverVersion",
+    )
+    .map(crate::health::cuda::cuda_from_nvml);
     let count = nvml.device_count().map_err(call("nvmlDeviceGetCount"))?;
     let mut gpus = Vec::with_capacity(count as usize);
     for index in 0..count {
