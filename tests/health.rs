@@ -207,3 +207,50 @@ fn a_pending_reboot_refuses_the_recreate_and_leaves_the_old_container_running() 
     assert!(out.stderr.contains("a reboot is pending"), "{}", show(&out));
     assert_eq!((w.id(), w.started_at()), (id, started));
 }
+
+// ---- CUDA requirement -----------------------------------------------------------
+
+#[test]
+fn an_image_that_needs_a_newer_cuda_is_refused_with_both_versions() {
+    needs_docker!();
+    let w = World::new(
+        "cuda",
+        FakeGpuHost::builder().gpus(1).cuda_version(12040),
+        &[],
+        &["ENV NVIDIA_REQUIRE_CUDA=cuda>=99.0 brand=tesla,driver>=470,driver<471"],
+    );
+    w.write("");
+    let out = w.launch(&["up"]).code(3);
+    assert!(
+        out.stderr.contains("needs CUDA ≥ 99.0")
+            && out.stderr.contains("driver 550.54.15 supports 12.4")
+            && out.stderr.contains("require_cuda = false"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=^{}$", w.name)]),
+        "",
+        "nothing was created"
+    );
+
+    // `require_cuda = false` starts it anyway.
+    let text = std::fs::read_to_string(&w.path).expect("profile");
+    std::fs::write(&w.path, format!("{text}require_cuda = false\n")).expect("write");
+    w.launch(&["up"]).code(0);
+    assert_eq!(inspect(&w.name, "{{.State.Status}}"), "running");
+}
+
+#[test]
+fn an_image_whose_cuda_the_driver_supports_starts() {
+    needs_docker!();
+    let w = World::new(
+        "cuda-ok",
+        FakeGpuHost::builder().gpus(1).cuda_version(12040),
+        &[],
+        &["ENV NVIDIA_REQUIRE_CUDA=cuda>=12.4"],
+    );
+    w.write("");
+    w.launch(&["up"]).code(0);
+    assert_eq!(inspect(&w.name, "{{.State.Status}}"), "running");
+}

@@ -469,6 +469,31 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(Some(
+                i.config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|kv| {
+                        let (k, v) = kv.split_once('=')?;
+                        Some((k.to_string(), v.to_string()))
+                    })
+                    .collect(),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn image_labels(
         &self,
         image: &str,

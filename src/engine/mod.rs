@@ -297,6 +297,8 @@ pub trait Engine {
     /// The local image's id and labels, if the image is present.
     async fn image_labels(&self, image: &str)
     -> Result<Option<(String, BTreeMap<String, String>)>>;
+    /// The local image's environment (`Config.Env`), if the image is present.
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>>;
     /// Builds `context` and tags the image `tag`, labelled with the
     /// context's hash (`build::CONTEXT_HASH`).
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;

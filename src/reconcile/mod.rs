@@ -315,6 +315,57 @@ fn reboot_check<E>(
     Err(Error::RebootPending(format!("{what}: {why}")))
 }
 
+/// Before a GPU container is made: the image's `NVIDIA_REQUIRE_CUDA` (its
+/// environment, under the profile's) against the driver's CUDA version, as
+/// libnvidia-container reads it. An image that needs a newer driver is
+/// refused (exit 3); `[gpus] require_cuda = false` or
+/// `NVIDIA_DISABLE_REQUIRE` skips it (docs/architecture.md, GPU health).
+async fn cuda_check<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+) -> Result<()> {
+    use crate::health::cuda::{self, Offered, Requirement};
+    let checked = profile.gpus.as_ref().is_some_and(|g| g.require_cuda);
+    let Some(Ok(host)) = &cx.host.gpus else {
+        return Ok(());
+    };
+    if !checked || spec.gpu.is_none() {
+        return Ok(());
+    }
+    let mut env = cx.engine.image_env(&spec.image).await?.unwrap_or_default();
+    env.extend(spec.env.clone());
+    let disabled = env.get("NVIDIA_DISABLE_REQUIRE").is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
+    let Some(text) = env.get("NVIDIA_REQUIRE_CUDA").filter(|_| !disabled) else {
+        return Ok(());
+    };
+    let offered = Offered {
+        cuda: host.cuda_version.clone(),
+        driver: Some(host.driver_version.clone()),
+        ..Offered::default()
+    };
+    let requirement = Requirement::parse(text).map_err(|e| {
+        Error::Refused(format!(
+            "image {}: NVIDIA_REQUIRE_CUDA={text} cannot be read: {e}; set `require_cuda = false` under [gpus] to start it without the check",
+            spec.image
+        ))
+    })?;
+    if requirement.met_by(&offered) {
+        return Ok(());
+    }
+    Err(Error::Refused(cuda::refusal(
+        &spec.image,
+        &requirement,
+        text,
+        &offered,
+    )))
+}
+
 /// After the look: pull if needed, then apply the plan. Returns the plan,
 /// the spec it was for, and what apply did.
 async fn make<E: Engine>(
@@ -361,6 +412,7 @@ async fn make<E: Engine>(
     // Planned again after a pull or build: it may recreate now.
     if matches!(plan.action, Action::Create | Action::Recreate { .. }) {
         reboot_check(cx, profile, &spec, &plan.action)?;
+        cuda_check(cx, profile, &spec).await?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))
