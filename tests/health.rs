@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use support::cli::{Launch, Output, Profiles};
 use support::docker::{Scratch, docker, inspect};
-use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder};
+use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder, NVIDIA_SMI_FAILS};
 
 /// One test's world: an offline busybox image, a fake GPU host, one
 /// profile the test rewrites. All removed on drop.
@@ -253,4 +253,37 @@ fn an_image_whose_cuda_the_driver_supports_starts() {
     w.write("");
     w.launch(&["up"]).code(0);
     assert_eq!(inspect(&w.name, "{{.State.Status}}"), "running");
+}
+
+// ---- probe ----------------------------------------------------------------------
+
+#[test]
+fn a_probe_that_fails_restarts_the_container_once_and_a_healthy_one_is_left_alone() {
+    needs_docker!();
+    let w = World::new("probe", FakeGpuHost::builder().gpus(1), &[], &[]);
+    w.write("");
+    let text = std::fs::read_to_string(&w.path).expect("profile");
+    std::fs::write(&w.path, format!("{text}probe = true\n")).expect("write");
+    w.launch(&["up"]).code(0);
+    let (id, started) = (w.id(), w.started_at());
+    // Healthy: nothing.
+    let out = w.launch(&["up"]).code(0);
+    assert!(out.stdout.contains("up to date"), "{}", show(&out));
+    assert_eq!(w.started_at(), started);
+
+    // NVML fails inside (what a daemon-reload does): one restart.
+    docker(&["exec", &w.name, "touch", NVIDIA_SMI_FAILS]);
+    let out = w.launch(&["--json", "up"]).code(0);
+    let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    assert_eq!(report["action"], "restart", "{}", show(&out));
+    assert_eq!(w.id(), id, "the same container");
+    let restarted = w.started_at();
+    assert_ne!(restarted, started, "started again");
+    assert_eq!(inspect(&w.name, "{{.State.Status}}"), "running");
+
+    // Healthy again: the next run changes nothing.
+    docker(&["exec", &w.name, "rm", NVIDIA_SMI_FAILS]);
+    let out = w.launch(&["up"]).code(0);
+    assert!(out.stdout.contains("up to date"), "{}", show(&out));
+    assert_eq!((w.id(), w.started_at()), (id, restarted));
 }

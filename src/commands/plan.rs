@@ -66,6 +66,7 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
             Action::Unpause => "unpause".into(),
             Action::Nothing => "nothing to do".into(),
             Action::Recreate { why } => format!("recreate ({why})"),
+            Action::Restart { why } => format!("restart ({why})"),
             Action::Refuse(r) => format!("refuse: {r}"),
         };
         let pull = match &p.build {

@@ -842,6 +842,7 @@ impl Engine for DockerEngine {
             attach_stderr: Some(true),
             tty: Some(request.tty),
             cmd: Some(request.cmd.clone()),
+            user: request.user.clone(),
             ..Default::default()
         };
         let what = shell_words::join(&request.cmd);

@@ -107,6 +107,8 @@ pub struct ExecRequest {
     pub tty: bool,
     /// Forward input to the command.
     pub stdin: bool,
+    /// Run as this user (`uid` or name); the container's user when `None`.
+    pub user: Option<String>,
 }
 
 /// What an exec writes: its two streams apart (a TTY has only stdout).

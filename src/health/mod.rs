@@ -5,3 +5,4 @@
 pub mod cuda;
 pub mod doctor;
 pub mod kernel;
+pub mod probe;

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod down;
 pub mod lock;
 pub mod plan;
+pub mod probe;
 pub mod recover;
 #[cfg(test)]
 mod testing;

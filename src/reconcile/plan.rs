@@ -17,6 +17,11 @@ pub enum Action {
     Recreate {
         why: String,
     },
+    /// Stop and start the running container: `[gpus] probe` found its GPUs
+    /// lost (NVML fails inside it).
+    Restart {
+        why: String,
+    },
     Nothing,
     /// Touch nothing (exit 3).
     Refuse(String),
@@ -29,6 +34,7 @@ impl Action {
             Action::Start => "start",
             Action::Unpause => "unpause",
             Action::Recreate { .. } => "recreate",
+            Action::Restart { .. } => "restart",
             Action::Nothing => "nothing",
             Action::Refuse(_) => "refuse",
         }

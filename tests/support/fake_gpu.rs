@@ -66,6 +66,9 @@ pub const SHARED_NODES: &[(&str, u32, u32)] = &[
     ("nvidia-uvm-tools", 510, 1),
 ];
 pub const GPU_NODE_MAJOR: u32 = 195;
+/// While this file exists, the fake `nvidia-smi` fails with "Failed to
+/// initialize NVML: Unknown Error" (touch it inside a container).
+pub const NVIDIA_SMI_FAILS: &str = "/run/fake-nvidia-smi-fails";
 
 const FAKE_NVML_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_nvml.c");
 
@@ -473,6 +476,22 @@ impl FakeGpuHostBuilder {
         char_devices
     }
 
+    /// `nvidia-smi` as the fake driver's: `-L` lists the GPUs; while the
+    /// file [`NVIDIA_SMI_FAILS`] exists where it runs (in a container: the
+    /// container's), it fails as NVML does in a container whose GPUs a
+    /// `systemctl daemon-reload` took away.
+    fn fake_nvidia_smi(&self) -> String {
+        let list: String = self
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("echo 'GPU {i}: {} (UUID: {})'\n", g.name, g.uuid))
+            .collect();
+        format!(
+            "#!/bin/sh\nif [ -e {NVIDIA_SMI_FAILS} ]; then\n  echo 'Failed to initialize NVML: Unknown Error'\n  exit 255\nfi\nif [ \"$1\" = -L ]; then\n{list}  exit 0\nfi\necho \"fake nvidia-smi\"\n"
+        )
+    }
+
     fn make_driver_root(&self, root: &Path) {
         let v = &self.driver_version;
         let lib_dir = root.join(DRIVER_LIB_DIR);
@@ -534,7 +553,7 @@ impl FakeGpuHostBuilder {
         for name in DRIVER_BINARIES {
             let path = bin.join(name);
             let body = if *name == "nvidia-smi" {
-                "#!/bin/sh\necho \"fake nvidia-smi\"\n".to_string()
+                self.fake_nvidia_smi()
             } else {
                 format!("#!/bin/sh\necho \"fake {name}\"\n")
             };
