@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+mod doctor;
 mod down;
 mod exec;
 mod gpus;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
         Some(Command::Gpus) => gpus::run(&cli.global),
+        Some(Command::Doctor { profiles }) => doctor::run(&profiles, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
         Some(Command::Schema) => {

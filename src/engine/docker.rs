@@ -294,6 +294,10 @@ impl Engine for DockerEngine {
         Ok(Facts {
             runtimes,
             cdi_spec_dirs: info.cdi_spec_dirs.unwrap_or_default(),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|d| d.to_string())
+                .filter(|d| !d.is_empty()),
         })
     }
 

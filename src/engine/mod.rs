@@ -87,6 +87,8 @@ pub struct Facts {
     pub runtimes: Vec<String>,
     /// Docker 25+ with CDI enabled lists its spec folders.
     pub cdi_spec_dirs: Vec<String>,
+    /// `cgroupfs` or `systemd` (`docker info`'s CgroupDriver).
+    pub cgroup_driver: Option<String>,
 }
 
 /// An image launch committed (label `launch.snapshot`), as the engine lists it.

@@ -4,6 +4,7 @@
 //! effects live here; `resolve` stays pure.
 
 pub mod gpu;
+pub mod health;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use gpu::{GpuHost, Query};
 pub use gpu::Roots;
 
 const TOOLKIT_HOOK: &str = "nvidia-container-runtime-hook";
-const CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
 
 /// What a run needs to know of the host, decided from its profiles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +87,10 @@ impl HostFacts {
         let toolkit = if needs.toolkit {
             ToolkitFacts {
                 toolkit_hook: find_on_path(TOOLKIT_HOOK),
-                nvidia_cdi_spec: nvidia_cdi_spec(),
+                nvidia_cdi_spec: nvidia_cdi_specs(&roots.cdi_spec_dirs)
+                    .into_iter()
+                    .next()
+                    .map(|(path, _)| path),
                 ..ToolkitFacts::default()
             }
         } else {
@@ -176,22 +179,32 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A CDI spec that defines `nvidia.com/gpu`, as `nvidia-ctk cdi generate` writes.
-fn nvidia_cdi_spec() -> Option<PathBuf> {
-    CDI_DIRS
-        .iter()
-        .flat_map(|d| std::fs::read_dir(Path::new(d)).into_iter().flatten())
-        .flatten()
-        .find_map(|entry| {
-            let path = entry.path();
-            let meta = entry.metadata().ok()?;
-            // Only small regular files: a FIFO or a huge file must not stall a run.
-            if !meta.is_file() || meta.len() > 1 << 20 {
-                return None;
-            }
-            let text = std::fs::read_to_string(&path).ok()?;
-            text.contains("nvidia.com/gpu").then_some(path)
+/// The CDI specs that define `nvidia.com/gpu`, as `nvidia-ctk cdi generate`
+/// writes them, with their text, in folder then name order.
+pub fn nvidia_cdi_specs(dirs: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    dirs.iter()
+        .flat_map(|d| {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
+                .collect();
+            files.sort();
+            files
         })
+        .filter_map(|path| {
+            // Only small regular files: a FIFO or a huge file must not stall a run.
+            let text = read_small(&path)?;
+            text.contains("nvidia.com/gpu").then_some((path, text))
+        })
+        .collect()
 }
 
 /// Resolves a loaded profile against the run's host facts: its bind

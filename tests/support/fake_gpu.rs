@@ -85,6 +85,8 @@ pub struct FakeGpu {
     pub mem_used: u64,
     pub util_gpu: u32,
     pub mig: bool,
+    /// Persistence mode (on unless a test turns it off).
+    pub persistence: bool,
 }
 
 impl FakeGpu {
@@ -103,6 +105,7 @@ impl FakeGpu {
             mem_used: 1 << 20,
             util_gpu: 0,
             mig: false,
+            persistence: true,
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct FakeGpuHost {
     /// Contains `dev/nvidia*`.
     pub dev_root: PathBuf,
     pub driver_root: PathBuf,
+    /// The CDI spec folder (empty unless the builder asked for a spec).
+    pub cdi_dir: PathBuf,
     pub driver_version: String,
     /// The GPUs in NVML index order.
     pub gpus: Vec<FakeGpu>,
@@ -160,6 +165,8 @@ impl FakeGpuHost {
             persistenced_socket: true,
             kernel_module: None,
             without_kernel_module: false,
+            cdi: None,
+            char_links: true,
         }
     }
 
@@ -172,6 +179,8 @@ impl FakeGpuHost {
             path_str(&self.dev_root),
             "--driver-root".to_string(),
             path_str(&self.driver_root),
+            "--cdi-spec-dir".to_string(),
+            path_str(&self.cdi_dir),
         ]
     }
 
@@ -203,7 +212,22 @@ pub struct FakeGpuHostBuilder {
     persistenced_socket: bool,
     kernel_module: Option<String>,
     without_kernel_module: bool,
+    cdi: Option<CdiSpec>,
+    char_links: bool,
 }
+
+/// Which CDI spec the fake host's CDI folder holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CdiSpec {
+    /// Names exactly the host's GPUs, as `nvidia-ctk cdi generate` writes it.
+    Fresh,
+    /// Written before a GPU change: names a UUID the host no longer has and
+    /// lacks its last GPU.
+    Stale,
+}
+
+/// A UUID no fake GPU has: what a stale CDI spec names.
+pub const GONE_UUID: &str = "GPU-deadbeef-0000-4000-8000-00000000dead";
 
 impl FakeGpuHostBuilder {
     /// Append `n` GPUs with the defaults of [`FakeGpu::new`].
@@ -282,6 +306,19 @@ impl FakeGpuHostBuilder {
         self
     }
 
+    /// `cdi/nvidia.yaml` (the folder `args()` passes as --cdi-spec-dir).
+    pub fn cdi_spec(mut self, spec: CdiSpec) -> Self {
+        self.cdi = Some(spec);
+        self
+    }
+
+    /// No `dev/char/195:N` links (a host without the udev rule or
+    /// `nvidia-ctk system create-dev-char-symlinks`).
+    pub fn without_char_links(mut self) -> Self {
+        self.char_links = false;
+        self
+    }
+
     pub fn without_persistenced_socket(mut self) -> Self {
         self.persistenced_socket = false;
         self
@@ -309,6 +346,8 @@ impl FakeGpuHostBuilder {
         }
         let char_devices = self.make_dev_root(&dev_root);
         self.make_proc(&dev_root);
+        let cdi_dir = root.join("cdi");
+        self.make_cdi(&cdi_dir);
         self.make_driver_root(&driver_root);
 
         FakeGpuHost {
@@ -316,6 +355,7 @@ impl FakeGpuHostBuilder {
             nvml_lib,
             dev_root,
             driver_root,
+            cdi_dir,
             driver_version: self.driver_version,
             gpus: self.gpus,
             char_devices,
@@ -388,7 +428,7 @@ impl FakeGpuHostBuilder {
         }
         for (i, g) in self.gpus.iter().enumerate() {
             c += &format!(
-                "gpu index={i} uuid={} minor={} name={} bus={} mem_total={} mem_used={} util_gpu={} util_mem=0 mig={}\n",
+                "gpu index={i} uuid={} minor={} name={} bus={} mem_total={} mem_used={} util_gpu={} util_mem=0 mig={} persistence={}\n",
                 g.uuid,
                 g.minor,
                 g.name.replace(' ', "_"),
@@ -396,7 +436,8 @@ impl FakeGpuHostBuilder {
                 g.mem_total,
                 g.mem_used,
                 g.util_gpu,
-                u8::from(g.mig)
+                u8::from(g.mig),
+                u8::from(g.persistence)
             );
         }
         for (gpu, pid, mem) in &self.procs {
@@ -429,6 +470,32 @@ impl FakeGpuHostBuilder {
                 "Character devices:\n  1 mem\n  4 /dev/vc/0\n{GPU_NODE_MAJOR} nvidia-frontend\n{uvm} nvidia-uvm\n\nBlock devices:\n  7 loop\n"
             ),
         );
+    }
+
+    /// The CDI folder, and in it a spec as `nvidia-ctk cdi generate` writes
+    /// one (devices by index and by UUID), if asked for.
+    fn make_cdi(&self, dir: &Path) {
+        mkdir(dir);
+        let Some(kind) = self.cdi else { return };
+        let mut gpus: Vec<(String, u32)> = self
+            .gpus
+            .iter()
+            .map(|g| (g.uuid.clone(), g.minor))
+            .collect();
+        if kind == CdiSpec::Stale {
+            gpus.pop();
+            gpus.push((GONE_UUID.to_string(), 99));
+        }
+        let mut yaml = String::from("---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n");
+        for (i, (uuid, minor)) in gpus.iter().enumerate() {
+            for name in [i.to_string(), uuid.clone()] {
+                yaml += &format!(
+                    "- name: \"{name}\"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia{minor}\n"
+                );
+            }
+        }
+        yaml += "containerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n  - path: /dev/nvidia-uvm\n";
+        write(&dir.join("nvidia.yaml"), &yaml);
     }
 
     /// Returns whether the nodes are real character devices.
@@ -472,6 +539,19 @@ impl FakeGpuHostBuilder {
             }
             symlink("/dev/null", &path)
                 .unwrap_or_else(|e| panic!("fake-gpu: symlink {}: {e}", path.display()));
+        }
+        // What NVIDIA's udev rule (or `nvidia-ctk system
+        // create-dev-char-symlinks`) makes: dev/char/MAJOR:MINOR links.
+        if self.char_links {
+            mkdir(&dev.join("char"));
+            for (name, major, minor) in nodes
+                .iter()
+                .filter(|(_, major, _)| *major == GPU_NODE_MAJOR)
+            {
+                let link = dev.join(format!("char/{major}:{minor}"));
+                symlink(format!("../{name}"), &link)
+                    .unwrap_or_else(|e| panic!("fake-gpu: symlink {}: {e}", link.display()));
+            }
         }
         char_devices
     }

@@ -25,6 +25,8 @@ pub struct Roots {
     pub dev_root: PathBuf,
     /// Driver libraries and binaries are found under it (its `etc/ld.so.cache`).
     pub driver_root: PathBuf,
+    /// Folders of CDI specs (default `/etc/cdi`, `/var/run/cdi`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// Everything resolve needs to know about the host's GPUs.

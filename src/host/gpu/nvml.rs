@@ -117,6 +117,29 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
     })
 }
 
+/// Each GPU's persistence mode, by NVML index (`None`: the driver cannot
+/// tell), for `launch doctor`.
+pub fn persistence_modes(lib: &Path) -> Result<Vec<Option<bool>>, NvmlFailure> {
+    let nvml = Nvml::builder()
+        .lib_path(lib.as_os_str())
+        .init()
+        .map_err(|e| NvmlFailure::Call {
+            call: "nvmlInit",
+            reason: e.to_string(),
+        })?;
+    let count = nvml.device_count().map_err(|e| NvmlFailure::Call {
+        call: "nvmlDeviceGetCount",
+        reason: e.to_string(),
+    })?;
+    Ok((0..count)
+        .map(|i| {
+            nvml.device_by_index(i)
+                .ok()
+                .and_then(|d| known(d.is_in_persistent_mode(), "nvmlDeviceGetPersistenceMode"))
+        })
+        .collect())
+}
+
 /// A value the driver may not offer (an old driver lacks the symbol, a GPU
 /// does not support the query): unknown, not a failure.
 fn known<T>(result: Result<T, NvmlError>, call: &str) -> Option<T> {
