@@ -133,6 +133,7 @@ pub fn resolve(profile: &Profile, host: &Host<'_>) -> Result<Resolved, ResolveEr
     // nvidia-smi's; the profile may set its own.
     let (key, value) = spec::CUDA_DEVICE_ORDER;
     spec.env.entry(key.into()).or_insert_with(|| value.into());
+    spec.schema = spec::SCHEMA;
     spec.gpu = Some(GpuAssignment {
         mode: match choice.mode {
             GpuMode::Cdi => spec::InjectionMode::Cdi,
@@ -308,7 +309,7 @@ fn read_only_bind(source: &str, target: &str) -> spec::Mount {
 /// The spec of everything but the GPUs.
 fn base_spec(p: &Profile) -> ContainerSpec {
     let mut spec = ContainerSpec {
-        schema: spec::SCHEMA,
+        schema: spec::SCHEMA_WITHOUT_GPUS,
         name: p.name.clone(),
         image: p.image.clone(),
         entrypoint: p.entrypoint.clone(),

@@ -18,6 +18,11 @@ use sha2::{Digest, Sha256};
 /// (docs/architecture.md, GPU health). See [`ContainerSpec::projected`].
 pub const SCHEMA: u32 = 2;
 
+/// The schema of a spec without GPUs: schema 2 changed GPU containers only,
+/// so the spec of a profile without GPUs is what schema 1 made, and keeps
+/// its number and its hash (an unchanged profile keeps its hash).
+pub const SCHEMA_WITHOUT_GPUS: u32 = 1;
+
 /// The default `CUDA_DEVICE_ORDER` of GPU containers since schema 2.
 pub const CUDA_DEVICE_ORDER: (&str, &str) = ("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
 
@@ -446,10 +451,9 @@ mod tests {
         );
         // Nothing projects onto its own schema or a newer one.
         assert!(gpu_spec_v2().projected(2).is_empty());
-        // A spec without GPUs only changes its schema number.
-        let mut plain = spec();
-        plain.schema = 2;
-        assert_eq!(plain.projected(1), vec![spec()]);
+        // A spec without GPUs is schema 1's already: nothing older to match.
+        assert_eq!(spec().schema, SCHEMA_WITHOUT_GPUS);
+        assert!(spec().projected(1).is_empty());
     }
 
     /// The enums serialize to the strings the fields held when they were
