@@ -94,6 +94,13 @@ pub struct Global {
     )]
     pub cdi_spec_dirs: Vec<PathBuf>,
 
+    /// The host's policy: what profiles of owners who are not its admins may
+    /// use (images, bind sources, privileges, GPUs). Read by check, plan,
+    /// render, up and build; it must be owned by root and not writable by
+    /// group or others. Default: /etc/launch/policy.toml when it exists.
+    #[arg(long, global = true, env = "LAUNCH_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
     /// Seconds to wait for the engine to answer when connecting. Pulls,
     /// stops and builds are not cut short by it.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0,
@@ -132,6 +139,15 @@ impl Global {
             dir: launch::reconcile::Locks::default_dir(),
             timeout: Duration::from_secs_f64(self.lock_timeout),
         }
+    }
+
+    /// The run's policy (exit 2 when it cannot be trusted or read), read
+    /// before any engine call.
+    pub fn policy(&self) -> launch::Result<Option<launch::policy::Policy>> {
+        launch::policy::load(&match &self.policy {
+            Some(path) => launch::policy::Source::Named(path.clone()),
+            None => launch::policy::Source::Default,
+        })
     }
 
     pub fn engine_timeout(&self) -> Duration {
@@ -259,13 +275,19 @@ pub enum Command {
     /// Validate profiles offline: no engine, no NVIDIA driver needed.
     ///
     /// Checks syntax, keys, values and `extends`, and prints every problem with
-    /// its file, line and column. Whether bind sources exist is a fact of the
+    /// its file, line and column; judges them against the policy (--policy)
+    /// as written (exit 3 when one breaks it), and warns of likely mistakes. Whether bind sources exist is a fact of the
     /// host, checked by `up`, `plan` and `render` instead. Exits 2 when a
     /// profile is invalid.
     Check {
         /// Profiles or folders of profiles (every *.toml in the folder).
         #[arg(value_name = "PROFILE|DIR", required = true)]
         profiles: Vec<PathBuf>,
+        /// Treat warnings as errors (exit 2). Warnings: a GPU profile with
+        /// Docker's 64 MiB /dev/shm, `privileged` with `gpus`, memlock not
+        /// raised for a GPU profile, ${HOME} or ${USER} in a team profile.
+        #[arg(long)]
+        deny_warnings: bool,
     },
 
     /// Run a command, or a shell, in a running container.
@@ -360,11 +382,24 @@ pub enum Command {
         profiles: Vec<PathBuf>,
     },
 
-    /// List the host's GPUs and which launch container holds each.
+    /// List the host's GPUs and who holds each.
     ///
-    /// Reads NVML (see --nvml-lib); asks the engine, when one answers, which
-    /// containers hold which GPUs.
-    Gpus,
+    /// Reads NVML (see --nvml-lib). Holders: launch containers (name and
+    /// owner), other containers (an NVML process traced through
+    /// /proc/<pid>/cgroup to its container) and host processes (pid, user,
+    /// command). Without an engine, holders are incomplete: `--json` says
+    /// so with `holders_complete: false`.
+    Gpus {
+        /// Where the host's /proc is (NVML reports host pids): tests give a
+        /// fake one.
+        #[arg(
+            long,
+            env = "LAUNCH_PROC_ROOT",
+            value_name = "DIR",
+            default_value = "/proc"
+        )]
+        proc_root: PathBuf,
+    },
 
     /// Show what a profile resolves to on this host, without running it.
     ///

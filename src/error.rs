@@ -55,6 +55,11 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// The host's policy forbids what the profile asks; rendered with
+    /// snippets at the offending keys.
+    #[error("refused by the policy")]
+    Policy(Diagnostics),
+
     /// launch will not do it: a foreign container, files that would be lost,
     /// an image that needs a newer CUDA than the driver's.
     #[error("{0}")]
@@ -80,14 +85,14 @@ impl Error {
             | Error::RecreateFailed { .. }
             | Error::LockTimeout { .. }
             | Error::RebootPending(_) => Exit::Runtime,
-            Error::NotEnoughGpus(_) | Error::Refused(_) => Exit::Refused,
+            Error::NotEnoughGpus(_) | Error::Refused(_) | Error::Policy(_) => Exit::Refused,
         }
     }
 
     /// The message for stderr; profile errors as rustc-style snippets.
     pub fn render(&self, color: bool) -> String {
         match self {
-            Error::Profile(d) => d.render(color),
+            Error::Profile(d) | Error::Policy(d) => d.render(color),
             other => format!("error: {other}\n"),
         }
     }

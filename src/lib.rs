@@ -22,6 +22,8 @@ pub mod exit;
 pub mod health;
 pub mod host;
 pub mod image_ref;
+pub mod owner;
+pub mod policy;
 pub mod profile;
 pub mod reconcile;
 pub mod resolve;

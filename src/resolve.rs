@@ -317,7 +317,15 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         tty: p.interactive,
         open_stdin: p.interactive,
         working_dir: p.workdir.clone(),
-        user: p.user.clone(),
+        user: match p.user.as_deref() {
+            // The owner's numbers: no passwd entry is needed in the image.
+            Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid)),
+            _ => p.user.clone(),
+        },
+        group_add: match p.user.as_deref() {
+            Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
+            _ => Vec::new(),
+        },
         hostname: p.hostname.clone(),
         env: p.env.clone(),
         labels: p.labels.clone(),
@@ -509,6 +517,27 @@ mod tests {
             engine_reachable: true,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn user_owner_is_the_owner_s_numbers_with_their_other_groups() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("own.toml");
+        std::fs::write(&path, "image = \"busybox\"\nuser = \"owner\"\n").expect("write");
+        let mut profile = crate::profile::load(&path).expect("a valid profile");
+        profile.owner = crate::owner::Owner {
+            uid: 1000,
+            gid: 1000,
+            name: Some("alice".into()),
+            home: None,
+            groups: vec![1000, 44, 27, 44],
+        };
+        let spec = base_spec(&profile);
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.group_add, ["27", "44"]);
+        // Another user leaves group_add empty, so the hash of such a spec is as before.
+        profile.user = Some("1000".into());
+        assert!(base_spec(&profile).group_add.is_empty());
     }
 
     #[test]

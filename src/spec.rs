@@ -34,6 +34,9 @@ pub mod label {
     pub const SPEC: &str = "launch.spec";
     pub const GPUS: &str = "launch.gpus";
     pub const DRIVER: &str = "launch.driver";
+    /// Who owns the profile (docs/architecture.md, shared hosts): a user
+    /// name, or a uid without a passwd entry. Not in the spec or its hash.
+    pub const OWNER: &str = "launch.owner";
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,6 +52,9 @@ pub struct ContainerSpec {
     pub open_stdin: bool,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+    /// Supplementary groups (`user = "owner"`: the owner's, as numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub env: BTreeMap<String, String>,
     /// The user's labels; launch's own are added when creating.

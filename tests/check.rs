@@ -1955,35 +1955,55 @@ fn a_double_dollar_is_a_literal_dollar() {
     assert!(out.stderr.contains("`cost$`"), "{}", out.stderr);
 }
 
+/// The home folder of `uid` in /etc/passwd.
+fn home_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2] == uid.to_string())
+        .map(|f| f[5].to_string())
+        .expect("a passwd entry")
+}
+
 #[test]
-fn a_leading_tilde_is_the_home_folder() {
-    let home = Profiles::new();
-    home.write("team.env", "TEAM=vision\n");
+fn a_leading_tilde_is_the_home_of_the_profile_s_owner() {
     let p = Profiles::new();
     let path = p.write(
         "home.toml",
-        "image = \"busybox\"\nenv_file = \"~/team.env\"\nvolumes = [\"~/data:/data\", \"~:/root/home\"]\n",
+        "image = \"busybox\"\nenv_file = \"~/launch-test-missing.env\"\nvolumes = [\"~/data:/data\", \"~:/root/home\"]\n",
     );
-    Launch::new()
-        .env("HOME", home.path())
-        .arg("check")
-        .arg(&path)
-        .run()
-        .code(0);
+    // Not the home of whoever runs launch ($HOME), but of the file's owner:
+    // root's own, then nobody's (a user with a passwd entry).
     let elsewhere = Profiles::new();
-    let out = Launch::new()
-        .env("HOME", elsewhere.path())
-        .arg("check")
-        .arg(&path)
-        .run()
-        .code(2);
-    let expected = elsewhere.path().join("team.env");
-    assert!(
-        out.stderr.contains(&expected.display().to_string()),
-        "the error names the expanded path {}:\n{}",
-        expected.display(),
-        out.stderr
+    for uid in [0, 65534] {
+        std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+        let out = Launch::new()
+            .env("HOME", elsewhere.path())
+            .arg("check")
+            .arg(&path)
+            .run()
+            .code(2);
+        let expected = Path::new(&home_of(uid)).join("launch-test-missing.env");
+        assert!(
+            out.stderr.contains(&expected.display().to_string()),
+            "the error names the owner's {}:\n{}",
+            expected.display(),
+            out.stderr
+        );
+    }
+    // A uid with no passwd entry has no home: `~` is an error at its place.
+    std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+    let out = check(&[&path]).code(2);
+    assert!(out.stderr.contains("no passwd entry"), "{}", out.stderr);
+    assert!(out.stderr.contains("home.toml:3:12"), "{}", out.stderr);
+    // Found, the home's files are read.
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    let plain = p.write(
+        "plain.toml",
+        "image = \"busybox\"\nvolumes = [\"~/data:/data\"]\n",
     );
+    check(&[&plain]).code(0);
 }
 
 #[test]

@@ -292,8 +292,10 @@ fn gpus_json_reports_each_gpu_as_nvml_sees_it() {
         );
         assert_eq!(got["memory_total"], 80u64 << 30, "{got}");
         assert_eq!(got["mig"], false, "{got}");
-        assert_eq!(got["holders"], json!([]), "{got}");
     }
+    // NVML's process is a holder, named as far as /proc tells.
+    assert_eq!(listed[0]["holders"], json!([]));
+    assert_eq!(listed[1]["holders"][0]["pid"], 4242, "{}", listed[1]);
     assert_eq!(listed[0]["memory_used"], 1u64 << 20);
     assert_eq!(listed[0]["utilization"], 0);
     assert_eq!(listed[0]["processes"], json!([]));
@@ -374,10 +376,15 @@ fn gpus_names_the_launch_container_holding_a_gpu() {
     assert_eq!(json["gpus"][0]["holders_complete"], true);
     assert_eq!(
         json["gpus"][1]["holders"],
-        json!([{ "kind": "launch", "name": name }])
+        // Made without `launch.owner` (as before launch wrote it).
+        json!([{ "kind": "launch", "name": name, "owner": "unknown" }])
     );
     let table = gpus_table(&host);
-    assert_eq!(cells(row(&table, &host.gpus[1].uuid))[6], name, "{table}");
+    assert_eq!(
+        cells(row(&table, &host.gpus[1].uuid))[6],
+        format!("{name} (unknown)"),
+        "{table}"
+    );
     assert_eq!(cells(row(&table, &host.gpus[0].uuid))[6], "-", "{table}");
 }
 
@@ -1536,4 +1543,167 @@ fn a_childs_gpu_mode_keeps_the_parents_gpus() {
         Some(1),
         "{spec}"
     );
+}
+
+/// A child process killed when dropped, also when the test fails.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn gpus_traces_nvml_processes_to_their_container_or_user() {
+    needs_docker!();
+    let scratch = Scratch::new("gpus-traced");
+    let image = scratch.busybox_image("img", &[]);
+    // A container launch did not make, holding GPU 0.
+    let other = scratch.name("other");
+    docker::docker(&["run", "-d", "--name", &other, &image, "sleep", "1000"]);
+    let pid: u32 = docker::inspect(&other, "{{.State.Pid}}")
+        .trim()
+        .parse()
+        .unwrap();
+    // A host process (this test's child), holding GPU 1.
+    let sleep = Child(Command::new("sleep").arg("100").spawn().unwrap());
+    let host = host_of(own_gpus(2))
+        .process(0, pid, 1 << 30)
+        .process(1, sleep.0.id(), 1 << 20)
+        .build();
+
+    let json = gpus_json(&host);
+    assert_eq!(
+        json["gpus"][0]["holders"],
+        json!([{ "kind": "container", "name": other, "pid": pid }])
+    );
+    assert_eq!(
+        json["gpus"][1]["holders"],
+        json!([{ "kind": "process", "pid": sleep.0.id(), "user": "root", "name": "sleep 100" }])
+    );
+    assert_eq!(json["gpus"][1]["holders_complete"], true);
+    let table = gpus_table(&host);
+    assert_eq!(
+        cells(row(&table, &host.gpus[0].uuid))[6],
+        format!("container {other} (pid {pid})"),
+        "{table}"
+    );
+    assert!(
+        cells(row(&table, &host.gpus[1].uuid))[6].contains("root: sleep 100"),
+        "{table}"
+    );
+}
+
+#[test]
+fn max_gpus_per_owner_counts_the_owner_s_other_launch_containers() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let scratch = Scratch::new("gpus-per-owner");
+    let image = scratch.busybox_image("img", &[]);
+    let host = host_of(own_gpus(2)).build();
+    // uid 4242 (no passwd entry) already holds GPU 0 with another container.
+    let other = scratch.name("held");
+    docker::docker(&[
+        "run",
+        "-d",
+        "--label",
+        "launch.managed=true",
+        "--label",
+        &format!("launch.gpus={}", host.gpus[0].uuid),
+        "--label",
+        "launch.owner=4242",
+        "--name",
+        &other,
+        &image,
+        "sleep",
+        "1000",
+    ]);
+    let profiles = Profiles::new();
+    let profile = profiles.write(
+        "per-owner.toml",
+        &format!(
+            "image = {image:?}\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [1], mode = \"devices\" }}\n",
+            scratch.name("new")
+        ),
+    );
+    std::os::unix::fs::chown(&profile, Some(4242), Some(4242)).unwrap();
+    let render = |max: u32| {
+        let policy = profiles.write(
+            "policy.toml",
+            &format!("[allow]\nmax_gpus_per_owner = {max}\n"),
+        );
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Launch::new()
+            .arg("--policy")
+            .arg(&policy)
+            .args(["render", "--format", "json"])
+            .arg(&profile)
+            .args(host.args())
+            .run()
+    };
+    let out = render(1).code(3);
+    assert!(
+        out.stderr.contains("with the 1 of 4242's other containers")
+            && out.stderr.contains("allow.max_gpus_per_owner")
+            && out.stderr.contains("per-owner.toml:5:8"),
+        "{}",
+        out.stderr
+    );
+    render(2).code(0);
+    // Owned by root, another owner: its containers do not count.
+    std::os::unix::fs::chown(&profile, Some(0), Some(0)).unwrap();
+    render(1).code(0);
+}
+
+#[test]
+fn max_gpus_per_owner_counts_new_profiles_of_one_run_together() {
+    use std::os::unix::fs::PermissionsExt;
+    needs_docker!();
+    let scratch = Scratch::new("gpus-per-owner-run");
+    let host = host_of(own_gpus(2)).build();
+    let team = Profiles::new();
+    for (file, gpu) in [("a1.toml", 0), ("b2.toml", 1)] {
+        let path = team.write(
+            file,
+            &format!(
+                "image = \"busybox\"\nname = {:?}\npull = \"never\"\nuser = \"1000\"\ngpus = {{ devices = [{gpu}], mode = \"devices\" }}\n",
+                scratch.name(file.trim_end_matches(".toml"))
+            ),
+        );
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+    }
+    let dir = Profiles::new();
+    let policy = dir.write("policy.toml", "[allow]\nmax_gpus_per_owner = 1\n");
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Launch::new()
+        .arg("--policy")
+        .arg(&policy)
+        .args(["plan", "--json"])
+        .arg(team.path())
+        .args(host.args())
+        .run()
+        .code(3);
+    let refused: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["action"] == "error")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one of the two is refused:\n{}",
+        out.stdout
+    );
+    let message = refused[0]["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("allow.max_gpus_per_owner"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(refused[0]["errors"][0]["line"], 5, "{}", out.stdout);
 }

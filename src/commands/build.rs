@@ -13,6 +13,8 @@ use launch::exit::Exit;
 use launch::reconcile;
 
 pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
+    // An unsafe policy stops every command that reads profiles.
+    global.policy()?;
     let targets = super::targets(args)?;
     let mut exit = Exit::Ok;
     let mut valid = Vec::new();

@@ -9,23 +9,27 @@ use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::host::gpu::{Gpu, GpuHost, Query};
 
-pub fn run(global: &Global) -> Result<Exit> {
+pub fn run(proc_root: &std::path::Path, global: &Global) -> Result<Exit> {
     let host = GpuHost::probe(&global.roots(), Query::ALL).map_err(Error::Nvml)?;
-    // `None`: no engine answered, so whether a GPU is free cannot be told.
-    let held = runtime()?.block_on(async {
-        let managed = match connect(global).await {
-            Ok(engine) => engine.managed().await.map_err(Error::from),
+    // `complete`: an engine answered, so an empty list means free.
+    let (managed, containers, complete) = runtime()?.block_on(async {
+        let listed = match connect(global).await {
+            Ok(engine) => match (engine.managed().await, engine.container_names().await) {
+                (Ok(m), Ok(c)) => Ok((m, c)),
+                (Err(e), _) | (_, Err(e)) => Err(Error::from(e)),
+            },
             Err(e) => Err(e),
         };
-        match managed {
-            Ok(m) => Some(launch::host::held_gpus(&m, None)),
+        match listed {
+            Ok((m, c)) => (m, c, true),
             Err(e) => {
-                tracing::warn!("who holds which GPU is unknown: {e}");
-                None
+                tracing::warn!("which containers hold GPUs is unknown: {e}");
+                (Vec::new(), Vec::new(), false)
             }
         }
     });
-    let holder = |g: &Gpu| held.as_ref().and_then(|h| h.get(&g.uuid).cloned());
+    let held = launch::host::holders::holders(&host.gpus, &managed, &containers, proc_root);
+    let holders = |g: &Gpu| held.get(&g.uuid).cloned().unwrap_or_default();
     if global.json {
         let gpus: Vec<_> = host
             .gpus
@@ -33,13 +37,8 @@ pub fn run(global: &Global) -> Result<Exit> {
             .map(|g| {
                 let mut v = serde_json::to_value(g).unwrap_or_default();
                 // An empty list means free only when `holders_complete` is true.
-                v["holders"] = json!(
-                    holder(g)
-                        .map(|name| json!({ "kind": "launch", "name": name }))
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                );
-                v["holders_complete"] = json!(held.is_some());
+                v["holders"] = json!(holders(g));
+                v["holders_complete"] = json!(complete);
                 v
             })
             .collect();
@@ -79,10 +78,14 @@ pub fn run(global: &Global) -> Result<Exit> {
                         .collect::<Vec<_>>()
                         .join(","),
                 },
-                match (&held, holder(g)) {
-                    (None, _) => "?".into(),
-                    (_, Some(name)) => name,
-                    (_, None) => "-".into(),
+                match holders(g) {
+                    h if h.is_empty() && !complete => "?".into(),
+                    h if h.is_empty() => "-".into(),
+                    h => h
+                        .iter()
+                        .map(|h| h.describe())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 },
             ]
         })

@@ -28,8 +28,11 @@ use launch::profile::{self, Profile};
 /// Runs the command; the result is how the process exits.
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
-        Some(Command::Check { profiles }) => check::run(&profiles, &cli.global),
-        Some(Command::Gpus) => gpus::run(&cli.global),
+        Some(Command::Check {
+            profiles,
+            deny_warnings,
+        }) => check::run(&profiles, deny_warnings, &cli.global),
+        Some(Command::Gpus { proc_root }) => gpus::run(&proc_root, &cli.global),
         Some(Command::Doctor { profiles }) => doctor::run(&profiles, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
@@ -228,6 +231,117 @@ impl Session {
             listing: self.listing.as_ref(),
         }
     }
+}
+
+/// The profiles the policy allows on this host, judged as `up` makes them
+/// (bind sources after symlinks, the image's user, the owner's other GPUs);
+/// each refused one is reported, and how they exit is returned. `pull`:
+/// an image whose user decides and is not on the host is pulled first (`up`).
+pub async fn allowed<'a>(
+    policy: Option<&launch::policy::Policy>,
+    valid: Vec<(&'a Target, &'a Profile)>,
+    facts: &HostFacts,
+    engine: Option<&DockerEngine>,
+    pull: bool,
+    global: &Global,
+) -> (Vec<(&'a Target, &'a Profile)>, Exit) {
+    let Some(policy) = policy else {
+        return (valid, Exit::Ok);
+    };
+    let mut managed: Option<Vec<Observed>> = None;
+    // GPUs of each owner's profiles allowed so far whose containers do not
+    // exist yet: a folder of new profiles counts toward one limit.
+    let mut pending: std::collections::HashMap<String, usize> = Default::default();
+    let mut exit = Exit::Ok;
+    let mut kept = Vec::new();
+    for (target, profile) in valid {
+        let owner = profile.owner.display();
+        let host = on_host(policy, profile, facts, engine, pull, &mut managed).await;
+        let judged = match host {
+            Ok(mut host) => {
+                if let Some(held) = host.owner_gpus.as_mut() {
+                    *held += pending.get(&owner).copied().unwrap_or(0);
+                }
+                let judged = policy.judge(profile, Some(&host));
+                let exists = managed.iter().flatten().any(|c| c.name == profile.name);
+                if judged.is_empty() && !exists {
+                    *pending.entry(owner).or_default() +=
+                        launch::policy::gpus_asked(profile, host.gpu_count).unwrap_or(0);
+                }
+                judged
+            }
+            Err(e) => {
+                exit = exit.worst(up::report_error(target, &e, global));
+                continue;
+            }
+        };
+        if judged.is_empty() {
+            kept.push((target, profile));
+        } else {
+            let e = Error::Policy(profile::Diagnostics {
+                sources: std::sync::Arc::clone(&profile.sources),
+                items: judged,
+            });
+            exit = exit.worst(up::report_error(target, &e, global));
+        }
+    }
+    (kept, exit)
+}
+
+/// What the policy needs to know of the host about one profile.
+pub async fn on_host(
+    policy: &launch::policy::Policy,
+    profile: &Profile,
+    facts: &HostFacts,
+    engine: Option<&DockerEngine>,
+    pull: bool,
+    managed: &mut Option<Vec<Observed>>,
+) -> Result<launch::policy::OnHost> {
+    let mut host = launch::policy::OnHost {
+        gpu_count: match &facts.gpus {
+            Some(Ok(h)) => Some(h.gpus.len()),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    if !policy.binds(&profile.owner) {
+        return Ok(host);
+    }
+    if !policy.allow.run_as_root && profile.user.is_none() {
+        use launch::policy::ImageUser;
+        host.image_user = Some(match engine {
+            None => ImageUser::Unknown,
+            Some(e) => {
+                let mut user = e.image_user(&profile.image).await?;
+                // `up` pulls a missing image first, as it would anyway.
+                if pull
+                    && user.is_none()
+                    && profile.build.is_none()
+                    && profile.pull != profile::PullPolicy::Never
+                {
+                    e.pull(&profile.image).await?;
+                    user = e.image_user(&profile.image).await?;
+                }
+                user.map_or(ImageUser::Missing, ImageUser::User)
+            }
+        });
+    }
+    if policy.allow.max_gpus_per_owner.is_some() && profile.gpus.is_some() {
+        if managed.is_none() {
+            *managed = Some(managed_or_none(engine).await?);
+        }
+        let owner = profile.owner.display();
+        host.owner_gpus = Some(
+            managed
+                .iter()
+                .flatten()
+                .filter(|c| c.labels.get(launch::spec::label::OWNER) == Some(&owner))
+                .filter(|c| !launch::engine::is_name_or_aside(&c.name, &profile.name))
+                .map(|c| c.gpus().len())
+                .sum(),
+        );
+    }
+    Ok(host)
 }
 
 /// The engine's managed containers, or none when it is unreachable.

@@ -4,13 +4,14 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{Session, probe_host, runtime, shown, split_valid, targets};
+use super::{Session, allowed, probe_host, runtime, shown, split_valid, targets};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
 use launch::reconcile::{self, Action, Options, Preview};
 
 pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
+    let policy = global.policy()?;
     let targets = targets(args)?;
     // A folder's exit code is its most severe (2 beats 4).
     let (valid, exit) = split_valid(&targets, global);
@@ -24,6 +25,16 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
             Ok(session) => session,
             Err(failed) => return Ok(exit.worst(failed)),
         };
+        let (valid, refused) = allowed(
+            policy.as_ref(),
+            valid,
+            &session.facts,
+            Some(&session.engine),
+            false,
+            global,
+        )
+        .await;
+        let exit = exit.worst(refused);
         let cx = session.context(&locks);
         let previews = join_all(
             valid

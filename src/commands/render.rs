@@ -13,13 +13,18 @@ use launch::resolve::mode_name;
 use launch::spec::ContainerSpec;
 
 pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
+    let policy = global.policy()?;
     let profile = profile::load(path).map_err(Error::Profile)?;
     let (facts, needs) = probe_host(global, [&profile]);
     let mut facts_reboot = None;
     let resolved = runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
-        let engine = if needs.engine_facts || needs.held_gpus {
+        // The policy may need the image's user or the owner's other GPUs.
+        let engine = if needs.engine_facts
+            || needs.held_gpus
+            || policy.as_ref().is_some_and(|p| p.binds(&profile.owner))
+        {
             match connect(global).await {
                 Ok(e) => Some(e),
                 Err(e) => {
@@ -33,6 +38,24 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
         facts_reboot = facts.reboot_pending();
+        if let Some(policy) = &policy {
+            let host = super::on_host(
+                policy,
+                &profile,
+                &facts,
+                engine.as_ref(),
+                false,
+                &mut Some(managed.clone()),
+            )
+            .await?;
+            let judged = policy.judge(&profile, Some(&host));
+            if !judged.is_empty() {
+                return Err(Error::Policy(profile::Diagnostics {
+                    sources: std::sync::Arc::clone(&profile.sources),
+                    items: judged,
+                }));
+            }
+        }
         // The build context is a fact of the host, as bind sources are.
         launch::build::check_host(&profile)?;
         launch::host::resolve_profile(&profile, &facts, &managed)
@@ -47,7 +70,8 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
             shown(&profile.path)
         )));
     }
-    let labels = spec.all_labels(&profile.path);
+    let mut labels = spec.all_labels(&profile.path);
+    labels.insert(launch::spec::label::OWNER.into(), profile.owner.display());
     match format {
         RenderFormat::Json => {
             let spec_json: serde_json::Value =
@@ -170,7 +194,11 @@ pub fn docker_run(
     if spec.privileged {
         opt(&["--privileged"]);
     }
-    for (flag, list) in [("--cap-add", &spec.cap_add), ("--cap-drop", &spec.cap_drop)] {
+    for (flag, list) in [
+        ("--cap-add", &spec.cap_add),
+        ("--cap-drop", &spec.cap_drop),
+        ("--group-add", &spec.group_add),
+    ] {
         for v in list {
             opt(&[flag, v]);
         }

@@ -57,12 +57,14 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
             };
             let gpus = c.gpus();
             let profile = c.labels.get(label::PROFILE).cloned().unwrap_or_default();
+            // Containers made before launch wrote `launch.owner` have none.
+            let owner = c.labels.get(label::OWNER);
             if global.json {
                 println!(
                     "{}",
                     json!({
                         "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
-                        "gpus": gpus,
+                        "gpus": gpus, "owner": owner.map_or("unknown", String::as_str),
                         "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
                         "leftover_of": leftover_of,
                     })
@@ -74,6 +76,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 c.state.as_str().to_string(),
                 if gpus.is_empty() { "-".into() } else { gpus.join(",") },
                 c.image.clone(),
+                owner.map_or("-", String::as_str).to_string(),
                 profile,
                 drift,
             ]);
@@ -83,7 +86,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 println!("no launch-managed containers");
                 return Ok(Exit::Ok);
             }
-            super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "PROFILE", "DRIFT"], &rows);
+            super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "OWNER", "PROFILE", "DRIFT"], &rows);
         }
         Ok(Exit::Ok)
     })

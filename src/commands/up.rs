@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Session, Target, probe_host, runtime, shown, split_valid, targets};
+use super::{Session, Target, allowed, probe_host, runtime, shown, split_valid, targets};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use launch::reconcile::recover::Leftover;
 use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
 
 pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
+    let policy = global.policy()?;
     let targets = targets(&args.profiles)?;
     let options = Options {
         no_recreate: args.no_recreate,
@@ -39,6 +40,17 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             Err(failed) => return Ok(exit.worst(failed)),
         };
         let engine = &session.engine;
+        let (valid, refused) = allowed(
+            policy.as_ref(),
+            valid,
+            &session.facts,
+            Some(engine),
+            options.pull != Some(PullPolicy::Never),
+            global,
+        )
+        .await;
+        let exit = exit.worst(refused);
+        let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
         let cx = session.context(&locks);
         // Which containers the listing already shows in sync: pure work,
         // split over two threads; the rest go to the engine.
@@ -178,11 +190,16 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> Exit {
     if global.json {
         println!(
             "{}",
-            json!({ "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(), "exit_code": e.exit().code() })
+            json!({
+                "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(),
+                // Each violation with its place.
+                "errors": match e { Error::Policy(d) => d.to_json(), _ => serde_json::Value::Null },
+                "exit_code": e.exit().code(),
+            })
         );
     } else {
         match e {
-            Error::Profile(_) => eprint!("{}", e.render(false)),
+            Error::Profile(_) | Error::Policy(_) => eprint!("{}", e.render(false)),
             _ => eprintln!("error: {name}: {e}"),
         }
     }

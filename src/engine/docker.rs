@@ -377,6 +377,24 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
+    async fn container_names(&self) -> Result<Vec<(String, String)>> {
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let list = self
+            .call(
+                "listing containers",
+                self.bounds.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.first()?.trim_start_matches('/').to_string();
+                Some((c.id?, name))
+            })
+            .collect())
+    }
+
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
         let prefix = format!("{name}{}", super::ASIDE);
         // The engine's name filter is a pattern, not a prefix: filter again.
@@ -518,6 +536,21 @@ impl Engine for DockerEngine {
                     .unwrap_or_default();
                 (id, labels)
             })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(Some(i.config.and_then(|c| c.user).unwrap_or_default())),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -1139,6 +1172,7 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         pid_mode: spec.pid_mode.clone(),
         privileged: Some(spec.privileged),
         cap_add: non_empty(&spec.cap_add),
+        group_add: non_empty(&spec.group_add),
         cap_drop: non_empty(&spec.cap_drop),
         security_opt: non_empty(&spec.security_opt),
         ulimits: (!spec.ulimits.is_empty()).then(|| {

@@ -288,6 +288,9 @@ pub trait Engine {
     async fn find(&self, name: &str) -> Result<Option<Observed>>;
     /// Every container launch made (label `launch.managed=true`).
     async fn managed(&self) -> Result<Vec<Observed>>;
+    /// Every container, launch's or not: (full id, name), for telling whose
+    /// a GPU process is (`launch gpus`).
+    async fn container_names(&self) -> Result<Vec<(String, String)>>;
     /// The containers launch made whose name starts with
     /// `{name}-launch-old-`: old containers a recreate moved aside.
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
@@ -303,6 +306,9 @@ pub trait Engine {
     -> Result<Option<(String, BTreeMap<String, String>)>>;
     /// The local image's environment (`Config.Env`), if the image is present.
     async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>>;
+    /// The local image's configured user (`""` when it sets none), if the
+    /// image is present.
+    async fn image_user(&self, image: &str) -> Result<Option<String>>;
     /// Builds `context` and tags the image `tag`, labelled with the
     /// context's hash (`build::CONTEXT_HASH`).
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;

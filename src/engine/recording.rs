@@ -398,6 +398,17 @@ impl Engine for Recording {
         Ok(out)
     }
 
+    async fn container_names(&self) -> Result<Vec<(String, String)>> {
+        let w = self.enter(Op::Managed, "", "listing containers")?;
+        Ok(w.containers
+            .iter()
+            .map(|c| {
+                let o = c.observed();
+                (o.id, o.name)
+            })
+            .collect())
+    }
+
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Leftovers, name, &format!("listing leftovers of {name}"))?;
         let prefix = format!("{name}{}", super::ASIDE);
@@ -446,6 +457,15 @@ impl Engine for Recording {
             .iter()
             .find(|i| i.reference == image)
             .map(|i| (i.id.clone(), i.labels.clone())))
+    }
+
+    /// Recorded images set no user.
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
+        Ok(w.images
+            .iter()
+            .find(|i| i.reference == image)
+            .map(|_| String::new()))
     }
 
     /// A build always makes a new image id, as a real build with a changed

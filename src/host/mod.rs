@@ -5,6 +5,7 @@
 
 pub mod gpu;
 pub mod health;
+pub mod holders;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

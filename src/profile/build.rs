@@ -33,7 +33,8 @@ pub fn build(c: &mut Checker, build: &Sp<raw::Build>) -> Option<Build> {
     let context = match &b.context {
         Some(context) => {
             let dir = c.dir_of(&context.span());
-            c.map(&b.context, |p| context_path(p, &dir))
+            let home = c.loader.home();
+            c.map(&b.context, |p| context_path(p, &dir, home.as_deref()))
                 .map(|path| (path, context.span()))
         }
         None => {
@@ -83,7 +84,7 @@ pub fn build(c: &mut Checker, build: &Sp<raw::Build>) -> Option<Build> {
 
 /// A folder path as written: the engine's other forms of context (a URL, a
 /// git repository, `-` for stdin) are not what `launch` sends.
-fn context_path(written: &str, dir: &Path) -> Result<PathBuf, String> {
+fn context_path(written: &str, dir: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
     if written.is_empty() {
         return Err("build context is empty; `.` is the profile's folder".into());
     }
@@ -92,7 +93,7 @@ fn context_path(written: &str, dir: &Path) -> Result<PathBuf, String> {
             "build context `{written}` is not a folder: launch builds from a folder on this host"
         ));
     }
-    Ok(super::volumes::host_path(written, dir))
+    super::volumes::host_path(written, dir, home)
 }
 
 /// The Dockerfile's path inside the context; the engine reads it from the
@@ -149,14 +150,17 @@ mod tests {
     #[test]
     fn contexts_are_folders_relative_to_the_profile() {
         let dir = Path::new("/srv/profiles");
-        assert_eq!(context_path(".", dir).unwrap(), Path::new("/srv/profiles"));
         assert_eq!(
-            context_path("../images/train", dir).unwrap(),
+            context_path(".", dir, None).unwrap(),
+            Path::new("/srv/profiles")
+        );
+        assert_eq!(
+            context_path("../images/train", dir, None).unwrap(),
             Path::new("/srv/images/train")
         );
-        assert_eq!(context_path("/abs", dir).unwrap(), Path::new("/abs"));
+        assert_eq!(context_path("/abs", dir, None).unwrap(), Path::new("/abs"));
         for bad in ["", "-", "https://github.com/x/y.git", "git@github.com:x/y"] {
-            assert!(context_path(bad, dir).is_err(), "{bad}");
+            assert!(context_path(bad, dir, None).is_err(), "{bad}");
         }
     }
 }

@@ -60,6 +60,15 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Renders every diagnostic; `color` for a terminal.
     pub fn render(&self, color: bool) -> String {
+        self.render_at(color, Level::ERROR)
+    }
+
+    /// Renders every diagnostic as a warning (lints).
+    pub fn render_warnings(&self, color: bool) -> String {
+        self.render_at(color, Level::WARNING)
+    }
+
+    fn render_at(&self, color: bool, level: Level<'static>) -> String {
         let renderer = if color {
             Renderer::styled()
         } else {
@@ -67,7 +76,7 @@ impl Diagnostics {
         };
         let mut out = String::new();
         for d in &self.items {
-            out.push_str(&renderer.render(&self.report(d)));
+            out.push_str(&renderer.render(&self.report(d, level.clone())));
             out.push('\n');
         }
         out
@@ -88,8 +97,8 @@ impl Diagnostics {
         serde_json::Value::Array(items.collect())
     }
 
-    fn report<'a>(&'a self, d: &'a Diagnostic) -> Vec<Group<'a>> {
-        let title = Level::ERROR.primary_title(d.message.as_str());
+    fn report<'a>(&'a self, d: &'a Diagnostic, level: Level<'a>) -> Vec<Group<'a>> {
+        let title = level.primary_title(d.message.as_str());
         let mut label_shown = true;
         let located = d.span.as_ref().and_then(|span| {
             let file = self.sources.file_at(span.start)?;

@@ -39,7 +39,18 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
     }
     let mut read = std::collections::HashSet::new();
     for file in files {
-        let path = resolve_relative(&c.dir_of(&file.span()).join("profile.toml"), file.get());
+        let home = c.loader.home();
+        let path = match resolve_relative(
+            &c.dir_of(&file.span()).join("profile.toml"),
+            file.get(),
+            home.as_deref(),
+        ) {
+            Ok(path) => path,
+            Err(message) => {
+                c.error(file.span(), message);
+                continue;
+            }
+        };
         // The same file again changes nothing: read it once.
         if !read.insert(path.clone()) {
             continue;

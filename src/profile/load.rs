@@ -173,7 +173,15 @@ impl Walk<'_> {
             ),
         );
         for parent in extends_paths(&extends, self.diags) {
-            let parent_path = resolve_relative(path, parent.get_ref());
+            let parent_path =
+                match resolve_relative(path, parent.get_ref(), self.loader.home().as_deref()) {
+                    Ok(p) => p,
+                    Err(message) => {
+                        self.diags.push(Diagnostic::new(parent.span(), message));
+                        complete = false;
+                        continue;
+                    }
+                };
             let canon = canonical(&parent_path);
             self.extended.insert(canon.clone());
             if let Some(i) = self.stack.iter().position(|p| *p == canon) {
@@ -293,13 +301,17 @@ fn extends_paths(
 /// Parents one profile may name (each up to 1 MiB, merged in turn).
 const MAX_PARENTS: usize = 32;
 
-/// A path named in `profile`, relative to the profile's folder.
-pub fn resolve_relative(profile: &Path, named: &str) -> PathBuf {
-    let named = super::expand_home(named);
-    match profile.parent() {
+/// A path named in `profile`, relative to the profile's folder; `~` is `home`.
+pub fn resolve_relative(
+    profile: &Path,
+    named: &str,
+    home: Option<&Path>,
+) -> Result<PathBuf, String> {
+    let named = super::expand_home(named, home)?;
+    Ok(match profile.parent() {
         Some(dir) if named.is_relative() => dir.join(named),
         _ => named,
-    }
+    })
 }
 
 /// Copies a parsed tree into global positions (see `source`).

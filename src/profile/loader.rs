@@ -24,6 +24,8 @@ pub struct Loader {
     /// Other files (env files, seccomp profiles) by canonical path: where
     /// their text starts in `sources`.
     texts: HashMap<PathBuf, Result<usize, ReadError>>,
+    /// The owner of the profile being loaded: `~` is their home.
+    pub(super) owner: Option<crate::owner::Owner>,
 }
 
 /// One profile file as read from disk, before `extends` is followed.
@@ -58,6 +60,7 @@ impl Loader {
     }
 
     pub(super) fn load_profile(&mut self, path: &Path) -> Loaded {
+        self.owner = crate::owner::Owner::of_file(path).ok();
         let mut items = Vec::new();
         let mut extends = HashSet::new();
         let mut name_span = None;
@@ -83,6 +86,8 @@ impl Loader {
         let result = match profile {
             Some(mut profile) if items.is_empty() => {
                 profile.sources = sources;
+                profile.extends = extends.iter().cloned().collect();
+                profile.extends.sort();
                 Ok(profile)
             }
             _ => {
@@ -96,6 +101,11 @@ impl Loader {
             name_span,
             extends,
         }
+    }
+
+    /// The home of the profile's owner, which `~` means.
+    pub(super) fn home(&self) -> Option<PathBuf> {
+        self.owner.as_ref().and_then(|o| o.home.clone())
     }
 
     /// A profile file, read and parsed on first use.

@@ -10,10 +10,11 @@ mod devices;
 pub mod diagnostic;
 mod env;
 mod extends;
-mod files;
+pub(crate) mod files;
 mod folder;
 mod gpus;
 mod interpolate;
+pub mod lint;
 mod load;
 mod loader;
 mod names;
@@ -37,8 +38,9 @@ pub use folder::{Target, targets};
 pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
+pub use security::capability;
 pub use source::{SourceMap, Span};
-pub use volumes::{Mount, MountKind};
+pub use volumes::{Mount, MountKind, normalize};
 
 /// A profile that passed every check that needs no host.
 #[derive(Debug, Clone)]
@@ -82,6 +84,54 @@ pub struct Profile {
     pub build: Option<Build>,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
+    /// The owner of the profile file: whom the policy judges, whose home
+    /// `~` is, who `user = "owner"` runs as.
+    pub owner: crate::owner::Owner,
+    /// Where some keys are written, for errors found after loading (policy).
+    pub places: Places,
+    /// Canonical paths of the profiles it extends, directly or not.
+    pub extends: Vec<PathBuf>,
+}
+
+/// Where the values of top-level keys are written (in whichever file of
+/// the `extends` chain wrote them), and each entry of a list key.
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    /// The start of the profile file, for what belongs to no key.
+    pub start: Span,
+    keys: BTreeMap<&'static str, Span>,
+    items: BTreeMap<&'static str, Vec<Span>>,
+}
+
+impl Places {
+    pub fn key(&self, key: &str) -> Option<Span> {
+        self.keys.get(key).cloned()
+    }
+
+    /// The `i`th entry of list `key`, else the key itself.
+    pub fn item(&self, key: &str, i: usize) -> Option<Span> {
+        self.items
+            .get(key)
+            .and_then(|items| items.get(i).cloned())
+            .or_else(|| self.key(key))
+    }
+
+    pub(crate) fn set_span(&mut self, key: &'static str, span: Span) {
+        self.keys.insert(key, span);
+    }
+
+    pub(crate) fn set<T>(&mut self, key: &'static str, value: &Option<raw::Sp<T>>) {
+        if let Some(v) = value {
+            self.keys.insert(key, v.span());
+        }
+    }
+
+    pub(crate) fn set_items<T>(&mut self, key: &'static str, list: &Option<Vec<raw::Sp<T>>>) {
+        if let Some(list) = list {
+            self.items
+                .insert(key, list.iter().map(raw::Sp::span).collect());
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,16 +200,21 @@ pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
     Loader::new().load(path)
 }
 
-/// `~` or `~/…` at the start of a path is the user's home.
-pub fn expand_home(path: &str) -> PathBuf {
-    let home = || std::env::var_os("HOME").map(PathBuf::from);
-    match path.strip_prefix('~') {
-        Some("") => home().unwrap_or_else(|| PathBuf::from(path)),
-        Some(rest) if rest.starts_with('/') => match home() {
-            Some(home) => home.join(&rest[1..]),
-            None => PathBuf::from(path),
-        },
-        _ => PathBuf::from(path),
+/// `~` or `~/…` at the start of a path is the home of the profile's owner
+/// (`home`), never that of whoever runs launch (docs/architecture.md, shared
+/// hosts). An owner without a passwd entry has no home: then it is an error.
+pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+    let rest = match path.strip_prefix('~') {
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => &rest[1..],
+        _ => return Ok(PathBuf::from(path)),
+    };
+    match home {
+        Some(home) => Ok(home.join(rest)),
+        None => Err(format!(
+            "`{path}`: `~` is the home of the profile's owner, and the owner of this \
+             profile file has no passwd entry; write the path in full"
+        )),
     }
 }
 

@@ -123,7 +123,11 @@ fn seccomp_file(opt: &str) -> Option<&str> {
 /// Reads a seccomp profile (relative to the profile that names it) into the
 /// option the engine takes.
 fn seccomp(c: &mut Checker, file: &str, span: &Span) -> Result<String, String> {
-    let path = resolve_relative(&c.dir_of(span).join("profile.toml"), file);
+    let path = resolve_relative(
+        &c.dir_of(span).join("profile.toml"),
+        file,
+        c.loader.home().as_deref(),
+    )?;
     let (_, text) = c
         .loader
         .text_file(&path)

@@ -107,6 +107,11 @@ impl SourceMap {
         Some(Location { file, line, column })
     }
 
+    /// Every file read, in the order read.
+    pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
+        self.files.iter().map(|f| &**f)
+    }
+
     /// The source text a span covers, if it lies in one file.
     pub fn snippet(&self, span: &Span) -> Option<&str> {
         let file = self.file_at(span.start)?;

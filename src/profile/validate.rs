@@ -189,7 +189,33 @@ pub fn validate(
             ))
         }
     });
+    let mut places = super::Places {
+        start: start.clone(),
+        ..Default::default()
+    };
+    places.set("image", &raw.image);
+    places.set("user", &raw.user);
+    places.set("privileged", &raw.privileged);
+    places.set("network", &raw.network);
+    places.set("ipc", &raw.ipc);
+    places.set("pid", &raw.pid);
+    places.set("gpus", &raw.gpus);
+    places.set("shm_size", &raw.shm_size);
+    places.set_items("cap_add", &raw.cap_add);
+    if let Some((key, _)) = raw.ulimits.iter().flatten().next() {
+        places.set_span("ulimits", key.span());
+    }
+    let owner = c.loader.owner.clone().unwrap_or_else(|| {
+        c.diags.push(Diagnostic::whole_file(format!(
+            "cannot tell who owns {}",
+            absolute.display()
+        )));
+        crate::owner::Owner::default()
+    });
     Some(Profile {
+        owner,
+        places,
+        extends: Vec::new(),
         path: absolute.clone(),
         name: name?,
         image: image?,
@@ -330,7 +356,8 @@ fn mounts(
     let mut out: Vec<volumes::Mount> = Vec::new();
     let mut targets = HashSet::new();
     for item in list.iter().flatten() {
-        match volumes::parse(item.get(), &c.dir_of(&item.span()), item.span()) {
+        let dir = c.dir_of(&item.span());
+        match volumes::parse(item.get(), &dir, c.loader.home().as_deref(), item.span()) {
             Ok(m) if gpus::is_gpu_path(&m.target, graphics) => c.diags.push(
                 Diagnostic::new(
                     item.span(),

@@ -26,7 +26,7 @@ pub struct Mount {
 }
 
 /// Parses one `volumes` entry; relative bind sources are taken from `dir`.
-pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
+pub fn parse(entry: &Volume, dir: &Path, home: Option<&Path>, span: Span) -> Result<Mount, String> {
     let (kind, source, target, read_only, create) = match entry {
         Volume::Short(spec) => {
             let parts: Vec<&str> = spec.split(':').collect();
@@ -91,7 +91,7 @@ pub fn parse(entry: &Volume, dir: &Path, span: Span) -> Result<Mount, String> {
         (None, Some(_)) => MountKind::Volume,
     };
     let source = match (kind, source) {
-        (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir)?),
+        (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir, home)?),
         (MountKind::Volume, Some(s)) => {
             if !super::names::is_docker_name(&s) {
                 return Err(format!(
@@ -140,8 +140,8 @@ fn entry_target(entry: &Volume) -> Option<&str> {
 }
 
 /// An absolute, normalised host path: `~` expanded, relative to `dir`.
-fn bind_source(source: &str, dir: &Path) -> Result<String, String> {
-    host_path(source, dir)
+fn bind_source(source: &str, dir: &Path, home: Option<&Path>) -> Result<String, String> {
+    host_path(source, dir, home)?
         .to_str()
         .map(|s| s.to_string())
         .ok_or_else(|| format!("bind source `{source}` is not valid UTF-8"))
@@ -149,8 +149,8 @@ fn bind_source(source: &str, dir: &Path) -> Result<String, String> {
 
 /// A host path as written in a profile: `~` expanded, relative to `dir`
 /// (the folder of the file that wrote it), `.` and `..` resolved by name.
-pub(super) fn host_path(written: &str, dir: &Path) -> PathBuf {
-    let path = super::expand_home(written);
+pub(super) fn host_path(written: &str, dir: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
+    let path = super::expand_home(written, home)?;
     let path = if path.is_relative() {
         dir.join(path)
     } else {
@@ -166,7 +166,7 @@ pub(super) fn host_path(written: &str, dir: &Path) -> PathBuf {
             other => clean.push(other),
         }
     }
-    clean
+    Ok(clean)
 }
 
 #[cfg(test)]
@@ -177,6 +177,7 @@ mod tests {
         parse(
             &Volume::Short(spec.into()),
             Path::new("/srv/profiles"),
+            None,
             0..0,
         )
     }

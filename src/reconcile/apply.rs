@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::engine::{Engine, Observed, State};
 use crate::error::{Error, Result};
 use crate::profile::{ChangedFiles, MountKind, Profile};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, label};
 
 use super::plan::{Action, short};
 
@@ -35,7 +35,11 @@ pub async fn apply<E: Engine>(
     action: &Action,
 ) -> Result<Applied> {
     // Labels (with the spec's JSON and hash) only for a container to be made.
-    let labels = || spec.all_labels(&profile.path);
+    let labels = || {
+        let mut labels = spec.all_labels(&profile.path);
+        labels.insert(label::OWNER.into(), profile.owner.display());
+        labels
+    };
     let id = || observed.map(|o| o.id.clone());
     match action {
         Action::Nothing => Ok(Applied {
