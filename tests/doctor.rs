@@ -354,3 +354,18 @@ fn a_container_whose_gpu_is_gone_fails_and_one_of_an_older_driver_warns() {
         "{doc}"
     );
 }
+
+#[test]
+fn nvml_refusing_with_a_version_mismatch_says_a_reboot_is_pending() {
+    // NVML_ERROR_LIB_RM_VERSION_MISMATCH: what real NVML answers before the reboot.
+    let host = FakeGpuHost::builder().gpus(1).init_error(18).build();
+    let out = doctor_on(&host, &[]).code(1);
+    assert!(
+        out.stdout
+            .starts_with("fail    nvml: NVML says \"Driver/library version mismatch\"")
+            && out.stdout.contains("a reboot is pending")
+            && out.stdout.contains("fix: reboot the host"),
+        "{}",
+        out.stdout
+    );
+}

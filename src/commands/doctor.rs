@@ -31,7 +31,10 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     };
     let checks = match GpuHost::probe(&roots, query) {
         // No driver: nothing else can be judged.
-        Err(e) => doctor::no_driver(&e.to_string()),
+        Err(e) => doctor::no_driver(
+            &e.to_string(),
+            matches!(e, launch::host::gpu::nvml::NvmlFailure::VersionMismatch),
+        ),
         Ok(gpus) => runtime()?.block_on(async {
             let (engine, engine_error, containers) = engine_part(global, args, &names).await;
             let mut facts = launch::host::health::gather(&roots, &gpus, engine);

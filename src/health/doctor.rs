@@ -138,16 +138,15 @@ pub struct Facts {
 /// The GPU major: every GPU's node and nvidiactl.
 pub const GPU_MAJOR: u32 = 195;
 
-/// With no driver, the one check there is; doctor stops there.
-pub fn no_driver(why: &str) -> Vec<Check> {
-    vec![check(
-        "nvml",
-        Status::Fail,
-        why.to_string(),
-        Some(
-            "install the NVIDIA driver and load its kernel module (`nvidia-smi` must work), then run launch doctor again",
-        ),
-    )]
+/// With no working NVML, the one check there is; doctor stops there.
+/// `reboot`: NVML refused with a driver/library version mismatch.
+pub fn no_driver(why: &str, reboot: bool) -> Vec<Check> {
+    let fix = if reboot {
+        "reboot the host, so the upgraded driver's kernel module loads"
+    } else {
+        "install the NVIDIA driver and load its kernel module (`nvidia-smi` must work), then run launch doctor again"
+    };
+    vec![check("nvml", Status::Fail, why.to_string(), Some(fix))]
 }
 
 /// Every check, in order.

@@ -27,6 +27,10 @@ pub enum NvmlFailure {
         "NVIDIA driver not loaded: nvmlInit failed with \"Driver Not Loaded\" (is the nvidia kernel module loaded? `nvidia-smi` shows the same)"
     )]
     DriverNotLoaded,
+    #[error(
+        "NVML says \"Driver/library version mismatch\": the driver's libraries were upgraded but the old kernel module still runs, so a reboot is pending; reboot the host (no GPU container can start until then)"
+    )]
+    VersionMismatch,
     #[error("NVML failed: {call}: {reason}")]
     Call { call: &'static str, reason: String },
 }
@@ -43,6 +47,7 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
                 reason: libloading_reason(&e.to_string(), lib),
             },
             NvmlError::DriverNotLoaded => NvmlFailure::DriverNotLoaded,
+            NvmlError::LibRmVersionMismatch => NvmlFailure::VersionMismatch,
             other => NvmlFailure::Call {
                 call: "nvmlInit",
                 reason: other.to_string(),
