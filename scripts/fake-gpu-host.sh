@@ -157,9 +157,10 @@ for bin in nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-control nvidia-c
     chmod 755 "$driver_root/usr/bin/$bin"
 done
 # nvidia-smi: lists the GPUs; fails as NVML does in a container whose GPUs a
-# daemon-reload took while /run/fake-nvidia-smi-fails exists where it runs.
+# daemon-reload took while /run/fake-nvidia-smi-fails exists where it runs,
+# and hangs (30 s) while /run/fake-nvidia-smi-hangs does.
 {
-    printf '#!/bin/sh\nif [ -e /run/fake-nvidia-smi-fails ]; then\n  echo "Failed to initialize NVML: Unknown Error"\n  exit 255\nfi\n'
+    printf '#!/bin/sh\nif [ -e /run/fake-nvidia-smi-hangs ]; then\n  sleep 30\nfi\nif [ -e /run/fake-nvidia-smi-fails ]; then\n  echo "Failed to initialize NVML: Unknown Error"\n  exit 255\nfi\n'
     printf 'if [ "$1" = -L ]; then\n'
     for ((i = 0; i < gpu_count; i++)); do
         printf "  echo 'GPU %d: NVIDIA H100 80GB HBM3 (UUID: GPU-%08x-0000-4000-8000-%012x)'\n" "$i" $((0x5eed0000 + i)) "$i"

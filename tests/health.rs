@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use support::cli::{Launch, Output, Profiles};
 use support::docker::{Scratch, docker, inspect};
-use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder, NVIDIA_SMI_FAILS};
+use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder, NVIDIA_SMI_FAILS, NVIDIA_SMI_HANGS};
 
 /// One test's world: an offline busybox image, a fake GPU host, one
 /// profile the test rewrites. All removed on drop.
@@ -286,4 +286,28 @@ fn a_probe_that_fails_restarts_the_container_once_and_a_healthy_one_is_left_alon
     let out = w.launch(&["up"]).code(0);
     assert!(out.stdout.contains("up to date"), "{}", show(&out));
     assert_eq!((w.id(), w.started_at()), (id, restarted));
+}
+
+#[test]
+fn a_probe_that_times_out_is_a_warning_not_a_restart() {
+    needs_docker!();
+    let w = World::new("probe-hang", FakeGpuHost::builder().gpus(1), &[], &[]);
+    w.write("");
+    let text = std::fs::read_to_string(&w.path).expect("profile");
+    std::fs::write(&w.path, format!("{text}probe = true\n")).expect("write");
+    w.launch(&["up"]).code(0);
+    let (id, started) = (w.id(), w.started_at());
+    docker(&["exec", &w.name, "touch", NVIDIA_SMI_HANGS]);
+    let begun = std::time::Instant::now();
+    let out = w.launch(&["up"]).code(0);
+    assert!(
+        out.stdout.contains("up to date") && out.stderr.contains("did not answer within 5 s"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        begun.elapsed() < std::time::Duration::from_secs(20),
+        "bounded by the timeout"
+    );
+    assert_eq!((w.id(), w.started_at()), (id, started), "not restarted");
 }

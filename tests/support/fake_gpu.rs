@@ -69,6 +69,9 @@ pub const GPU_NODE_MAJOR: u32 = 195;
 /// While this file exists, the fake `nvidia-smi` fails with "Failed to
 /// initialize NVML: Unknown Error" (touch it inside a container).
 pub const NVIDIA_SMI_FAILS: &str = "/run/fake-nvidia-smi-fails";
+/// While this file exists, the fake `nvidia-smi` hangs (30 s), as it does
+/// on a GPU that stopped answering.
+pub const NVIDIA_SMI_HANGS: &str = "/run/fake-nvidia-smi-hangs";
 
 const FAKE_NVML_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_nvml.c");
 
@@ -559,7 +562,7 @@ impl FakeGpuHostBuilder {
     /// `nvidia-smi` as the fake driver's: `-L` lists the GPUs; while the
     /// file [`NVIDIA_SMI_FAILS`] exists where it runs (in a container: the
     /// container's), it fails as NVML does in a container whose GPUs a
-    /// `systemctl daemon-reload` took away.
+    /// `systemctl daemon-reload` took away; [`NVIDIA_SMI_HANGS`] makes it hang.
     fn fake_nvidia_smi(&self) -> String {
         let list: String = self
             .gpus
@@ -568,7 +571,7 @@ impl FakeGpuHostBuilder {
             .map(|(i, g)| format!("echo 'GPU {i}: {} (UUID: {})'\n", g.name, g.uuid))
             .collect();
         format!(
-            "#!/bin/sh\nif [ -e {NVIDIA_SMI_FAILS} ]; then\n  echo 'Failed to initialize NVML: Unknown Error'\n  exit 255\nfi\nif [ \"$1\" = -L ]; then\n{list}  exit 0\nfi\necho \"fake nvidia-smi\"\n"
+            "#!/bin/sh\nif [ -e {NVIDIA_SMI_HANGS} ]; then\n  sleep 30\nfi\nif [ -e {NVIDIA_SMI_FAILS} ]; then\n  echo 'Failed to initialize NVML: Unknown Error'\n  exit 255\nfi\nif [ \"$1\" = -L ]; then\n{list}  exit 0\nfi\necho \"fake nvidia-smi\"\n"
         )
     }
 
