@@ -378,6 +378,8 @@ pub enum Command {
     /// driver. With profiles, only their containers are judged. Works without
     /// an engine (its checks say "unknown") and says so when there is no driver.
     Doctor {
+        /// Judge only these profiles' containers (default: every container
+        /// launch made).
         #[arg(value_name = "PROFILE|DIR")]
         profiles: Vec<PathBuf>,
     },
