@@ -232,10 +232,39 @@ pub enum PullArg {
     Never,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A shell script whose `docker run` lines become profiles, one each.
+    #[arg(value_name = "SCRIPT", conflicts_with = "container")]
+    pub script: Option<PathBuf>,
+
+    /// Import this container (name or id) through the engine.
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Write to FILE (one profile) or into DIR as `DIR/<name>.toml`, instead
+    /// of stdout. Existing files are never overwritten.
+    #[arg(short = 'o', long, value_name = "FILE|DIR")]
+    pub output: Option<PathBuf>,
+
+    /// What the `#:schema` comment points at: save `launch schema` there for
+    /// editor completion.
+    #[arg(long, value_name = "PATH|URL", default_value = "launch.schema.json")]
+    pub schema: String,
+
+    /// The `docker run …` command line, after `--`.
+    #[arg(last = true, value_name = "DOCKER RUN …")]
+    pub line: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RenderFormat {
     DockerRun,
     Json,
+    Kubernetes,
+    Slurm,
+    Compose,
+    Systemd,
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,12 +437,42 @@ pub enum Command {
     /// `--format json` prints the container spec, its hash and the GPU mode
     /// chosen (and why); `--format docker-run` prints an equivalent
     /// `docker run` command, quoted for a POSIX shell.
+    ///
+    /// For other engines: `kubernetes` (a Pod, Deployment or Job by
+    /// `restart`, a Service for the ports, DRA claims for GPUs by UUID),
+    /// `slurm` (an sbatch script for pyxis/enroot), `compose`, and `systemd`
+    /// (a service running `launch up PROFILE` and a timer running it every
+    /// minute). A key the target cannot express is exit 2 naming every such
+    /// key at its line, unless --lossy.
     Render {
         #[arg(value_name = "PROFILE")]
         profile: PathBuf,
+        /// What to print: for this host's engine (`docker-run`, `json`), or
+        /// files for another engine.
         #[arg(long, value_enum, default_value = "docker-run")]
         format: RenderFormat,
+        /// Drop what the target cannot express, with a comment in the output
+        /// for each dropped key, instead of failing.
+        #[arg(long)]
+        lossy: bool,
+        /// Write the files into DIR (e.g. the systemd units into
+        /// /etc/systemd/system) instead of stdout. Existing files are never
+        /// overwritten.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
+
+    /// Write profiles from `docker run` lines or from a container.
+    ///
+    /// `launch import -- docker run …` imports one command line;
+    /// `launch import SCRIPT` each `docker run` line of a shell script (`sudo`,
+    /// `VAR=…`, `nohup … &` and `nvidia-docker run` are understood);
+    /// `launch import --container NAME` a container, without what came from its
+    /// image. Every flag with a profile key maps to it; the others become
+    /// `# not imported:` comments and warnings. GPUs in any form become `gpus`
+    /// (device minors through NVML). A line that cannot be read exits 2 at its
+    /// line; the other lines are still imported.
+    Import(ImportArgs),
 
     /// Print the JSON Schema (draft-07) of the profile format.
     ///

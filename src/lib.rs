@@ -28,6 +28,7 @@ pub mod profile;
 pub mod reconcile;
 pub mod resolve;
 pub mod spec;
+pub mod translate;
 
 pub use error::{Error, Result};
 pub use exit::Exit;

@@ -43,6 +43,21 @@ pub struct ToolkitFacts {
     pub nvidia_cdi_spec: Option<PathBuf>,
 }
 
+/// The profile's `group_add`, after the owner's groups for `user = "owner"`;
+/// each group once.
+fn group_add(p: &Profile) -> Vec<String> {
+    let mut groups: Vec<String> = match p.user.as_deref() {
+        Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
+        _ => Vec::new(),
+    };
+    for g in &p.run.group_add {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    groups
+}
+
 /// The spec, and how the GPU mode was chosen (for `render`).
 #[derive(Debug)]
 pub struct Resolved {
@@ -307,7 +322,7 @@ fn read_only_bind(source: &str, target: &str) -> spec::Mount {
 }
 
 /// The spec of everything but the GPUs.
-fn base_spec(p: &Profile) -> ContainerSpec {
+pub fn base_spec(p: &Profile) -> ContainerSpec {
     let mut spec = ContainerSpec {
         schema: spec::SCHEMA_WITHOUT_GPUS,
         name: p.name.clone(),
@@ -321,10 +336,6 @@ fn base_spec(p: &Profile) -> ContainerSpec {
             // The owner's numbers: no passwd entry is needed in the image.
             Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid)),
             _ => p.user.clone(),
-        },
-        group_add: match p.user.as_deref() {
-            Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
-            _ => Vec::new(),
         },
         hostname: p.hostname.clone(),
         env: p.env.clone(),
@@ -406,6 +417,20 @@ fn base_spec(p: &Profile) -> ContainerSpec {
         }),
         device_requests: Vec::new(),
         gpu: None,
+        init: p.run.init,
+        group_add: group_add(p),
+        sysctls: p.run.sysctls.clone(),
+        extra_hosts: p.run.extra_hosts.clone(),
+        dns: p.run.dns.clone(),
+        device_cgroup_rules: p.run.device_cgroup_rules.clone(),
+        runtime: p.run.runtime.clone(),
+        read_only: p.run.read_only,
+        memory_swap: p.run.memory_swap,
+        platform: p.run.platform.clone(),
+        log: p.run.log.as_ref().map(|l| spec::LogConfig {
+            driver: l.driver.clone(),
+            options: l.options.clone(),
+        }),
     };
     sort(&mut spec);
     spec

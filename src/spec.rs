@@ -52,9 +52,6 @@ pub struct ContainerSpec {
     pub open_stdin: bool,
     pub working_dir: Option<String>,
     pub user: Option<String>,
-    /// Supplementary groups (`user = "owner"`: the owner's, as numbers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub env: BTreeMap<String, String>,
     /// The user's labels; launch's own are added when creating.
@@ -82,6 +79,42 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
     pub device_requests: Vec<DeviceRequest>,
     pub gpu: Option<GpuAssignment>,
+    // Added later: left out of the JSON when unset, so older hashes stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// Supplementary groups: the profile's `group_add`, and with
+    /// `user = "owner"` the owner's, as numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Bytes of memory plus swap; -1 is unlimited swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogConfig>,
+}
+
+/// The container's log driver (`None`: the daemon's default) and options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -2253,6 +2253,17 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "healthcheck",
     "recreate",
     "build",
+    "init",
+    "group_add",
+    "sysctls",
+    "extra_hosts",
+    "dns",
+    "device_cgroup_rules",
+    "runtime",
+    "read_only",
+    "memory_swap",
+    "platform",
+    "log",
 ];
 
 #[test]

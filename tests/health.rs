@@ -25,7 +25,7 @@ struct World {
 }
 
 impl World {
-    /// `files` and `changes` as in `Scratch::busybox_image_changed`.
+    /// `files` and `changes` as in `Scratch::busybox_image_with`.
     fn new(
         test: &str,
         host: FakeGpuHostBuilder,
@@ -33,7 +33,7 @@ impl World {
         changes: &[&str],
     ) -> World {
         let scratch = Scratch::new(test);
-        let image = scratch.busybox_image_changed("img", files, changes);
+        let image = scratch.busybox_image_with("img", files, changes);
         let name = scratch.name("gpu");
         let profiles = Profiles::new();
         let path = profiles.path().join("gpu.toml");

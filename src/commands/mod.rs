@@ -7,6 +7,7 @@ mod doctor;
 mod down;
 mod exec;
 mod gpus;
+mod import;
 mod logs;
 mod plan;
 mod prune;
@@ -35,7 +36,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Some(Command::Gpus { proc_root }) => gpus::run(&proc_root, &cli.global),
         Some(Command::Doctor { profiles }) => doctor::run(&profiles, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
-        Some(Command::Render { profile, format }) => render::run(&profile, format, &cli.global),
+        Some(Command::Render {
+            profile,
+            format,
+            lossy,
+            output,
+        }) => render::run(&profile, format, lossy, output.as_deref(), &cli.global),
+        Some(Command::Import(args)) => import::run(&args, &cli.global),
         Some(Command::Schema) => {
             println!("{}", launch::profile::schema());
             Ok(Exit::Ok)

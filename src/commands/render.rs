@@ -8,22 +8,129 @@ use super::{connect, managed_or_none, probe_host, runtime, shown, with_engine_fa
 use crate::cli::{Global, RenderFormat};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::profile;
-use launch::resolve::mode_name;
+use launch::profile::{self, Diagnostic, Diagnostics, GpuSelection};
+use launch::resolve::{Resolved, mode_name};
 use launch::spec::ContainerSpec;
+use launch::translate::render::{self, Gpus, Input, Output};
 
-pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
+pub fn run(
+    path: &Path,
+    format: RenderFormat,
+    lossy: bool,
+    output: Option<&Path>,
+    global: &Global,
+) -> Result<Exit> {
     let policy = global.policy()?;
     let profile = profile::load(path).map_err(Error::Profile)?;
-    let (facts, needs) = probe_host(global, [&profile]);
-    let mut facts_reboot = None;
-    let resolved = runtime()?.block_on(async {
+    let render: fn(&Input<'_>) -> Output = match format {
+        RenderFormat::Json | RenderFormat::DockerRun if output.is_some() => {
+            return Err(Error::Usage(
+                "-o writes the files of kubernetes, slurm, compose and systemd; redirect stdout for json and docker-run".into(),
+            ));
+        }
+        RenderFormat::Json | RenderFormat::DockerRun => {
+            return this_host(&profile, policy.as_ref(), format, global);
+        }
+        RenderFormat::Kubernetes => render::kubernetes::render,
+        RenderFormat::Slurm => render::slurm::render,
+        RenderFormat::Compose => render::compose::render,
+        RenderFormat::Systemd => render::systemd::render,
+    };
+    // Another engine's files are judged as `check` judges: as written.
+    if let Some(policy) = &policy {
+        let judged = policy.judge(&profile, None);
+        if !judged.is_empty() {
+            return Err(Error::Policy(Diagnostics {
+                sources: profile.sources.clone(),
+                items: judged,
+            }));
+        }
+    }
+    let spec = launch::resolve::base_spec(&profile);
+    let gpus = match profile.gpus.as_ref().map(|g| &g.selection) {
+        None => None,
+        Some(GpuSelection::Count(n)) => Some(Gpus::Count(*n)),
+        // The units run `launch up`, which picks the GPUs itself.
+        Some(_) if matches!(format, RenderFormat::Systemd) => None,
+        // Slurm chooses GPUs: pinned ones are dropped, whichever they are.
+        Some(_) if matches!(format, RenderFormat::Slurm) => Some(Gpus::Uuids(Vec::new())),
+        Some(_) => {
+            let (resolved, _) = resolve(&profile, policy.as_ref(), global)?;
+            let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();
+            Some(Gpus::Uuids(uuids))
+        }
+    };
+    let input = Input {
+        profile: &profile,
+        spec: &spec,
+        gpus,
+        node: node_name(),
+        launch_bin: std::env::current_exe()
+            .map_err(|e| Error::Io(format!("where is this launch binary? {e}")))?,
+    };
+    let out = render(&input);
+    if !out.dropped.is_empty() && !lossy {
+        let target = format!("{format:?}").to_lowercase();
+        let items = out
+            .dropped
+            .iter()
+            .map(|d| {
+                let message = format!("`{}` cannot be expressed for {target}: {}", d.key, d.why);
+                match profile.places.name(d.key) {
+                    Some(span) => Diagnostic::new(span, message),
+                    None => Diagnostic::whole_file(message),
+                }
+                .help("--lossy drops it, with a comment in the output saying what was dropped")
+            })
+            .collect();
+        return Err(Error::Profile(Diagnostics {
+            sources: profile.sources.clone(),
+            items,
+        }));
+    }
+    match output {
+        Some(dir) => {
+            for (name, text) in &out.files {
+                super::import::create_new(&dir.join(name), text)?;
+            }
+        }
+        None => {
+            for (name, text) in &out.files {
+                if out.files.len() > 1 {
+                    println!("# --- {name}");
+                }
+                print!("{text}");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// This host's name (the node explicit GPUs are on).
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The profile resolved on this host, as `up` would create it, and why a
+/// reboot is pending, if it is.
+fn resolve(
+    profile: &launch::profile::Profile,
+    policy: Option<&launch::policy::Policy>,
+    global: &Global,
+) -> Result<(Resolved, Option<String>)> {
+    let (facts, needs) = probe_host(global, [profile]);
+    runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
         // The policy may need the image's user or the owner's other GPUs.
         let engine = if needs.engine_facts
             || needs.held_gpus
-            || policy.as_ref().is_some_and(|p| p.binds(&profile.owner))
+            || policy.is_some_and(|p| p.binds(&profile.owner))
         {
             match connect(global).await {
                 Ok(e) => Some(e),
@@ -37,18 +144,17 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
         };
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
-        facts_reboot = facts.reboot_pending();
-        if let Some(policy) = &policy {
+        if let Some(policy) = policy {
             let host = super::on_host(
                 policy,
-                &profile,
+                profile,
                 &facts,
                 engine.as_ref(),
                 false,
                 &mut Some(managed.clone()),
             )
             .await?;
-            let judged = policy.judge(&profile, Some(&host));
+            let judged = policy.judge(profile, Some(&host));
             if !judged.is_empty() {
                 return Err(Error::Policy(profile::Diagnostics {
                     sources: std::sync::Arc::clone(&profile.sources),
@@ -57,13 +163,24 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
             }
         }
         // The build context is a fact of the host, as bind sources are.
-        launch::build::check_host(&profile)?;
-        launch::host::resolve_profile(&profile, &facts, &managed)
-    })?;
+        launch::build::check_host(profile)?;
+        let resolved = launch::host::resolve_profile(profile, &facts, &managed)?;
+        Ok((resolved, facts.reboot_pending()))
+    })
+}
+
+/// `json` and `docker-run`: what this host's engine would be sent.
+fn this_host(
+    profile: &launch::profile::Profile,
+    policy: Option<&launch::policy::Policy>,
+    format: RenderFormat,
+    global: &Global,
+) -> Result<Exit> {
+    let (resolved, reboot) = resolve(profile, policy, global)?;
     let spec = &resolved.spec;
     // What it renders could not start (docs/architecture.md, GPU health).
     if spec.gpu.is_some()
-        && let Some(why) = facts_reboot
+        && let Some(why) = reboot
     {
         return Err(Error::RebootPending(format!(
             "{}: {why}",
@@ -90,7 +207,7 @@ pub fn run(path: &Path, format: RenderFormat, global: &Global) -> Result<Exit> {
                 .unwrap_or_default()
             );
         }
-        RenderFormat::DockerRun => {
+        _ => {
             if let Some(m) = &resolved.mode {
                 println!("# GPU mode: {} ({})", mode_name(m.mode), m.why);
             }
@@ -236,6 +353,41 @@ pub fn docker_run(
     }
     if let Some(t) = spec.stop_timeout {
         opt(&["--stop-timeout", &t.to_string()]);
+    }
+    if spec.init {
+        opt(&["--init"]);
+    }
+    if spec.read_only {
+        opt(&["--read-only"]);
+    }
+    for (flag, list) in [
+        ("--group-add", &spec.group_add),
+        ("--add-host", &spec.extra_hosts),
+        ("--dns", &spec.dns),
+        ("--device-cgroup-rule", &spec.device_cgroup_rules),
+    ] {
+        for v in list {
+            opt(&[flag, v]);
+        }
+    }
+    for (k, v) in &spec.sysctls {
+        opt(&["--sysctl", &format!("{k}={v}")]);
+    }
+    for (flag, value) in [("--runtime", &spec.runtime), ("--platform", &spec.platform)] {
+        if let Some(v) = value {
+            opt(&[flag, v]);
+        }
+    }
+    if let Some(s) = spec.memory_swap {
+        opt(&["--memory-swap", &s.to_string()]);
+    }
+    if let Some(log) = &spec.log {
+        if let Some(d) = &log.driver {
+            opt(&["--log-driver", d]);
+        }
+        for (k, v) in &log.options {
+            opt(&["--log-opt", &format!("{k}={v}")]);
+        }
     }
     if let Some(h) = &spec.healthcheck {
         match h.test.split_first() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, DeviceMapping,
-    DeviceRequest, HealthConfig, HostConfig, Mount, MountType, PortBinding, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    DeviceRequest, HealthConfig, HostConfig, HostConfigLogConfig, Mount, MountType, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
@@ -26,6 +26,8 @@ use super::{
 };
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
+
+mod inspect;
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -696,7 +698,11 @@ impl Engine for DockerEngine {
         spec: &ContainerSpec,
         labels: &BTreeMap<String, String>,
     ) -> Result<String> {
-        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let mut options = CreateContainerOptionsBuilder::new().name(name);
+        if let Some(platform) = &spec.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let body = create_body(spec, labels);
         let created = self
             .call(
@@ -1172,7 +1178,6 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
         pid_mode: spec.pid_mode.clone(),
         privileged: Some(spec.privileged),
         cap_add: non_empty(&spec.cap_add),
-        group_add: non_empty(&spec.group_add),
         cap_drop: non_empty(&spec.cap_drop),
         security_opt: non_empty(&spec.security_opt),
         ulimits: (!spec.ulimits.is_empty()).then(|| {
@@ -1196,6 +1201,29 @@ fn create_body(spec: &ContainerSpec, labels: &BTreeMap<String, String>) -> Conta
                 spec::RestartName::No => RestartPolicyNameEnum::NO,
             }),
             maximum_retry_count: r.max_retries.map(i64::from),
+        }),
+        init: spec.init.then_some(true),
+        group_add: non_empty(&spec.group_add),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        extra_hosts: non_empty(&spec.extra_hosts),
+        dns: non_empty(&spec.dns),
+        device_cgroup_rules: non_empty(&spec.device_cgroup_rules),
+        runtime: spec.runtime.clone(),
+        readonly_rootfs: spec.read_only.then_some(true),
+        memory_swap: spec.memory_swap,
+        log_config: spec.log.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: Some(
+                l.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
         }),
         ..Default::default()
     };

@@ -27,6 +27,9 @@ pub struct Read {
     pub poisoned: Vec<Span>,
     /// Span of the whole top-level file, for errors that belong to no key.
     pub whole: Span,
+    /// Where each top-level key is written (in whichever file of the
+    /// `extends` chain it came from).
+    pub keys: std::collections::BTreeMap<String, Span>,
 }
 
 /// How many profiles deep `extends` may go.
@@ -64,11 +67,16 @@ pub fn read(
         _ => return None,
     };
     let table = unknown_keys(table, diags);
+    let keys = table
+        .keys()
+        .map(|k| (k.get_ref().to_string(), k.span()))
+        .collect();
     let raw = deserialize_all(table, whole.clone(), diags)?;
     Some(Read {
         raw,
         poisoned,
         whole,
+        keys,
     })
 }
 

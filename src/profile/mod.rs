@@ -21,6 +21,7 @@ mod names;
 mod ports;
 pub mod raw;
 mod resources;
+mod run_options;
 mod security;
 pub mod source;
 mod validate;
@@ -38,6 +39,7 @@ pub use folder::{Target, targets};
 pub use loader::Loader;
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
+pub use run_options::{LogConfig, RunOptions};
 pub use security::capability;
 pub use source::{SourceMap, Span};
 pub use volumes::{Mount, MountKind, normalize};
@@ -82,6 +84,8 @@ pub struct Profile {
     pub recreate: RecreatePolicy,
     /// `[build]`: `image` is built from a Dockerfile, never pulled.
     pub build: Option<Build>,
+    /// init, group_add, sysctls, … (docs/architecture.md, translation).
+    pub run: RunOptions,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
     /// The owner of the profile file: whom the policy judges, whose home
@@ -101,11 +105,19 @@ pub struct Places {
     pub start: Span,
     keys: BTreeMap<&'static str, Span>,
     items: BTreeMap<&'static str, Vec<Span>>,
+    /// Every top-level key's name, for the keys without a value place (a key
+    /// another engine cannot express).
+    names: BTreeMap<String, Span>,
 }
 
 impl Places {
     pub fn key(&self, key: &str) -> Option<Span> {
-        self.keys.get(key).cloned()
+        self.keys.get(key).or_else(|| self.names.get(key)).cloned()
+    }
+
+    /// Where the key's name is written (the key a message names).
+    pub fn name(&self, key: &str) -> Option<Span> {
+        self.names.get(key).or_else(|| self.keys.get(key)).cloned()
     }
 
     /// The `i`th entry of list `key`, else the key itself.

@@ -117,6 +117,37 @@ pub struct RawProfile {
     pub recreate: Option<Sp<Recreate>>,
     /// Build `image` from a Dockerfile instead of pulling it.
     pub build: Option<Sp<Build>>,
+    /// Run an init process (tini) as PID 1 that reaps zombies (`--init`).
+    pub init: Option<Sp<bool>>,
+    /// Supplementary groups, names or ids (`--group-add`).
+    pub group_add: Option<Vec<Sp<String>>>,
+    /// Namespaced kernel parameters, e.g. `"net.core.somaxconn" = 1024` (`--sysctl`).
+    pub sysctls: Option<BTreeMap<Sp<String>, Sp<EnvValue>>>,
+    /// `/etc/hosts` entries: `"host:ip"` (`--add-host`).
+    pub extra_hosts: Option<Vec<Sp<String>>>,
+    /// DNS servers, IP addresses (`--dns`).
+    pub dns: Option<Vec<Sp<String>>>,
+    /// Device cgroup rules, e.g. `"c 195:* rwm"` (`--device-cgroup-rule`).
+    pub device_cgroup_rules: Option<Vec<Sp<String>>>,
+    /// The OCI runtime, e.g. `nvidia` or `runc` (`--runtime`).
+    pub runtime: Option<Sp<String>>,
+    /// Mount the root filesystem read-only (`--read-only`).
+    pub read_only: Option<Sp<bool>>,
+    /// Memory plus swap: `"16G"`, or `-1` for unlimited swap; needs `memory` (`--memory-swap`).
+    pub memory_swap: Option<Sp<Size>>,
+    /// The image's platform, e.g. `linux/amd64` (`--platform`).
+    pub platform: Option<Sp<String>>,
+    /// The container's log driver and its options (`--log-driver`, `--log-opt`).
+    pub log: Option<Sp<Log>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// e.g. `json-file`, `local`, `journald`, `none`.
+    pub driver: Option<Sp<String>>,
+    /// The driver's options, e.g. `max-size = "100m"`.
+    pub options: Option<BTreeMap<Sp<String>, Sp<String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -88,6 +88,7 @@ pub fn validate(
 ) -> Option<Profile> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let raw = read.raw;
+    let keys = read.keys;
     let mut c = Checker { diags, loader };
     let start = read.whole.start..read.whole.start;
 
@@ -166,6 +167,7 @@ pub fn validate(
         .as_ref()
         .and_then(|h| healthcheck(&mut c, h));
     let recreate = recreate(&mut c, &raw.recreate);
+    let run = super::run_options::run_options(&mut c, &raw, raw.memory.as_ref().map(|_| memory));
     let build = raw.build.as_ref().and_then(|b| build::build(&mut c, b));
     // A built image is known by its tag; a digest names an image that
     // already exists, so it cannot also be built.
@@ -191,6 +193,7 @@ pub fn validate(
     });
     let mut places = super::Places {
         start: start.clone(),
+        names: keys,
         ..Default::default()
     };
     places.set("image", &raw.image);
@@ -249,6 +252,7 @@ pub fn validate(
         healthcheck,
         recreate,
         build,
+        run,
         sources: Arc::default(),
     })
 }

@@ -121,12 +121,12 @@ impl Scratch {
     /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents);
     /// one starting with `#!` is executable.
     pub fn busybox_image(&self, what: &str, extra: &[(&str, &str)]) -> String {
-        self.busybox_image_changed(what, extra, &[])
+        self.busybox_image_with(what, extra, &[])
     }
 
-    /// `busybox_image` with Dockerfile instructions applied at import
-    /// (`docker import --change`), e.g. `ENV NVIDIA_REQUIRE_CUDA=cuda>=12.8`.
-    pub fn busybox_image_changed(
+    /// `busybox_image` with `docker import --change` instructions, e.g.
+    /// `CMD ["/bin/bash"]`, for an image with defaults of its own.
+    pub fn busybox_image_with(
         &self,
         what: &str,
         extra: &[(&str, &str)],
@@ -140,9 +140,13 @@ impl Scratch {
             .stdout(Stdio::piped())
             .spawn()
             .expect("tar runs");
+        let changes: Vec<String> = changes
+            .iter()
+            .flat_map(|c| ["--change".to_string(), c.to_string()])
+            .collect();
         let status = Command::new("docker")
             .arg("import")
-            .args(changes.iter().flat_map(|c| ["--change", c]))
+            .args(&changes)
             .args(["-", &image])
             .stdin(tar.stdout.take().expect("tar output"))
             .stdout(Stdio::null())
@@ -180,10 +184,10 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
         let p = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(&p, contents).expect("write extra file");
-        if contents.starts_with("#!") {
+        // A file under /bin is a program (e.g. a stand-in /bin/bash).
+        if path.trim_start_matches('/').starts_with("bin/") {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod a script");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
     }
 }

@@ -17,3 +17,5 @@ macro_rules! needs_docker {
 pub mod cli;
 pub mod docker;
 pub mod fake_gpu;
+#[macro_use]
+pub mod validators;

@@ -1,0 +1,149 @@
+//! Docker run settings real scripts use beyond the core keys
+//! (docs/architecture.md, translation): init, group_add, sysctls,
+//! extra_hosts, dns, device_cgroup_rules, runtime, read_only, memory_swap,
+//! platform and `[log]`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::raw::{self, RawProfile};
+use super::resources;
+use super::validate::Checker;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    pub init: bool,
+    pub group_add: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub device_cgroup_rules: Vec<String>,
+    pub runtime: Option<String>,
+    pub read_only: bool,
+    /// Bytes; -1 is unlimited swap.
+    pub memory_swap: Option<i64>,
+    pub platform: Option<String>,
+    pub log: Option<LogConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: Option<String>,
+    pub options: BTreeMap<String, String>,
+}
+
+fn non_empty(v: &str, key: &str) -> Result<String, String> {
+    if v.trim().is_empty() {
+        Err(format!("`{key}` has an empty entry"))
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+/// `host:ip` (or `host=ip`), as `--add-host` reads it.
+fn extra_host(v: &String) -> Result<String, String> {
+    let (host, ip) = v
+        .split_once('=')
+        .or_else(|| v.split_once(':'))
+        .ok_or_else(|| format!("extra_hosts `{v}`: expected \"host:ip\""))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
+        return Err(format!(
+            "extra_hosts `{v}`: expected \"host:ip\" with an IP address or host-gateway"
+        ));
+    }
+    Ok(v.clone())
+}
+
+/// `TYPE MAJOR:MINOR PERMS`, e.g. `c 195:* rwm`.
+fn cgroup_rule(v: &String) -> Result<String, String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let number = |n: &str| n == "*" || n.parse::<u32>().is_ok();
+    let ok = match parts[..] {
+        [kind, numbers, perms] => {
+            matches!(kind, "a" | "b" | "c")
+                && numbers
+                    .split_once(':')
+                    .is_some_and(|(ma, mi)| number(ma) && number(mi))
+                && !perms.is_empty()
+                && perms.chars().all(|c| "rwm".contains(c))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(parts.join(" "))
+    } else {
+        Err(format!(
+            "device_cgroup_rules `{v}`: expected \"TYPE MAJOR:MINOR PERMS\", e.g. \"c 195:* rwm\""
+        ))
+    }
+}
+
+/// `memory`: `None` without the key, `Some(None)` when its value was invalid
+/// (already reported).
+pub fn run_options(c: &mut Checker, raw: &RawProfile, memory: Option<Option<u64>>) -> RunOptions {
+    let group_add = c.each(&raw.group_add, |g| non_empty(g, "group_add"));
+    let extra_hosts = c.each(&raw.extra_hosts, extra_host);
+    let dns = c.each(&raw.dns, |d| {
+        d.parse::<IpAddr>()
+            .map(|_| d.clone())
+            .map_err(|_| format!("dns `{d}` is not an IP address"))
+    });
+    let device_cgroup_rules = c.each(&raw.device_cgroup_rules, cgroup_rule);
+    let runtime = c.map(&raw.runtime, |r| non_empty(r, "runtime"));
+    let platform = c.map(&raw.platform, |p| {
+        let parts: Vec<&str> = p.split('/').collect();
+        if (1..=3).contains(&parts.len()) && parts.iter().all(|s| !s.is_empty()) {
+            Ok(p.clone())
+        } else {
+            Err(format!(
+                "platform `{p}`: expected os[/arch[/variant]], e.g. \"linux/amd64\""
+            ))
+        }
+    });
+    let memory_swap = c.map(&raw.memory_swap, |s| match s {
+        raw::Size::Bytes(-1) => Ok(-1),
+        _ => {
+            let bytes = resources::size(s, "memory_swap", 1)?;
+            match memory {
+                None => Err("memory_swap needs `memory` (Docker limits swap only with memory)".into()),
+                Some(Some(m)) if bytes < m => Err(format!(
+                    "memory_swap ({bytes} bytes) is memory plus swap, so it cannot be less than memory ({m} bytes)"
+                )),
+                Some(_) => Ok(i64::try_from(bytes).unwrap_or(i64::MAX)),
+            }
+        }
+    });
+    let mut sysctls = BTreeMap::new();
+    for (k, v) in raw.sysctls.iter().flatten() {
+        if k.get().is_empty() || k.get().contains(['=', ' ']) {
+            c.error(k.span(), format!("sysctl name `{}` is not valid", k.get()));
+        } else {
+            sysctls.insert(k.get().clone(), v.get().0.clone());
+        }
+    }
+    let log = raw.log.as_ref().map(|l| {
+        let l = l.get();
+        let driver = c.map(&l.driver, |d| non_empty(d, "log.driver"));
+        let options = l
+            .options
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.get().clone(), v.get().clone()))
+            .collect();
+        LogConfig { driver, options }
+    });
+    RunOptions {
+        init: raw.init.as_ref().is_some_and(|i| *i.get()),
+        group_add,
+        sysctls,
+        extra_hosts,
+        dns,
+        device_cgroup_rules,
+        runtime,
+        read_only: raw.read_only.as_ref().is_some_and(|r| *r.get()),
+        memory_swap,
+        platform,
+        log,
+    }
+}

@@ -1,0 +1,660 @@
+//! The `docker run` flag table: which flags take a value, and the profile
+//! key each one maps to.
+
+use toml::Value;
+
+use super::HostView;
+use super::gpus::{self, GpuFacts};
+use super::script::{RunLine, Word};
+use crate::translate::draft::Draft;
+
+/// Boolean flags of `docker run` (they never take the next word).
+const BOOL_FLAGS: &[&str] = &[
+    "detach",
+    "interactive",
+    "tty",
+    "rm",
+    "privileged",
+    "init",
+    "read-only",
+    "publish-all",
+    "no-healthcheck",
+    "oom-kill-disable",
+    "sig-proxy",
+    "disable-content-trust",
+    "quiet",
+    "help",
+    "use-api-socket",
+];
+
+/// `docker run` flags that take a value and have no profile key.
+const VALUE_FLAGS: &[&str] = &[
+    "annotation",
+    "attach",
+    "blkio-weight",
+    "blkio-weight-device",
+    "cgroup-parent",
+    "cgroupns",
+    "cidfile",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpu-shares",
+    "cpuset-mems",
+    "detach-keys",
+    "device-read-bps",
+    "device-read-iops",
+    "device-write-bps",
+    "device-write-iops",
+    "dns-option",
+    "dns-search",
+    "domainname",
+    "expose",
+    "ip",
+    "ip6",
+    "isolation",
+    "kernel-memory",
+    "label-file",
+    "link",
+    "link-local-ip",
+    "mac-address",
+    "memory-reservation",
+    "memory-swappiness",
+    "network-alias",
+    "oom-score-adj",
+    "pids-limit",
+    "stop-signal",
+    "storage-opt",
+    "userns",
+    "uts",
+    "volume-driver",
+    "volumes-from",
+];
+
+/// Flags with a profile key (all take a value).
+const MAPPED: &[&str] = &[
+    "name",
+    "env",
+    "env-file",
+    "label",
+    "publish",
+    "volume",
+    "mount",
+    "tmpfs",
+    "device",
+    "shm-size",
+    "network",
+    "net",
+    "ipc",
+    "pid",
+    "cap-add",
+    "cap-drop",
+    "security-opt",
+    "ulimit",
+    "memory",
+    "cpus",
+    "cpuset-cpus",
+    "restart",
+    "stop-timeout",
+    "workdir",
+    "user",
+    "hostname",
+    "entrypoint",
+    "pull",
+    "gpus",
+    "runtime",
+    "health-cmd",
+    "health-interval",
+    "health-timeout",
+    "health-retries",
+    "health-start-period",
+    "add-host",
+    "device-cgroup-rule",
+    "dns",
+    "group-add",
+    "log-driver",
+    "log-opt",
+    "memory-swap",
+    "platform",
+    "sysctl",
+];
+
+/// Short flags and the long name they stand for.
+fn long_of(short: char) -> Option<&'static str> {
+    Some(match short {
+        'd' => "detach",
+        'i' => "interactive",
+        't' => "tty",
+        'P' => "publish-all",
+        'q' => "quiet",
+        'e' => "env",
+        'l' => "label",
+        'p' => "publish",
+        'v' => "volume",
+        'm' => "memory",
+        'w' => "workdir",
+        'u' => "user",
+        'h' => "hostname",
+        'a' => "attach",
+        'c' => "cpu-shares",
+        _ => return None,
+    })
+}
+
+/// One flag as read: its long name, how it was written, and its value.
+struct Flag {
+    name: String,
+    written: String,
+    value: Option<String>,
+}
+
+/// The value of a flag that was a command substitution: never imported.
+const SUBSTITUTED: &str = "\u{1}";
+
+impl Flag {
+    fn shown(&self) -> String {
+        match &self.value {
+            Some(v) => shell_words::join([self.written.as_str(), v.as_str()]),
+            None => self.written.clone(),
+        }
+    }
+}
+
+/// Translates one `docker run` line into a profile draft.
+/// `facts`: what is known of the GPUs before the flags are read.
+pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Result<Draft, String> {
+    let mut draft = Draft::default();
+    facts.nvidia_docker |= run.nvidia_docker;
+    for (name, value) in &run.assignments {
+        if name == "NV_GPU" {
+            facts.nv_gpu = Some(value.clone());
+        } else {
+            draft.not_imported(format!(
+                "{name}={value} (a variable of the shell, not of the container)"
+            ));
+        }
+    }
+    let mut words = run.args.iter().peekable();
+    let (mut tty, mut stdin) = (false, false);
+    let mut rest: Vec<String> = Vec::new();
+    let mut flags: Vec<Flag> = Vec::new();
+    let mut image: Option<String> = None;
+    while let Some(word) = words.next() {
+        let text = match word {
+            Word::Text(t) => t.clone(),
+            Word::Substitution(s) if image.is_none() && !s.starts_with('-') => {
+                return Err(format!(
+                    "the image `{s}` is a command substitution, which import does not run"
+                ));
+            }
+            Word::Substitution(s) => {
+                draft.not_imported(format!(
+                    "{s} (a command substitution, which import does not run)"
+                ));
+                continue;
+            }
+        };
+        if image.is_some() {
+            rest.push(text);
+            continue;
+        }
+        if text == "--" || !text.starts_with('-') || text == "-" {
+            let text = if text == "--" {
+                match words.next() {
+                    Some(Word::Text(t)) => t.clone(),
+                    _ => return Err("no image after `--`".into()),
+                }
+            } else {
+                text
+            };
+            image = Some(text);
+            continue;
+        }
+        let next_value =
+            |words: &mut std::iter::Peekable<std::slice::Iter<'_, Word>>| match words.next() {
+                Some(Word::Text(t)) => Some(t.clone()),
+                Some(Word::Substitution(s)) => Some(format!("{SUBSTITUTED}{s}")),
+                None => None,
+            };
+        if let Some(long) = text.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (long.to_string(), None),
+            };
+            let known_value =
+                MAPPED.contains(&name.as_str()) || VALUE_FLAGS.contains(&name.as_str());
+            let value = if inline.is_some() || BOOL_FLAGS.contains(&name.as_str()) {
+                inline
+            } else if known_value {
+                Some(next_value(&mut words).ok_or(format!("`--{name}` needs a value"))?)
+            } else {
+                // Unknown: the next word is its value unless it is an option.
+                match words.peek() {
+                    Some(Word::Text(t)) if !t.starts_with('-') => next_value(&mut words),
+                    _ => None,
+                }
+            };
+            flags.push(Flag {
+                written: format!("--{name}"),
+                name,
+                value,
+            });
+            continue;
+        }
+        // Short flags: `-it`, `-e A=b`, `-eA=b`, `-p8080:80`.
+        let shorts: Vec<char> = text[1..].chars().collect();
+        let mut i = 0;
+        while i < shorts.len() {
+            let c = shorts[i];
+            let Some(long) = long_of(c) else {
+                let value = if i + 1 < shorts.len() {
+                    Some(shorts[i + 1..].iter().collect())
+                } else {
+                    match words.peek() {
+                        Some(Word::Text(t)) if !t.starts_with('-') => next_value(&mut words),
+                        _ => None,
+                    }
+                };
+                flags.push(Flag {
+                    name: format!("?{c}"),
+                    written: format!("-{c}"),
+                    value,
+                });
+                break;
+            };
+            if BOOL_FLAGS.contains(&long) {
+                flags.push(Flag {
+                    name: long.into(),
+                    written: format!("-{c}"),
+                    value: None,
+                });
+                i += 1;
+                continue;
+            }
+            let value = if i + 1 < shorts.len() {
+                let v: String = shorts[i + 1..].iter().collect();
+                v.strip_prefix('=').map(str::to_string).unwrap_or(v)
+            } else {
+                next_value(&mut words).ok_or(format!("`-{c}` needs a value"))?
+            };
+            flags.push(Flag {
+                name: long.into(),
+                written: format!("-{c}"),
+                value: Some(value),
+            });
+            break;
+        }
+    }
+    let image = image.ok_or("no image: `docker run` needs one after its options")?;
+    draft.set("image", image);
+    if !rest.is_empty() {
+        draft.set("command", command_value(&rest));
+    }
+    for flag in flags {
+        apply(flag, &mut draft, &mut facts, host, &mut tty, &mut stdin);
+    }
+    match (tty, stdin) {
+        (true, true) => draft.set("interactive", true),
+        (false, false) => {}
+        (t, _) => draft.not_imported(format!(
+            "{} (`interactive` sets both -i and -t)",
+            if t { "-t" } else { "-i" }
+        )),
+    }
+    gpus::apply(facts, host, &mut draft);
+    Ok(draft)
+}
+
+/// A command as a string when the shell splits it back into the same
+/// words, else as an array.
+pub fn command_value(words: &[String]) -> Value {
+    let joined = shell_words::join(words);
+    if words.len() == 1 && !words[0].contains([' ', '\'', '"', '\\']) {
+        Value::String(words[0].clone())
+    } else if shell_words::split(&joined).ok().as_deref() == Some(words)
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && !w.contains(['\'', '"', '\\', '\n']))
+    {
+        Value::String(joined)
+    } else {
+        Value::Array(words.iter().cloned().map(Value::String).collect())
+    }
+}
+
+fn truthy(value: &Option<String>) -> Option<bool> {
+    match value.as_deref() {
+        None | Some("true") | Some("1") => Some(true),
+        Some("false") | Some("0") => Some(false),
+        _ => None,
+    }
+}
+
+/// Trailing slashes of a host path, as Docker cleans it.
+fn clean_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        path.to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn apply(
+    flag: Flag,
+    draft: &mut Draft,
+    facts: &mut GpuFacts,
+    host: &HostView<'_>,
+    tty: &mut bool,
+    stdin: &mut bool,
+) {
+    if let Some(s) = flag
+        .value
+        .as_deref()
+        .and_then(|v| v.strip_prefix(SUBSTITUTED))
+    {
+        draft.not_imported(format!(
+            "{} {s} (a command substitution, which import does not run)",
+            flag.written
+        ));
+        return;
+    }
+    let shown = flag.shown();
+    let value = flag.value.clone().unwrap_or_default();
+    let mut skip = |draft: &mut Draft, why: &str| {
+        if why.is_empty() {
+            draft.not_imported(shown.clone());
+        } else {
+            draft.not_imported(format!("{shown} ({why})"));
+        }
+    };
+    match flag.name.as_str() {
+        "detach" => {}
+        "tty" => *tty = truthy(&flag.value).unwrap_or(true),
+        "interactive" => *stdin = truthy(&flag.value).unwrap_or(true),
+        "rm" => skip(
+            draft,
+            "launch keeps a managed container; `launch down` removes it",
+        ),
+        "privileged" => match truthy(&flag.value) {
+            Some(true) => draft.set("privileged", true),
+            Some(false) => {}
+            None => skip(draft, "not true or false"),
+        },
+        "name" => draft.set("name", value),
+        "env" => match value.split_once('=') {
+            Some(("NVIDIA_VISIBLE_DEVICES", v)) => facts.visible = Some(v.to_string()),
+            Some(("NVIDIA_DRIVER_CAPABILITIES", v)) => facts.capabilities = Some(v.to_string()),
+            Some((k, v)) => draft.insert("env", k, v),
+            // `-e NAME` passes the caller's value on.
+            None => draft.insert("env", value.clone(), format!("${{{value}}}")),
+        },
+        "env-file" => draft.push("env_file", value),
+        "label" => match value.split_once('=') {
+            Some((k, _)) if k.starts_with("launch.") => {
+                skip(draft, "the `launch.` labels are launch's own")
+            }
+            Some((k, v)) => draft.insert("labels", k, v),
+            None => draft.insert("labels", value.clone(), ""),
+        },
+        "publish" => draft.push("ports", value),
+        "volume" => volume(&value, draft, facts, &mut skip),
+        "mount" => match mount(&value) {
+            Some(v) => draft.push("volumes", v),
+            None => skip(
+                draft,
+                "only type, source, target and readonly have profile keys",
+            ),
+        },
+        "tmpfs" if !value.contains(':') => {
+            let mut t = toml::map::Map::new();
+            t.insert("type".into(), "tmpfs".into());
+            t.insert("target".into(), value.into());
+            draft.push("volumes", Value::Table(t));
+        }
+        "device" => device(&value, draft, facts, host),
+        "shm-size" => draft.set("shm_size", value),
+        "network" | "net" => draft.set("network", value),
+        "ipc" => draft.set("ipc", value),
+        "pid" => draft.set("pid", value),
+        "cap-add" => draft.push("cap_add", value),
+        "cap-drop" => draft.push("cap_drop", value),
+        "security-opt" => draft.push("security_opt", value),
+        "ulimit" => match value.split_once('=') {
+            Some((name, limits)) => {
+                let v = match limits.parse::<i64>() {
+                    Ok(n) => Value::Integer(n),
+                    Err(_) => Value::String(limits.to_string()),
+                };
+                draft.insert("ulimits", name, v);
+            }
+            None => skip(draft, "expected name=soft[:hard]"),
+        },
+        "memory" => draft.set("memory", value),
+        "cpus" => draft.set("cpus", value),
+        "cpuset-cpus" => draft.set("cpuset", value),
+        "restart" => draft.set("restart", value),
+        "stop-timeout" => match value.parse::<i64>() {
+            Ok(n) if n >= 0 => draft.set("stop_timeout", n),
+            _ => skip(draft, "not a number of seconds"),
+        },
+        "workdir" => draft.set("workdir", value),
+        "user" => draft.set("user", value),
+        "hostname" => draft.set("hostname", value),
+        "entrypoint" => draft.set("entrypoint", value),
+        "pull" => draft.set("pull", value),
+        "gpus" => facts.gpus_flag = Some(value),
+        "runtime" if value == "nvidia" => facts.runtime_nvidia = true,
+        "runtime" => draft.set("runtime", value),
+        "init" => match truthy(&flag.value) {
+            Some(on) => {
+                if on {
+                    draft.set("init", true);
+                }
+            }
+            None => skip(draft, "not true or false"),
+        },
+        "read-only" => match truthy(&flag.value) {
+            Some(on) => {
+                if on {
+                    draft.set("read_only", true);
+                }
+            }
+            None => skip(draft, "not true or false"),
+        },
+        "group-add" => draft.push("group_add", value),
+        "add-host" => draft.push("extra_hosts", value),
+        "dns" => draft.push("dns", value),
+        "device-cgroup-rule" => draft.push("device_cgroup_rules", value),
+        "platform" => draft.set("platform", value),
+        "memory-swap" => match value.parse::<i64>() {
+            Ok(n) => draft.set("memory_swap", n),
+            Err(_) => draft.set("memory_swap", value),
+        },
+        "sysctl" => match value.split_once('=') {
+            Some((k, v)) => draft.insert("sysctls", k, v),
+            None => skip(draft, "expected name=value"),
+        },
+        "log-driver" => draft.insert("log", "driver", value),
+        "log-opt" => match value.split_once('=') {
+            Some((k, v)) => {
+                let options = draft
+                    .table_mut("log")
+                    .entry("options".to_string())
+                    .or_insert_with(|| Value::Table(toml::map::Map::new()));
+                if let Value::Table(t) = options {
+                    t.insert(k.to_string(), Value::String(v.to_string()));
+                }
+            }
+            None => skip(draft, "expected key=value"),
+        },
+        "health-cmd" => draft.insert("healthcheck", "cmd", value),
+        "health-interval" => draft.insert("healthcheck", "interval", value),
+        "health-timeout" => draft.insert("healthcheck", "timeout", value),
+        "health-start-period" => draft.insert("healthcheck", "start_period", value),
+        "health-retries" => match value.parse::<i64>() {
+            Ok(n) if n >= 0 => draft.insert("healthcheck", "retries", n),
+            _ => skip(draft, "not a number"),
+        },
+        "no-healthcheck" => draft.insert("healthcheck", "cmd", Value::Array(vec!["NONE".into()])),
+        name if name.starts_with('?')
+            || !(BOOL_FLAGS.contains(&name)
+                || VALUE_FLAGS.contains(&name)
+                || MAPPED.contains(&name)) =>
+        {
+            skip(draft, "unknown flag")
+        }
+        _ => skip(draft, ""),
+    }
+}
+
+/// `-v SRC:DST[:OPTS]`.
+fn volume(
+    value: &str,
+    draft: &mut Draft,
+    facts: &mut GpuFacts,
+    skip: &mut impl FnMut(&mut Draft, &str),
+) {
+    let parts: Vec<&str> = value.split(':').collect();
+    let (source, target, mode) = match parts[..] {
+        [s, t] => (s, t, None),
+        [s, t, m] => (s, t, Some(m)),
+        [t] => {
+            // An anonymous volume: a name is needed to keep it across recreates.
+            return skip(
+                draft,
+                &format!("anonymous volume at {t}: give it a name, e.g. `data:{t}`"),
+            );
+        }
+        _ => return skip(draft, "expected source:target[:ro|rw]"),
+    };
+    if source.contains("nvidia_driver") && clean_path(target) == "/usr/local/nvidia" {
+        facts.driver_volume = true;
+        return;
+    }
+    if clean_path(source) == "/dev" && clean_path(target) == "/dev" {
+        facts.all_dev = true;
+        return;
+    }
+    if let Some(m) = mode.filter(|m| !matches!(*m, "ro" | "rw")) {
+        return skip(
+            draft,
+            &format!("mount options `{m}`: only ro and rw have a key"),
+        );
+    }
+    let source = match source.strip_prefix("${HOME}") {
+        Some(rest) => format!("~{rest}"),
+        None => source.to_string(),
+    };
+    let mut entry = format!("{}:{}", clean_path(&source), target);
+    if let Some(m) = mode {
+        entry = format!("{entry}:{m}");
+    }
+    draft.push("volumes", entry);
+}
+
+/// `--mount type=…,source=…,target=…[,readonly]` as a volume table.
+fn mount(value: &str) -> Option<Value> {
+    let mut t = toml::map::Map::new();
+    for field in value.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, "true"));
+        match k {
+            "type" if matches!(v, "bind" | "volume" | "tmpfs") => {
+                t.insert("type".into(), v.into());
+            }
+            "source" | "src" => {
+                t.insert("source".into(), v.into());
+            }
+            "target" | "destination" | "dst" => {
+                t.insert("target".into(), v.into());
+            }
+            "readonly" | "ro" => {
+                t.insert("read_only".into(), (v == "true" || v == "1").into());
+            }
+            _ => return None,
+        }
+    }
+    t.contains_key("target").then_some(Value::Table(t))
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]`: a GPU, a shared node, a CDI name or
+/// a plain device.
+fn device(value: &str, draft: &mut Draft, facts: &mut GpuFacts, host: &HostView<'_>) {
+    if let Some(id) = value.strip_prefix("nvidia.com/gpu=") {
+        facts.cdi.push(id.to_string());
+        return;
+    }
+    let host_path = value.split(':').next().unwrap_or(value);
+    if let Some(minor) = gpus::gpu_minor(host_path, host) {
+        facts.minors.push((minor, value.to_string()));
+    } else if gpus::is_shared_node(host_path, host) {
+        facts.shared.push(value.to_string());
+    } else {
+        draft.push("devices", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{HostView, import_script};
+    use toml::Value;
+
+    fn import(line: &str) -> crate::translate::draft::Draft {
+        let host = HostView {
+            gpus: Err("no NVML here".into()),
+            dev_root: Path::new("/"),
+        };
+        let mut results = import_script(line, &host);
+        assert_eq!(results.len(), 1, "{line}");
+        results.remove(0).expect("imported").draft
+    }
+
+    #[test]
+    fn short_flags_combine_and_take_attached_values() {
+        let d = import("docker run -itd -p127.0.0.1:8080:80 -eA=b -v/x:/y --name=ab busybox");
+        assert_eq!(d.get("interactive"), Some(&Value::Boolean(true)));
+        assert_eq!(
+            d.get("ports"),
+            Some(&Value::Array(vec!["127.0.0.1:8080:80".into()]))
+        );
+        assert_eq!(d.get("volumes"), Some(&Value::Array(vec!["/x:/y".into()])));
+        assert_eq!(
+            d.table("env").and_then(|e| e.get("A")),
+            Some(&Value::String("b".into()))
+        );
+        assert!(d.not_imported.is_empty(), "{:?}", d.not_imported);
+    }
+
+    #[test]
+    fn booleans_written_false_are_not_set() {
+        let d = import("docker run --privileged=false --init=false busybox");
+        assert_eq!(d.get("privileged"), None);
+        assert_eq!(d.get("init"), None);
+    }
+
+    #[test]
+    fn a_gpu_node_without_nvml_is_a_comment_not_a_guessed_index() {
+        let d = import("docker run --device /dev/nvidia3 busybox");
+        assert_eq!(d.get("gpus"), None);
+        assert_eq!(d.get("devices"), None);
+        assert!(
+            d.not_imported[0].contains("needs NVML"),
+            "{:?}",
+            d.not_imported
+        );
+    }
+
+    #[test]
+    fn volume_options_without_a_key_are_not_dropped_silently() {
+        let d = import("docker run -v /a:/b:ro,z -v /c/:/d busybox");
+        assert_eq!(d.get("volumes"), Some(&Value::Array(vec!["/c:/d".into()])));
+        assert!(
+            d.not_imported[0].starts_with("-v /a:/b:ro,z"),
+            "{:?}",
+            d.not_imported
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `launch render` for engines that schedule across machines, and for
+//! compose and systemd (docs/architecture.md, translation). One file per
+//! format; each works from the spec (what launch would send to Docker) and
+//! reports every field the target cannot express instead of dropping it.
+
+pub mod compose;
+pub mod kubernetes;
+pub mod slurm;
+pub mod systemd;
+
+use std::path::PathBuf;
+
+use crate::profile::Profile;
+use crate::spec::ContainerSpec;
+
+/// What a renderer works from.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub profile: &'a Profile,
+    /// The spec without the GPU injection (device nodes, driver mounts and
+    /// env are the target engine's business).
+    pub spec: &'a ContainerSpec,
+    pub gpus: Option<Gpus>,
+    /// This host's name: explicit GPUs exist on this node only.
+    pub node: String,
+    /// The running `launch` binary, for systemd units.
+    pub launch_bin: PathBuf,
+}
+
+/// The GPUs a profile asks for, as other engines can name them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gpus {
+    /// Any N GPUs.
+    Count(u32),
+    /// These GPUs of this host (an index or `all` resolved to UUIDs).
+    Uuids(Vec<String>),
+}
+
+/// A profile key the target cannot express.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dropped {
+    /// The profile key, e.g. `ulimits`.
+    pub key: &'static str,
+    pub why: String,
+}
+
+/// The files of a rendering and what it could not express.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// File name and text; the dropped keys are comments in the text.
+    pub files: Vec<(String, String)>,
+    pub dropped: Vec<Dropped>,
+}
+
+/// Collects dropped keys while a renderer walks the spec.
+#[derive(Debug, Default)]
+pub struct Drops(pub Vec<Dropped>);
+
+impl Drops {
+    pub fn drop(&mut self, key: &'static str, why: impl Into<String>) {
+        self.0.push(Dropped {
+            key,
+            why: why.into(),
+        });
+    }
+
+    /// `# dropped: …` lines, one per key (`prefix` is the comment mark).
+    pub fn comments(&self, prefix: &str) -> String {
+        self.0
+            .iter()
+            .map(|d| format!("{prefix} dropped: `{}`: {}\n", d.key, d.why))
+            .collect()
+    }
+}
+
+/// A name as a DNS-1123 label (Kubernetes object names): lower case,
+/// letters, digits and `-`, at most 63 characters. `acct_x` → `acct-x`.
+pub fn dns_label(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() { c } else { '-' }
+        })
+        .collect();
+    out.truncate(63);
+    let trimmed = out.trim_matches('-');
+    if trimmed.is_empty() {
+        "launch".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// A duration in nanoseconds as Go and compose write it: `30s`, `1500ms`.
+pub fn duration(ns: i64) -> String {
+    for (unit, size) in [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if ns != 0 && ns % size == 0 {
+            return format!("{}{unit}", ns / size);
+        }
+    }
+    format!("{ns}ns")
+}
+
+/// A YAML document of `value`.
+pub fn yaml(value: &serde_json::Value) -> String {
+    serde_norway::to_string(value).unwrap_or_default()
+}
+
+/// The user's labels: launch's own (`launch.*`) belong to containers launch makes.
+pub fn user_labels(spec: &ContainerSpec) -> impl Iterator<Item = (&String, &String)> {
+    spec.labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("launch."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_dns_labels() {
+        assert_eq!(dns_label("acct_x"), "acct-x");
+        assert_eq!(dns_label("Test.Paddle_1"), "test-paddle-1");
+        assert_eq!(dns_label("__"), "launch");
+    }
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        assert_eq!(duration(30_000_000_000), "30s");
+        assert_eq!(duration(90_000_000_000), "90s");
+        assert_eq!(duration(120_000_000_000), "2m");
+        assert_eq!(duration(1_500_000_000), "1500ms");
+        assert_eq!(duration(7), "7ns");
+    }
+}
