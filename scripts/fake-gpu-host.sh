@@ -3,10 +3,18 @@
 # support in tests/support/fake_gpu.rs:
 #   ROOT/nvml/libnvidia-ml.so.1 + fake-nvml.conf   (tests/support/fake_nvml.c)
 #   ROOT/dev-root/dev/nvidia*                       (char devices as root, else /dev/null links)
-#   ROOT/driver-root/...                            (driver libs, ld.so.cache, binaries)
+#   ROOT/dev-root/dev/char/195:N                    (the links NVIDIA's udev rule makes)
+#   ROOT/dev-root/proc/driver/nvidia/version        (the kernel module's version; MODULE_VERSION)
+#   ROOT/dev-root/proc/devices                      (character majors: nvidia-uvm's)
+#   ROOT/driver-root/...                            (driver libs, ld.so.cache, binaries; an
+#                                                    nvidia-smi that fails while
+#                                                    /run/fake-nvidia-smi-fails exists)
+#   ROOT/cdi/nvidia.yaml                            (a CDI spec naming the GPUs)
 # and print the flags to hand to `launch`.
 #
 # Usage: scripts/fake-gpu-host.sh ROOT [GPU_COUNT] [DRIVER_VERSION]
+# MODULE_VERSION=X in the environment: the kernel module's version differs
+# from the libraries' (a driver upgraded without a reboot).
 # Needs gcc, mknod or ln, ldconfig (and unshare when not root).
 set -euo pipefail
 
@@ -45,8 +53,8 @@ if [[ -e $nvml_dir || -e $root/dev-root || -e $driver_root ]]; then
     echo "$root already holds a fake host; remove it first" >&2
     exit 1
 fi
-mkdir -p "$nvml_dir" "$dev_dir" "$lib_dir" "$driver_root/etc" "$driver_root/usr/bin" \
-    "$driver_root/run/nvidia-persistenced"
+mkdir -p "$nvml_dir" "$dev_dir" "$dev_dir/char" "$lib_dir" "$driver_root/etc" "$driver_root/usr/bin" \
+    "$driver_root/run/nvidia-persistenced" "$root/dev-root/proc/driver/nvidia" "$root/cdi"
 
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
@@ -82,6 +90,27 @@ make_node nvidiactl 195 255
 make_node nvidia-modeset 195 254
 make_node nvidia-uvm 510 0
 make_node nvidia-uvm-tools 510 1
+for ((i = 0; i < gpu_count; i++)); do
+    ln -s "../nvidia$i" "$dev_dir/char/195:$i"
+done
+ln -s ../nvidiactl "$dev_dir/char/195:255"
+
+# --- /proc -------------------------------------------------------------------
+printf 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n' \
+    "${MODULE_VERSION:-$driver_version}" >"$root/dev-root/proc/driver/nvidia/version"
+printf 'Character devices:\n  1 mem\n195 nvidia-frontend\n510 nvidia-uvm\n\nBlock devices:\n  7 loop\n' \
+    >"$root/dev-root/proc/devices"
+
+# --- CDI ---------------------------------------------------------------------
+{
+    printf -- '---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n'
+    for ((i = 0; i < gpu_count; i++)); do
+        for name in "$i" "$(printf 'GPU-%08x-0000-4000-8000-%012x' $((0x5eed0000 + i)) "$i")"; do
+            printf -- '- name: "%s"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia%d\n' "$name" "$i"
+        done
+    done
+    printf 'containerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n'
+} >"$root/cdi/nvidia.yaml"
 
 # --- driver root -----------------------------------------------------------
 echo /usr/lib/x86_64-linux-gnu >"$driver_root/etc/ld.so.conf"
@@ -123,12 +152,24 @@ fi
 # own it even when it sorts below the stale one.
 ln -sfn "libcuda.so.$driver_version" "$lib_dir/libcuda.so.1"
 
-for bin in nvidia-smi nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-control nvidia-cuda-mps-server; do
+for bin in nvidia-debugdump nvidia-persistenced nvidia-cuda-mps-control nvidia-cuda-mps-server; do
     printf '#!/bin/sh\necho "fake %s"\n' "$bin" >"$driver_root/usr/bin/$bin"
     chmod 755 "$driver_root/usr/bin/$bin"
 done
+# nvidia-smi: lists the GPUs; fails as NVML does in a container whose GPUs a
+# daemon-reload took while /run/fake-nvidia-smi-fails exists where it runs,
+# and hangs (30 s) while /run/fake-nvidia-smi-hangs does.
+{
+    printf '#!/bin/sh\nif [ -e /run/fake-nvidia-smi-hangs ]; then\n  sleep 30\nfi\nif [ -e /run/fake-nvidia-smi-fails ]; then\n  echo "Failed to initialize NVML: Unknown Error"\n  exit 255\nfi\n'
+    printf 'if [ "$1" = -L ]; then\n'
+    for ((i = 0; i < gpu_count; i++)); do
+        printf "  echo 'GPU %d: NVIDIA H100 80GB HBM3 (UUID: GPU-%08x-0000-4000-8000-%012x)'\n" "$i" $((0x5eed0000 + i)) "$i"
+    done
+    printf '  exit 0\nfi\necho "fake nvidia-smi"\n'
+} >"$driver_root/usr/bin/nvidia-smi"
+chmod 755 "$driver_root/usr/bin/nvidia-smi"
 : >"$driver_root/run/nvidia-persistenced/socket"
 
 # %q keeps the line pasteable even if ROOT has spaces.
-printf -- '--nvml-lib %q --dev-root %q --driver-root %q\n' \
-    "$nvml_dir/libnvidia-ml.so.1" "$root/dev-root" "$driver_root"
+printf -- '--nvml-lib %q --dev-root %q --driver-root %q --cdi-spec-dir %q\n' \
+    "$nvml_dir/libnvidia-ml.so.1" "$root/dev-root" "$driver_root" "$root/cdi"

@@ -6,7 +6,11 @@
 #   2. each GPU's minor number (from launch) against the /dev/nvidia<minor>
 #      character devices (major 195);
 #   3. `launch render` of a devices-mode profile for GPU 0: its device node, and
-#      libcuda / libnvidia-ml mounts of the running driver version.
+#      libcuda / libnvidia-ml mounts of the running driver version;
+#   4. `launch doctor --json` against the driver's own answers: the kernel
+#      module (/proc/driver/nvidia/version) against nvidia-smi's driver
+#      version, persistence mode against nvidia-smi's, and the nvidia-uvm
+#      major against /proc/devices and /dev/nvidia-uvm. Its text is printed.
 # Prints one PASS or FAIL line per check and exits 1 when any check fails.
 # Needs bash, nvidia-smi, and python3 or jq; not Docker.
 #
@@ -81,6 +85,20 @@ driver_version_of() {
         python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["driver_version"])' "$1"
     else
         jq -r '.driver_version' "$1"
+    fi
+}
+
+# doctor's check NAME from its JSON: "status<TAB>message".
+doctor_check() {
+    if [[ $json_tool == python3 ]]; then
+        python3 - "$1" "$2" <<'PY'
+import json, sys
+for c in json.load(open(sys.argv[1]))["checks"]:
+    if c["name"] == sys.argv[2]:
+        print("%s\t%s" % (c["status"], c["message"]))
+PY
+    else
+        jq -r --arg n "$2" '.checks[] | select(.name == $n) | [.status, .message] | @tsv' "$1"
     fi
 }
 
@@ -275,6 +293,56 @@ if "$launch" render --format json "$profile" >"$work/render.json" 2>"$work/rende
 else
     cat "$work/render.err" >&2
     fail "launch render of a devices-mode profile for GPU 0: $(grep -m1 '^error' "$work/render.err" || tail -n 1 "$work/render.err")"
+fi
+
+# ---- 4. launch doctor against the driver's own answers ---------------------------
+
+echo "--- launch doctor"
+"$launch" doctor 2>&1 || true
+if "$launch" doctor --json >"$work/doctor.json" 2>"$work/doctor.err" || [[ -s $work/doctor.json ]]; then
+    # The kernel module: /proc/driver/nvidia/version against nvidia-smi.
+    proc_version=$dev_root/proc/driver/nvidia/version
+    IFS=$'\t' read -r k_status k_message < <(doctor_check "$work/doctor.json" kernel-module)
+    if [[ -r $proc_version ]]; then
+        module=$(sed -n 's/^NVRM version:.*Kernel Module[^0-9]*\([0-9][0-9.]*\).*/\1/p' "$proc_version" | head -n 1)
+        if [[ $module == "$smi_driver" && $k_status == ok ]] || [[ -n $module && $module != "$smi_driver" && $k_status == fail ]]; then
+            pass "doctor kernel-module: $k_status (module $module, nvidia-smi $smi_driver)"
+        else
+            fail "doctor kernel-module: $k_status ($k_message), but the module is '$module' and nvidia-smi says $smi_driver"
+        fi
+    else
+        fail "$proc_version is not readable (doctor says: $k_status: $k_message)"
+    fi
+
+    # Persistence mode: nvidia-smi's Disabled GPUs are the ones doctor names.
+    off=$(nvidia-smi --query-gpu=index,persistence_mode --format=csv,noheader |
+        awk -F', *' '$2 == "Disabled" { printf "%s%s", sep, $1; sep = ", " }')
+    IFS=$'\t' read -r p_status p_message < <(doctor_check "$work/doctor.json" persistence-mode)
+    if [[ -z $off && $p_status == ok ]] || [[ -n $off && $p_status == warn && $p_message == *"GPU(s) $off:"* ]]; then
+        pass "doctor persistence-mode: $p_status (nvidia-smi: off on '${off:-none}')"
+    else
+        fail "doctor persistence-mode: $p_status ($p_message), but nvidia-smi has it off on '${off:-none}'"
+    fi
+
+    # nvidia-uvm: /proc/devices' major, and the node's when it exists.
+    IFS=$'\t' read -r n_status n_message < <(doctor_check "$work/doctor.json" device-nodes)
+    uvm_major=$(awk '/^Block devices:/ { exit } $2 == "nvidia-uvm" { print $1 }' "$dev_root/proc/devices" 2>/dev/null || true)
+    if [[ -c $dev_root/dev/nvidia-uvm && -n $uvm_major ]]; then
+        node_major=$((16#$(stat -L -c '%t' "$dev_root/dev/nvidia-uvm")))
+        if [[ $node_major -eq $uvm_major && $n_status == ok && $n_message == *"nvidia-uvm major $uvm_major"* ]] ||
+            [[ $node_major -ne $uvm_major && $n_status == fail ]]; then
+            pass "doctor device-nodes: $n_status (nvidia-uvm major $uvm_major in /proc/devices, $node_major on the node)"
+        else
+            fail "doctor device-nodes: $n_status ($n_message); /proc/devices says nvidia-uvm is $uvm_major, the node $node_major"
+        fi
+    elif [[ ! -e $dev_root/dev/nvidia-uvm && $n_status == warn ]]; then
+        pass "doctor device-nodes: warn (no /dev/nvidia-uvm yet)"
+    else
+        echo "doctor device-nodes: $n_status ($n_message); nvidia-uvm major in /proc/devices: '${uvm_major:-none}'"
+    fi
+else
+    cat "$work/doctor.err" >&2
+    fail "launch doctor --json printed nothing: $(tail -n 1 "$work/doctor.err")"
 fi
 
 if ((failures > 0)); then

@@ -80,6 +80,20 @@ pub struct Global {
     )]
     pub driver_root: PathBuf,
 
+    /// A folder of CDI specs, as nvidia-ctk's --spec-dir; repeat it for
+    /// more. `auto` mode looks for an `nvidia.com/gpu` spec there, and
+    /// `doctor` checks that the specs name the GPUs NVML sees.
+    /// LAUNCH_CDI_SPEC_DIRS takes a colon-separated list.
+    #[arg(
+        long = "cdi-spec-dir",
+        global = true,
+        env = "LAUNCH_CDI_SPEC_DIRS",
+        value_name = "DIR",
+        value_delimiter = ':',
+        default_values = ["/etc/cdi", "/var/run/cdi"]
+    )]
+    pub cdi_spec_dirs: Vec<PathBuf>,
+
     /// The host's policy: what profiles of owners who are not its admins may
     /// use (images, bind sources, privileges, GPUs). Read by check, plan,
     /// render, up and build; it must be owned by root and not writable by
@@ -116,6 +130,7 @@ impl Global {
             nvml_lib: self.nvml_lib.clone(),
             dev_root: self.dev_root.clone(),
             driver_root: self.driver_root.clone(),
+            cdi_spec_dirs: self.cdi_spec_dirs.clone(),
         }
     }
 
@@ -378,6 +393,23 @@ pub enum Command {
     /// build is exit 1 with the builder's own lines.
     Build {
         #[arg(value_name = "PROFILE|DIR", required = true)]
+        profiles: Vec<PathBuf>,
+    },
+
+    /// Check the GPU host's health: one line per check, `ok`, `warn` or
+    /// `fail`, with the fix to apply. Exits 1 when a check fails.
+    ///
+    /// Checks that NVML loads and matches the kernel module (else a reboot
+    /// is pending), the device nodes and their majors, persistence mode, the
+    /// NVIDIA Container Toolkit and CDI specs (stale after a driver or MIG
+    /// change), the engine's cgroup driver against /dev/char links (GPUs lost
+    /// after `systemctl daemon-reload`), and each launch container's GPUs and
+    /// driver. With profiles, only their containers are judged. Works without
+    /// an engine (its checks say "unknown") and says so when there is no driver.
+    Doctor {
+        /// Judge only these profiles' containers (default: every container
+        /// launch made).
+        #[arg(value_name = "PROFILE|DIR")]
         profiles: Vec<PathBuf>,
     },
 

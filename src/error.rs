@@ -60,9 +60,15 @@ pub enum Error {
     #[error("refused by the policy")]
     Policy(Diagnostics),
 
-    /// launch will not do it: a foreign container, files that would be lost.
+    /// launch will not do it: a foreign container, files that would be lost,
+    /// an image that needs a newer CUDA than the driver's.
     #[error("{0}")]
     Refused(String),
+
+    /// The driver was upgraded and the host not rebooted: no GPU container
+    /// can be made until it is.
+    #[error("{0}")]
+    RebootPending(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,7 +83,8 @@ impl Error {
             | Error::Engine(_)
             | Error::Host(_)
             | Error::RecreateFailed { .. }
-            | Error::LockTimeout { .. } => Exit::Runtime,
+            | Error::LockTimeout { .. }
+            | Error::RebootPending(_) => Exit::Runtime,
             Error::NotEnoughGpus(_) | Error::Refused(_) | Error::Policy(_) => Exit::Refused,
         }
     }

@@ -19,6 +19,7 @@ pub mod build;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod health;
 pub mod host;
 pub mod image_ref;
 pub mod owner;

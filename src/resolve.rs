@@ -141,6 +141,14 @@ pub fn resolve(profile: &Profile, host: &Host<'_>) -> Result<Resolved, ResolveEr
         }),
         GpuMode::Devices => inject_devices(&mut spec, gpus, &chosen, &caps)?,
     }
+    if choice.mode != GpuMode::Devices {
+        list_device_nodes(&mut spec, gpus, &chosen);
+    }
+    // Stable numbering: CUDA's default order (fastest first) differs from
+    // nvidia-smi's; the profile may set its own.
+    let (key, value) = spec::CUDA_DEVICE_ORDER;
+    spec.env.entry(key.into()).or_insert_with(|| value.into());
+    spec.schema = spec::SCHEMA;
     spec.gpu = Some(GpuAssignment {
         mode: match choice.mode {
             GpuMode::Cdi => spec::InjectionMode::Cdi,
@@ -211,6 +219,22 @@ fn choose_mode(requested: GpuMode, facts: &ToolkitFacts) -> ModeChoice {
             "auto: no NVIDIA Container Toolkit and no CDI spec{engine}; injecting device nodes and driver files directly"
         ),
     )
+}
+
+/// `toolkit` and `cdi` modes: the GPUs' and the shared nodes also go in
+/// `devices`, so Docker's own device rules keep them after a `systemctl
+/// daemon-reload` (NVIDIA's documented workaround; docs/architecture.md,
+/// GPU health). A node the host lacks is left to the runtime.
+fn list_device_nodes(spec: &mut ContainerSpec, host: &GpuHost, chosen: &[&Gpu]) {
+    for minor in chosen.iter().filter_map(|g| g.minor) {
+        if let Some(node) = host.nodes.gpus.get(&minor) {
+            spec.devices
+                .push(device(node, &format!("/dev/nvidia{minor}")));
+        }
+    }
+    for (name, path) in &host.nodes.shared {
+        spec.devices.push(device(path, &format!("/dev/{name}")));
+    }
 }
 
 /// `devices` mode: what the seed's scripts did by hand, from the snapshot.
@@ -300,7 +324,7 @@ fn read_only_bind(source: &str, target: &str) -> spec::Mount {
 /// The spec of everything but the GPUs.
 pub fn base_spec(p: &Profile) -> ContainerSpec {
     let mut spec = ContainerSpec {
-        schema: spec::SCHEMA,
+        schema: spec::SCHEMA_WITHOUT_GPUS,
         name: p.name.clone(),
         image: p.image.clone(),
         entrypoint: p.entrypoint.clone(),

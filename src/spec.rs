@@ -13,7 +13,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub const SCHEMA: u32 = 1;
+/// 2: GPU containers get `CUDA_DEVICE_ORDER=PCI_BUS_ID`, and in `toolkit`
+/// and `cdi` modes their device nodes in `devices` too
+/// (docs/architecture.md, GPU health). See [`ContainerSpec::projected`].
+pub const SCHEMA: u32 = 2;
+
+/// The schema of a spec without GPUs: schema 2 changed GPU containers only,
+/// so the spec of a profile without GPUs is what schema 1 made, and keeps
+/// its number and its hash (an unchanged profile keeps its hash).
+pub const SCHEMA_WITHOUT_GPUS: u32 = 1;
+
+/// The default `CUDA_DEVICE_ORDER` of GPU containers since schema 2.
+pub const CUDA_DEVICE_ORDER: (&str, &str) = ("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
 
 /// Labels written on every container launch makes.
 pub mod label {
@@ -253,6 +264,37 @@ impl ContainerSpec {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// This spec as an older launch, of `schema`, made it from the same
+    /// profile and host: the defaults added since left out. More than one
+    /// when that depends on what the profile said (a `CUDA_DEVICE_ORDER`
+    /// the profile sets itself was there before). A container whose stored
+    /// hash is one of these is up to date: upgrading launch never recreates
+    /// it (docs/architecture.md, the spec and its hash).
+    pub fn projected(&self, schema: u32) -> Vec<ContainerSpec> {
+        if schema >= self.schema || schema == 0 {
+            return Vec::new();
+        }
+        let mut older = self.clone();
+        older.schema = schema;
+        if schema < 2
+            && let Some(gpu) = &self.gpu
+        {
+            if gpu.mode != InjectionMode::Devices {
+                // Profiles cannot list NVIDIA devices themselves (check_devices).
+                older
+                    .devices
+                    .retain(|d| !d.container.starts_with("/dev/nvidia"));
+            }
+            let (key, value) = CUDA_DEVICE_ORDER;
+            if older.env.get(key).map(String::as_str) == Some(value) {
+                let mut without = older.clone();
+                without.env.remove(key);
+                return vec![without, older];
+            }
+        }
+        vec![older]
+    }
+
     /// Reads a spec back from its `launch.spec` label.
     pub fn from_label(json: &str) -> Option<ContainerSpec> {
         serde_json::from_str(json).ok()
@@ -303,9 +345,11 @@ fn is_empty(v: &Value) -> bool {
 mod tests {
     use super::*;
 
+    /// Schema 1, as launch made specs before schema 2: its pinned hash is
+    /// that of containers running now.
     fn spec() -> ContainerSpec {
         ContainerSpec {
-            schema: SCHEMA,
+            schema: 1,
             name: "train".into(),
             image: "busybox".into(),
             env: BTreeMap::from([("A".into(), "1".into())]),
@@ -324,7 +368,7 @@ mod tests {
     /// A small spec with one of each kind of field a GPU profile sets.
     fn gpu_spec() -> ContainerSpec {
         ContainerSpec {
-            schema: SCHEMA,
+            schema: 1,
             name: "train".into(),
             image: "busybox".into(),
             command: Some(vec!["sleep".into(), "1000".into()]),
@@ -395,12 +439,68 @@ mod tests {
         );
     }
 
+    /// `gpu_spec` as schema 2 makes it: the default `CUDA_DEVICE_ORDER`, and
+    /// the GPU's and the shared nodes in `devices` in toolkit mode.
+    fn gpu_spec_v2() -> ContainerSpec {
+        let mut s = gpu_spec();
+        s.schema = 2;
+        s.env
+            .insert(CUDA_DEVICE_ORDER.0.into(), CUDA_DEVICE_ORDER.1.into());
+        s.devices.insert(
+            0,
+            Device {
+                host: "/dev/nvidiactl".into(),
+                container: "/dev/nvidiactl".into(),
+                permissions: "rwm".into(),
+            },
+        );
+        s
+    }
+
+    /// Like `the_hash_of_a_fixed_spec_is_pinned`, for schema 2.
+    #[test]
+    fn the_hash_of_a_fixed_schema_2_spec_is_pinned() {
+        assert_eq!(SCHEMA, 2);
+        assert_eq!(
+            gpu_spec_v2().hash(),
+            "bd80b805333835e7f8d737283c6b91c243ab14ed3db27e1752fa91280c12f600"
+        );
+    }
+
+    #[test]
+    fn a_schema_2_spec_projected_onto_schema_1_is_what_schema_1_made() {
+        // Schema 1 listed no device nodes in toolkit mode.
+        let mut v1 = gpu_spec();
+        v1.devices.clear();
+        let projected = gpu_spec_v2().projected(1);
+        assert!(projected.contains(&v1), "{projected:#?}");
+        // A profile that set CUDA_DEVICE_ORDER itself had it at schema 1 too.
+        let mut own = v1.clone();
+        own.env
+            .insert(CUDA_DEVICE_ORDER.0.into(), CUDA_DEVICE_ORDER.1.into());
+        assert!(gpu_spec_v2().projected(1).contains(&own));
+        // Devices mode listed its nodes at schema 1 already.
+        let mut devices = gpu_spec_v2();
+        devices.gpu.as_mut().unwrap().mode = InjectionMode::Devices;
+        assert!(
+            devices
+                .projected(1)
+                .iter()
+                .all(|p| p.devices == devices.devices)
+        );
+        // Nothing projects onto its own schema or a newer one.
+        assert!(gpu_spec_v2().projected(2).is_empty());
+        // A spec without GPUs is schema 1's already: nothing older to match.
+        assert_eq!(spec().schema, SCHEMA_WITHOUT_GPUS);
+        assert!(spec().projected(1).is_empty());
+    }
+
     /// The enums serialize to the strings the fields held when they were
     /// strings, so no running container's hash moves; ports sort as before.
     #[test]
     fn typed_fields_keep_their_canonical_json() {
         let s = ContainerSpec {
-            schema: SCHEMA,
+            schema: 1,
             name: "t".into(),
             image: "busybox".into(),
             mounts: vec![Mount {

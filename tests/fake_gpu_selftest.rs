@@ -154,8 +154,26 @@ fn fake_host_files_look_like_a_driver_install() {
         .without_node("nvidia-uvm-tools")
         .build();
     let args = host.args();
-    assert_eq!(args.len(), 6);
+    assert_eq!(args.len(), 8);
     assert_eq!(args[0], "--nvml-lib");
+    assert_eq!(args[6], "--cdi-spec-dir");
+    assert!(host.cdi_dir.is_dir(), "an empty CDI folder by default");
+    // What the driver shows under /proc, and NVIDIA's udev links.
+    let version =
+        std::fs::read_to_string(host.dev_root.join("proc/driver/nvidia/version")).unwrap();
+    assert!(
+        version.starts_with(&format!(
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  ",
+            host.driver_version
+        )),
+        "{version}"
+    );
+    let devices = std::fs::read_to_string(host.dev_root.join("proc/devices")).unwrap();
+    assert!(devices.contains("\n510 nvidia-uvm\n"), "{devices}");
+    assert_eq!(
+        std::fs::read_link(host.dev_root.join("dev/char/195:3")).unwrap(),
+        std::path::PathBuf::from("../nvidia3")
+    );
     assert_eq!(args[3], host.dev_root.to_str().unwrap());
 
     let dev = host.dev_root.join("dev");

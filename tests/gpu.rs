@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::cli::{Launch, Output, Profiles};
 use support::docker::{self, Scratch};
 use support::fake_gpu::{
-    DEFAULT_DRIVER_VERSION, DRIVER_LIB_DIR, FakeGpu, FakeGpuHost, FakeGpuHostBuilder,
+    DEFAULT_DRIVER_VERSION, DRIVER_LIB_DIR, FakeGpu, FakeGpuHost, FakeGpuHostBuilder, SHARED_NODES,
     STALE_DRIVER_VERSION, ldconfig,
 };
 
@@ -734,8 +734,26 @@ fn toolkit_mode_sends_a_device_request_for_the_uuids() {
             "capabilities": [["gpu", "compute", "utility"]],
         }])
     );
-    assert_eq!(got["devices"], Value::Null, "no device nodes: {got}");
+    assert_gpu_and_shared_nodes(&host, &got, &[0, 2]);
     assert_eq!(got["mounts"], Value::Null, "no driver files: {got}");
+    assert_eq!(got["env"]["CUDA_DEVICE_ORDER"], "PCI_BUS_ID", "{got}");
+}
+
+/// The chosen GPUs' nodes (by minor, not index) and the shared nodes, and
+/// nothing else: what keeps the GPUs after a daemon-reload.
+fn assert_gpu_and_shared_nodes(host: &FakeGpuHost, spec: &Value, indices: &[usize]) {
+    let dev = host.dev_root.join("dev");
+    let mut want: BTreeMap<String, String> = indices
+        .iter()
+        .map(|&i| {
+            let node = format!("nvidia{}", host.gpus[i].minor);
+            (format!("/dev/{node}"), path(&dev.join(&node)))
+        })
+        .collect();
+    for (name, _, _) in SHARED_NODES {
+        want.insert(format!("/dev/{name}"), path(&dev.join(name)));
+    }
+    assert_eq!(devices(spec), want, "{spec}");
 }
 
 #[test]
@@ -750,7 +768,7 @@ fn cdi_mode_requests_cdi_devices_by_uuid() {
         got["device_requests"],
         json!([{ "driver": "cdi", "device_ids": ids }])
     );
-    assert_eq!(got["devices"], Value::Null, "{got}");
+    assert_gpu_and_shared_nodes(&host, &got, &[0, 2]);
     assert_eq!(got["mounts"], Value::Null, "{got}");
 
     let profiles = Profiles::new();
@@ -1221,6 +1239,25 @@ fn the_rendered_toolkit_line_asks_docker_for_the_same_gpus() {
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(caps, BTreeSet::from(["gpu", "compute", "utility"]));
+
+    // The device nodes are listed too, so a daemon-reload keeps them.
+    let listed: Value =
+        serde_json::from_str(&docker::inspect(&name, "{{json .HostConfig.Devices}}"))
+            .expect("JSON");
+    let listed: BTreeSet<String> = listed
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| str_of(&d["PathInContainer"]))
+        .collect();
+    let mut want: BTreeSet<String> = [0, 2]
+        .iter()
+        .map(|&i| format!("/dev/nvidia{}", host.gpus[i].minor))
+        .collect();
+    want.extend(SHARED_NODES.iter().map(|(n, _, _)| format!("/dev/{n}")));
+    assert_eq!(listed, want);
+    let env = docker::inspect(&name, "{{json .Config.Env}}");
+    assert!(env.contains("\"CUDA_DEVICE_ORDER=PCI_BUS_ID\""), "{env}");
 }
 
 // ---- bind sources --------------------------------------------------------------
@@ -1411,12 +1448,12 @@ fn the_hash_changes_with_the_driver_version_and_the_gpu_uuids() {
         "name = \"same\"\nimage = \"busybox\"\ngpus = { devices = [0], mode = \"toolkit\" }\n";
     let gpus = own_gpus(1);
     let a = host_of(gpus.clone()).build();
-    // Another host of the same GPU and driver (other temporary paths).
-    let same = host_of(gpus.clone()).build();
     let upgraded = host_of(gpus).driver_version("550.90.07").build();
     let other_gpu = host_of(own_gpus(1)).build();
 
-    assert_eq!(hash(&a, text), hash(&same, text));
+    // (The device nodes' host paths are in the spec, so another fake host,
+    // in another temporary folder, hashes differently anyway.)
+    assert_eq!(hash(&a, text), hash(&a, text));
     let upgraded_spec = rendered(&upgraded, text);
     assert_eq!(upgraded_spec["spec"]["gpu"]["driver_version"], "550.90.07");
     assert_eq!(upgraded_spec["labels"]["launch.driver"], "550.90.07");

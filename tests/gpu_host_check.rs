@@ -28,8 +28,8 @@ fn json_tools() -> Vec<&'static str> {
     tools
 }
 
-/// A folder with an `nvidia-smi` that answers the script's two queries the
-/// way the real one would for these GPUs.
+/// A folder with an `nvidia-smi` that answers the script's queries the way
+/// the real one would for these GPUs.
 fn fake_nvidia_smi(dir: &Path, driver: &str, gpus: &[FakeGpu]) -> PathBuf {
     let rows: Vec<String> = gpus
         .iter()
@@ -45,8 +45,17 @@ fn fake_nvidia_smi(dir: &Path, driver: &str, gpus: &[FakeGpu]) -> PathBuf {
             )
         })
         .collect();
+    let persistence: Vec<String> = gpus
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let mode = if g.persistence { "Enabled" } else { "Disabled" };
+            format!("{i}, {mode}")
+        })
+        .collect();
     let script = format!(
-        "#!/bin/sh\ncase \"$*\" in\n*driver_version*) echo '{driver}' ;;\n*) cat <<'EOF'\n{}\nEOF\n;;\nesac\n",
+        "#!/bin/sh\ncase \"$*\" in\n*driver_version*) echo '{driver}' ;;\n*persistence_mode*) cat <<'EOF'\n{}\nEOF\n;;\n*) cat <<'EOF'\n{}\nEOF\n;;\nesac\n",
+        persistence.join("\n"),
         rows.join("\n")
     );
     let path = dir.join("nvidia-smi");
@@ -105,11 +114,21 @@ fn the_gpu_host_check_passes_where_launch_nvidia_smi_and_dev_agree() {
             "PASS: spec: /usr/local/nvidia/lib64/libcuda.so.1 <- ".to_string(),
             "PASS: spec: /usr/local/nvidia/lib64/libnvidia-ml.so.1 <- ".to_string(),
             "PASS: spec: GPU 0's node /dev/nvidia2 <- ".to_string(),
+            format!(
+                "PASS: doctor kernel-module: ok (module {0}, nvidia-smi {0})",
+                host.driver_version
+            ),
+            "PASS: doctor persistence-mode: ok (nvidia-smi: off on 'none')".to_string(),
+            "--- launch doctor\nok      nvml: NVML loads".to_string(),
         ] {
             assert!(out.contains(&want), "{tool}: no {want:?} in\n{out}");
         }
         if host.char_devices {
             assert!(out.contains("PASS: GPU 1: minor 3 is "), "{tool}:\n{out}");
+            assert!(
+                out.contains("PASS: doctor device-nodes: ok (nvidia-uvm major 510 in /proc/devices, 510 on the node)"),
+                "{tool}:\n{out}"
+            );
             assert_eq!(run.code, 0, "{tool}:\n{out}");
             assert!(failures(out).is_empty(), "{tool}:\n{out}");
         } else {
@@ -129,6 +148,7 @@ fn the_gpu_host_check_fails_when_nvidia_smi_disagrees() {
     let mut seen_by_smi = host.gpus.clone();
     seen_by_smi[0].uuid = "GPU-00000000-0000-4000-8000-0000000000ff".into();
     seen_by_smi[1].mem_total = 40 << 30;
+    seen_by_smi[1].persistence = false;
     let bin = tempfile::tempdir().expect("temp dir");
     let smi = fake_nvidia_smi(bin.path(), "535.104.05", &seen_by_smi);
     for tool in json_tools() {
@@ -140,6 +160,8 @@ fn the_gpu_host_check_fails_when_nvidia_smi_disagrees() {
             "FAIL: GPU 0 uuid: nvidia-smi GPU-00000000-0000-4000-8000-0000000000ff, launch ",
             "FAIL: GPU 1 memory total: nvidia-smi 40960 MiB, launch 81920 MiB",
             "FAIL: driver version: nvidia-smi 535.104.05, launch 550.54.15",
+            "FAIL: doctor kernel-module: ok (",
+            "FAIL: doctor persistence-mode: ok (persistence mode is on), but nvidia-smi has it off on '1'",
         ] {
             assert!(
                 failed.iter().any(|l| l.starts_with(want)),

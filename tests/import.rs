@@ -301,3 +301,16 @@ fn gpu_device_nodes_become_indices_through_nvml_not_their_minors() {
     );
     let _ = Path::new("");
 }
+
+#[test]
+fn cdi_names_become_gpus() {
+    let text = imported(&[
+        "--device",
+        "nvidia.com/gpu=0",
+        "--device=nvidia.com/gpu=GPU-8f6c",
+        "busybox",
+    ]);
+    assert!(text.contains("\ngpus = [0, \"GPU-8f6c\"]\n"), "{text}");
+    let all = imported(&["--device", "nvidia.com/gpu=all", "busybox"]);
+    assert!(all.contains("\ngpus = \"all\"\n"), "{all}");
+}

@@ -297,7 +297,7 @@ fn the_run_option_keys_render_for_kubernetes_and_compose() {
     let dir = Profiles::new();
     let k8s = dir.write(
         "opts.toml",
-        "image = \"busybox\"\ncommand = \"sleep 1d\"\nread_only = true\ngroup_add = [\"44\"]\nextra_hosts = [\"db:10.0.0.2\", \"cache:10.0.0.2\"]\ndns = [\"10.0.0.53\"]\nruntime = \"nvidia\"\nplatform = \"linux/arm64\"\n[sysctls]\n\"net.core.somaxconn\" = 1024\n",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\nread_only = true\ngroup_add = [\"44\"]\nextra_hosts = [\"db:10.0.0.2\", \"cache:10.0.0.2\"]\ndns = [\"10.0.0.53\"]\nruntime = \"kata\"\nplatform = \"linux/arm64\"\n[sysctls]\n\"net.core.somaxconn\" = 1024\n",
     );
     let out = render(&k8s, "kubernetes", &[]).code(0);
     for want in [
@@ -306,7 +306,7 @@ fn the_run_option_keys_render_for_kubernetes_and_compose() {
         "hostAliases:",
         "- cache",
         "nameservers:",
-        "runtimeClassName: nvidia",
+        "runtimeClassName: kata",
         "kubernetes.io/arch: arm64",
         "net.core.somaxconn",
     ] {
@@ -317,7 +317,7 @@ fn the_run_option_keys_render_for_kubernetes_and_compose() {
 
     let more = dir.write(
         "more.toml",
-        "image = \"busybox\"\ncommand = \"sleep 1d\"\ninit = true\nmemory = \"1G\"\nmemory_swap = \"2G\"\ndevice_cgroup_rules = [\"c 195:* rwm\"]\n[log]\ndriver = \"local\"\noptions = { max-size = \"5m\" }\n",
+        "image = \"busybox\"\ncommand = \"sleep 1d\"\ninit = true\nmemory = \"1G\"\nmemory_swap = \"2G\"\ndevice_cgroup_rules = [\"c 10:200 rwm\"]\n[log]\ndriver = \"local\"\noptions = { max-size = \"5m\" }\n",
     );
     let out = render(&more, "kubernetes", &[]).code(2);
     for key in ["`init`", "`memory_swap`", "`device_cgroup_rules`", "`log`"] {

@@ -15,12 +15,13 @@ const KEYS: &str = r#"init = true
 group_add = ["44", "100"]
 extra_hosts = ["db.internal:10.0.0.2"]
 dns = ["10.0.0.53"]
-device_cgroup_rules = ["c 195:* rwm"]
+device_cgroup_rules = ["c 10:200 rwm"]
 runtime = "runc"
 read_only = true
 memory = "64m"
 memory_swap = "192m"
 platform = "linux/amd64"
+healthcheck = { cmd = "test -d /", interval = "90s", timeout = "1500ms", retries = 3 }
 [sysctls]
 "net.core.somaxconn" = 1024
 [log]
@@ -57,7 +58,7 @@ fn the_new_keys_reach_the_engine_and_come_back_through_import() {
     assert_eq!(hc["Sysctls"], json!({ "net.core.somaxconn": "1024" }));
     assert_eq!(hc["ExtraHosts"], json!(["db.internal:10.0.0.2"]));
     assert_eq!(hc["Dns"], json!(["10.0.0.53"]));
-    assert_eq!(hc["DeviceCgroupRules"], json!(["c 195:* rwm"]));
+    assert_eq!(hc["DeviceCgroupRules"], json!(["c 10:200 rwm"]));
     assert_eq!(hc["Runtime"], json!("runc"));
     assert_eq!(hc["ReadonlyRootfs"], json!(true));
     assert_eq!(hc["MemorySwap"], json!(192 << 20));
@@ -69,7 +70,7 @@ fn the_new_keys_reach_the_engine_and_come_back_through_import() {
     let hosts = docker::docker(&["exec", &name, "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.0.0.2\tdb.internal"), "{hosts}");
 
-    // Back from the container, the same spec.
+    // Back from the container, the same spec (the healthcheck included).
     let out = Launch::new()
         .args(["import", "--container", &name])
         .run()
@@ -111,7 +112,7 @@ fn the_new_keys_are_imported_from_their_flags() {
             "--dns",
             "1.1.1.1",
             "--device-cgroup-rule",
-            "c 195:* rwm",
+            "c 10:200 rwm",
         ])
         .args([
             "--runtime",
@@ -143,7 +144,7 @@ fn the_new_keys_are_imported_from_their_flags() {
     assert_eq!(spec["sysctls"], json!({ "net.ipv4.ip_forward": "1" }));
     assert_eq!(spec["extra_hosts"], json!(["db:10.0.0.2"]));
     assert_eq!(spec["dns"], json!(["1.1.1.1"]));
-    assert_eq!(spec["device_cgroup_rules"], json!(["c 195:* rwm"]));
+    assert_eq!(spec["device_cgroup_rules"], json!(["c 10:200 rwm"]));
     assert_eq!(spec["runtime"], json!("runc"));
     assert_eq!(spec["memory_swap"], json!(2i64 << 30));
     assert_eq!(spec["platform"], json!("linux/arm64"));
@@ -158,7 +159,7 @@ fn bad_values_of_the_new_keys_are_errors_at_their_place() {
     let dir = Profiles::new();
     let profile = dir.write(
         "bad.toml",
-        "image = \"busybox\"\ndns = [\"one.one\"]\nextra_hosts = [\"db\"]\ndevice_cgroup_rules = [\"x 1:2 rwm\"]\nmemory_swap = \"2G\"\nplatform = \"linux//\"\n",
+        "image = \"busybox\"\ndns = [\"one.one\"]\nextra_hosts = [\"db\"]\ndevice_cgroup_rules = [\"x 1:2 rwm\", \"c 195:* rwm\"]\nmemory_swap = \"2G\"\nplatform = \"linux//\"\nruntime = \"nvidia\"\n",
     );
     let out = Launch::new().arg("check").arg(&profile).run().code(2);
     for (at, what) in [
@@ -167,6 +168,15 @@ fn bad_values_of_the_new_keys_are_errors_at_their_place() {
         ("bad.toml:4:24", "device_cgroup_rules `x 1:2 rwm`"),
         ("bad.toml:5:15", "memory_swap needs `memory`"),
         ("bad.toml:6:12", "platform `linux//`"),
+        // A profile grants only what it says: no GPU outside `gpus`.
+        (
+            "bad.toml:4:37",
+            "device_cgroup_rules `c 195:* rwm` would allow the NVIDIA devices",
+        ),
+        (
+            "bad.toml:7:11",
+            "runtime `nvidia` would give the container the GPUs its image names",
+        ),
     ] {
         assert!(
             out.stderr.contains(at) && out.stderr.contains(what),

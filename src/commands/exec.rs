@@ -60,6 +60,7 @@ async fn default_shell(engine: &DockerEngine, id: &str) -> Result<String> {
         cmd: ["bash", "-c", "exit 0"].map(String::from).to_vec(),
         tty: false,
         stdin: false,
+        user: None,
     };
     let mut session = engine.exec(id, &probe).await?;
     while session.output.next().await.is_some() {}
@@ -79,6 +80,7 @@ async fn session(engine: &DockerEngine, id: &str, cmd: Vec<String>, tty: bool) -
         cmd,
         tty,
         stdin: true,
+        user: None,
     };
     let mut s = engine.exec(id, &request).await?;
     let mut winch = None;

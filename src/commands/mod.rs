@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+mod doctor;
 mod down;
 mod exec;
 mod gpus;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             deny_warnings,
         }) => check::run(&profiles, deny_warnings, &cli.global),
         Some(Command::Gpus { proc_root }) => gpus::run(&proc_root, &cli.global),
+        Some(Command::Doctor { profiles }) => doctor::run(&profiles, &cli.global),
         Some(Command::Build { profiles }) => build::run(&profiles, &cli.global),
         Some(Command::Render {
             profile,

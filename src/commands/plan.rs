@@ -67,6 +67,7 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
                 "pull": p.pull,
                 "build": p.build.as_ref().map(|b| b.why.clone()),
                 "changes": changes,
+                "note": p.plan.older_schema.then_some(reconcile::plan::OLDER_SCHEMA),
             })
         );
     } else {
@@ -76,6 +77,7 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
             Action::Unpause => "unpause".into(),
             Action::Nothing => "nothing to do".into(),
             Action::Recreate { why } => format!("recreate ({why})"),
+            Action::Restart { why } => format!("restart ({why})"),
             Action::Refuse(r) => format!("refuse: {r}"),
         };
         let pull = match &p.build {
@@ -83,7 +85,12 @@ fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {
             None if p.pull => format!("pull {}, then ", p.resolved.spec.image),
             None => String::new(),
         };
-        println!("{name}: {pull}{what}");
+        let note = if p.plan.older_schema {
+            format!(" ({})", reconcile::plan::OLDER_SCHEMA)
+        } else {
+            String::new()
+        };
+        println!("{name}: {pull}{what}{note}");
         if matches!(p.plan.action, Action::Recreate { .. }) {
             for c in &changes {
                 println!("  {c}");

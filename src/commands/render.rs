@@ -55,7 +55,7 @@ pub fn run(
         // Slurm chooses GPUs: pinned ones are dropped, whichever they are.
         Some(_) if matches!(format, RenderFormat::Slurm) => Some(Gpus::Uuids(Vec::new())),
         Some(_) => {
-            let resolved = resolve(&profile, policy.as_ref(), global)?;
+            let (resolved, _) = resolve(&profile, policy.as_ref(), global)?;
             let uuids = resolved.spec.gpu.map(|g| g.uuids).unwrap_or_default();
             Some(Gpus::Uuids(uuids))
         }
@@ -116,12 +116,13 @@ fn node_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The profile resolved on this host, as `up` would create it.
+/// The profile resolved on this host, as `up` would create it, and why a
+/// reboot is pending, if it is.
 fn resolve(
     profile: &launch::profile::Profile,
     policy: Option<&launch::policy::Policy>,
     global: &Global,
-) -> Result<Resolved> {
+) -> Result<(Resolved, Option<String>)> {
     let (facts, needs) = probe_host(global, [profile]);
     runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
@@ -163,7 +164,8 @@ fn resolve(
         }
         // The build context is a fact of the host, as bind sources are.
         launch::build::check_host(profile)?;
-        launch::host::resolve_profile(profile, &facts, &managed)
+        let resolved = launch::host::resolve_profile(profile, &facts, &managed)?;
+        Ok((resolved, facts.reboot_pending()))
     })
 }
 
@@ -174,8 +176,17 @@ fn this_host(
     format: RenderFormat,
     global: &Global,
 ) -> Result<Exit> {
-    let resolved = resolve(profile, policy, global)?;
+    let (resolved, reboot) = resolve(profile, policy, global)?;
     let spec = &resolved.spec;
+    // What it renders could not start (docs/architecture.md, GPU health).
+    if spec.gpu.is_some()
+        && let Some(why) = reboot
+    {
+        return Err(Error::RebootPending(format!(
+            "{}: {why}",
+            shown(&profile.path)
+        )));
+    }
     let mut labels = spec.all_labels(&profile.path);
     labels.insert(launch::spec::label::OWNER.into(), profile.owner.display());
     match format {

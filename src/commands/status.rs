@@ -12,7 +12,7 @@ use launch::error::Result;
 use launch::exit::Exit;
 use launch::host::HostFacts;
 use launch::profile::{self, Profile};
-use launch::reconcile::{diff, recover};
+use launch::reconcile::{self, diff, recover};
 use launch::spec::label;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
@@ -123,6 +123,9 @@ fn drift(
     };
     if c.labels.get(label::SPEC_HASH) == Some(&resolved.spec.hash()) {
         return "in sync".into();
+    }
+    if reconcile::plan::made_by_older_launch(&resolved.spec, c) {
+        return format!("in sync ({})", reconcile::plan::OLDER_SCHEMA);
     }
     match c.spec() {
         Some(current) => format!(

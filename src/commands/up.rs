@@ -63,6 +63,10 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
                     Some(outcome) => Ok(outcome),
                     None => reconcile::up(&cx, profile, options).await,
                 };
+                let outcome = match outcome {
+                    Ok(o) => reconcile::probe::after_up(engine, profile, o).await,
+                    failed => failed,
+                };
                 match outcome {
                     Ok(o) if args.wait => wait_until_ready(engine, &o.name, args.wait_timeout)
                         .await
@@ -157,6 +161,7 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
         Action::Unpause => format!("unpaused ({id})"),
         Action::Nothing => "up to date".to_string(),
         Action::Recreate { why } => format!("recreated ({id}): {why}"),
+        Action::Restart { why } => format!("restarted ({id}): {why}"),
         Action::Refuse(r) => format!("refused: {r}"),
     };
     println!("{}: {line}", o.name);

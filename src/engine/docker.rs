@@ -296,6 +296,10 @@ impl Engine for DockerEngine {
         Ok(Facts {
             runtimes,
             cdi_spec_dirs: info.cdi_spec_dirs.unwrap_or_default(),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|d| d.to_string())
+                .filter(|d| !d.is_empty()),
         })
     }
 
@@ -484,6 +488,31 @@ impl Engine for DockerEngine {
             .await?;
         match found {
             Ok(i) => Ok(i.id),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(Some(
+                i.config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|kv| {
+                        let (k, v) = kv.split_once('=')?;
+                        Some((k.to_string(), v.to_string()))
+                    })
+                    .collect(),
+            )),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -874,6 +903,7 @@ impl Engine for DockerEngine {
             attach_stderr: Some(true),
             tty: Some(request.tty),
             cmd: Some(request.cmd.clone()),
+            user: request.user.clone(),
             ..Default::default()
         };
         let what = shell_words::join(&request.cmd);

@@ -87,6 +87,8 @@ pub struct Facts {
     pub runtimes: Vec<String>,
     /// Docker 25+ with CDI enabled lists its spec folders.
     pub cdi_spec_dirs: Vec<String>,
+    /// `cgroupfs` or `systemd` (`docker info`'s CgroupDriver).
+    pub cgroup_driver: Option<String>,
 }
 
 /// An image launch committed (label `launch.snapshot`), as the engine lists it.
@@ -107,6 +109,8 @@ pub struct ExecRequest {
     pub tty: bool,
     /// Forward input to the command.
     pub stdin: bool,
+    /// Run as this user (`uid` or name); the container's user when `None`.
+    pub user: Option<String>,
 }
 
 /// What an exec writes: its two streams apart (a TTY has only stdout).
@@ -300,6 +304,8 @@ pub trait Engine {
     /// The local image's id and labels, if the image is present.
     async fn image_labels(&self, image: &str)
     -> Result<Option<(String, BTreeMap<String, String>)>>;
+    /// The local image's environment (`Config.Env`), if the image is present.
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>>;
     /// The local image's configured user (`""` when it sets none), if the
     /// image is present.
     async fn image_user(&self, image: &str) -> Result<Option<String>>;

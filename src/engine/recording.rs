@@ -439,6 +439,15 @@ impl Engine for Recording {
             .map(|i| i.id.clone()))
     }
 
+    /// Recorded images carry no environment.
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
+        Ok(w.images
+            .iter()
+            .find(|i| i.reference == image)
+            .map(|_| BTreeMap::new()))
+    }
+
     async fn image_labels(
         &self,
         image: &str,

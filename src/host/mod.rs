@@ -4,6 +4,7 @@
 //! effects live here; `resolve` stays pure.
 
 pub mod gpu;
+pub mod health;
 pub mod holders;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,6 @@ use gpu::{GpuHost, Query};
 pub use gpu::Roots;
 
 const TOOLKIT_HOOK: &str = "nvidia-container-runtime-hook";
-const CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
 
 /// What a run needs to know of the host, decided from its profiles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,7 +88,10 @@ impl HostFacts {
         let toolkit = if needs.toolkit {
             ToolkitFacts {
                 toolkit_hook: find_on_path(TOOLKIT_HOOK),
-                nvidia_cdi_spec: nvidia_cdi_spec(),
+                nvidia_cdi_spec: nvidia_cdi_specs(&roots.cdi_spec_dirs)
+                    .into_iter()
+                    .next()
+                    .map(|(path, _)| path),
                 ..ToolkitFacts::default()
             }
         } else {
@@ -110,6 +113,38 @@ impl HostFacts {
         }
         self
     }
+}
+
+impl HostFacts {
+    /// Why a GPU container cannot be made now: the driver was upgraded and
+    /// the host not rebooted (docs/architecture.md, GPU health).
+    pub fn reboot_pending(&self) -> Option<String> {
+        match &self.gpus {
+            Some(Ok(host)) => crate::health::kernel::pending_reboot(
+                &host.driver_version,
+                host.kernel_module.as_deref(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A small regular file's text (at most 1 MiB): `None` when it is missing,
+/// unreadable, not a regular file (a FIFO must not stall a run) or larger.
+pub fn read_small(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    // procfs files report size 0: read them, bounded.
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// Asks the engine for its facts when `needs` says so; a failure to answer
@@ -145,22 +180,32 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A CDI spec that defines `nvidia.com/gpu`, as `nvidia-ctk cdi generate` writes.
-fn nvidia_cdi_spec() -> Option<PathBuf> {
-    CDI_DIRS
-        .iter()
-        .flat_map(|d| std::fs::read_dir(Path::new(d)).into_iter().flatten())
-        .flatten()
-        .find_map(|entry| {
-            let path = entry.path();
-            let meta = entry.metadata().ok()?;
-            // Only small regular files: a FIFO or a huge file must not stall a run.
-            if !meta.is_file() || meta.len() > 1 << 20 {
-                return None;
-            }
-            let text = std::fs::read_to_string(&path).ok()?;
-            text.contains("nvidia.com/gpu").then_some(path)
+/// The CDI specs that define `nvidia.com/gpu`, as `nvidia-ctk cdi generate`
+/// writes them, with their text, in folder then name order.
+pub fn nvidia_cdi_specs(dirs: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    dirs.iter()
+        .flat_map(|d| {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
+                .collect();
+            files.sort();
+            files
         })
+        .filter_map(|path| {
+            // Only small regular files: a FIFO or a huge file must not stall a run.
+            let text = read_small(&path)?;
+            text.contains("nvidia.com/gpu").then_some((path, text))
+        })
+        .collect()
 }
 
 /// Resolves a loaded profile against the run's host facts: its bind

@@ -42,6 +42,8 @@ pub fn gpus(c: &mut Checker, gpus: &Sp<Gpus>) -> Option<GpuRequest> {
         mode: GpuMode::Auto,
         capabilities: vec!["compute".into(), "utility".into()],
         span: span.clone(),
+        probe: false,
+        require_cuda: true,
     };
     match gpus.get() {
         Gpus::Word(word) => request.selection = gpu_word(c, word, span)?,
@@ -74,6 +76,12 @@ pub fn gpus(c: &mut Checker, gpus: &Sp<Gpus>) -> Option<GpuRequest> {
             };
             if let Some(mode) = &t.mode {
                 request.mode = *mode.get();
+            }
+            if let Some(probe) = &t.probe {
+                request.probe = *probe.get();
+            }
+            if let Some(require) = &t.require_cuda {
+                request.require_cuda = *require.get();
             }
             if t.capabilities.is_some() {
                 request.capabilities = c.each(&t.capabilities, |cap: &String| {

@@ -154,6 +154,10 @@ pub struct GpuRequest {
     pub capabilities: Vec<String>,
     /// Where `gpus` is written.
     pub span: Span,
+    /// `probe`: check NVML inside the running container on each `up`.
+    pub probe: bool,
+    /// `require_cuda`: compare the image's NVIDIA_REQUIRE_CUDA with the driver.
+    pub require_cuda: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

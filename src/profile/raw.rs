@@ -245,6 +245,12 @@ pub struct GpusTable {
     pub mode: Option<Sp<GpuMode>>,
     /// NVIDIA_DRIVER_CAPABILITIES; default `["compute", "utility"]`.
     pub capabilities: Option<Vec<Sp<String>>>,
+    /// On each `up` of the running container, run `nvidia-smi -L` in it and
+    /// restart it when NVML fails there (GPUs lost); default false.
+    pub probe: Option<Sp<bool>>,
+    /// Refuse to create the container when the image's NVIDIA_REQUIRE_CUDA
+    /// asks for a newer CUDA than the driver supports; default true.
+    pub require_cuda: Option<Sp<bool>>,
 }
 
 // ---------------------------------------------------------------------------

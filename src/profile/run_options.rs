@@ -70,6 +70,16 @@ fn cgroup_rule(v: &String) -> Result<String, String> {
         }
         _ => false,
     };
+    // A profile grants only what it says: GPU devices come from `gpus`.
+    let gpu_major = parts
+        .get(1)
+        .and_then(|n| n.split(':').next())
+        .is_some_and(|major| matches!(major, "*" | "195"));
+    if ok && (parts[0] == "a" || gpu_major) {
+        return Err(format!(
+            "device_cgroup_rules `{v}` would allow the NVIDIA devices (major 195, or every device); GPUs come from `gpus` alone"
+        ));
+    }
     if ok {
         Ok(parts.join(" "))
     } else {
@@ -90,7 +100,15 @@ pub fn run_options(c: &mut Checker, raw: &RawProfile, memory: Option<Option<u64>
             .map_err(|_| format!("dns `{d}` is not an IP address"))
     });
     let device_cgroup_rules = c.each(&raw.device_cgroup_rules, cgroup_rule);
-    let runtime = c.map(&raw.runtime, |r| non_empty(r, "runtime"));
+    let runtime = c.map(&raw.runtime, |r| {
+        if r.contains("nvidia") {
+            // It hands out the GPUs the image's NVIDIA_VISIBLE_DEVICES names.
+            return Err(format!(
+                "runtime `{r}` would give the container the GPUs its image names; GPUs come from `gpus` alone"
+            ));
+        }
+        non_empty(r, "runtime")
+    });
     let platform = c.map(&raw.platform, |p| {
         let parts: Vec<&str> = p.split('/').collect();
         if (1..=3).contains(&parts.len()) && parts.iter().all(|s| !s.is_empty()) {

@@ -48,6 +48,15 @@ pub async fn apply<E: Engine>(
             ..Default::default()
         }),
         Action::Refuse(reason) => Err(Error::Refused(reason.clone())),
+        Action::Restart { .. } => {
+            let o = existing(observed)?;
+            engine.stop(&o.id, spec.stop_timeout).await?;
+            engine.start(&o.id).await?;
+            Ok(Applied {
+                id: id(),
+                ..Default::default()
+            })
+        }
         Action::Start => {
             let o = existing(observed)?;
             engine.start(&o.id).await?;

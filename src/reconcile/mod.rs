@@ -6,6 +6,7 @@ pub mod diff;
 pub mod down;
 pub mod lock;
 pub mod plan;
+pub mod probe;
 pub mod recover;
 #[cfg(test)]
 mod testing;
@@ -265,6 +266,7 @@ async fn plan_for<E: Engine>(
             options,
         );
     }
+    reboot_check(cx, profile, &resolved.spec, &plan.action)?;
     // A rebuild almost always gives the image a new id, which recreates:
     // `plan` says so ahead. `up` plans again with the id the build gave.
     if let Some(due) = &build
@@ -287,6 +289,85 @@ async fn plan_for<E: Engine>(
         observed,
         image_id,
     })
+}
+
+/// A pending reboot blocks every create or recreate of a GPU container (it
+/// could not start); one that stays is left alone, with a warning
+/// (docs/architecture.md, GPU health).
+fn reboot_check<E>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+    action: &Action,
+) -> Result<()> {
+    if spec.gpu.is_none() {
+        return Ok(());
+    }
+    let Some(why) = cx.host.reboot_pending() else {
+        return Ok(());
+    };
+    let what = match action {
+        Action::Create => "not created".to_string(),
+        Action::Recreate { why } => {
+            format!("not recreated ({why}); the running container is left as it is")
+        }
+        _ => {
+            tracing::warn!("{}: {why}", profile.name);
+            return Ok(());
+        }
+    };
+    Err(Error::RebootPending(format!("{what}: {why}")))
+}
+
+/// Before a GPU container is made: the image's `NVIDIA_REQUIRE_CUDA` (its
+/// environment, under the profile's) against the driver's CUDA version, as
+/// libnvidia-container reads it. An image that needs a newer driver is
+/// refused (exit 3); `[gpus] require_cuda = false` or
+/// `NVIDIA_DISABLE_REQUIRE` skips it (docs/architecture.md, GPU health).
+async fn cuda_check<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+) -> Result<()> {
+    use crate::health::cuda::{self, Offered, Requirement};
+    let checked = profile.gpus.as_ref().is_some_and(|g| g.require_cuda);
+    let Some(Ok(host)) = &cx.host.gpus else {
+        return Ok(());
+    };
+    if !checked || spec.gpu.is_none() {
+        return Ok(());
+    }
+    let mut env = cx.engine.image_env(&spec.image).await?.unwrap_or_default();
+    env.extend(spec.env.clone());
+    let disabled = env.get("NVIDIA_DISABLE_REQUIRE").is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
+    let Some(text) = env.get("NVIDIA_REQUIRE_CUDA").filter(|_| !disabled) else {
+        return Ok(());
+    };
+    let offered = Offered {
+        cuda: host.cuda_version.clone(),
+        driver: Some(host.driver_version.clone()),
+        ..Offered::default()
+    };
+    let requirement = Requirement::parse(text).map_err(|e| {
+        Error::Refused(format!(
+            "image {}: NVIDIA_REQUIRE_CUDA={text} cannot be read: {e}; set `require_cuda = false` under [gpus] to start it without the check",
+            spec.image
+        ))
+    })?;
+    if requirement.met_by(&offered) {
+        return Ok(());
+    }
+    Err(Error::Refused(cuda::refusal(
+        &spec.image,
+        &requirement,
+        text,
+        &offered,
+    )))
 }
 
 /// After the look: pull if needed, then apply the plan. Returns the plan,
@@ -331,6 +412,11 @@ async fn make<E: Engine>(
     }
     if matches!(plan.action, Action::Create | Action::Recreate { .. }) && image_id.is_none() {
         return Err(EngineError::ImageMissing(spec.image.clone()).into());
+    }
+    // Planned again after a pull or build: it may recreate now.
+    if matches!(plan.action, Action::Create | Action::Recreate { .. }) {
+        reboot_check(cx, profile, &spec, &plan.action)?;
+        cuda_check(cx, profile, &spec).await?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))

@@ -17,6 +17,11 @@ pub enum Action {
     Recreate {
         why: String,
     },
+    /// Stop and start the running container: `[gpus] probe` found its GPUs
+    /// lost (NVML fails inside it).
+    Restart {
+        why: String,
+    },
     Nothing,
     /// Touch nothing (exit 3).
     Refuse(String),
@@ -29,6 +34,7 @@ impl Action {
             Action::Start => "start",
             Action::Unpause => "unpause",
             Action::Recreate { .. } => "recreate",
+            Action::Restart { .. } => "restart",
             Action::Nothing => "nothing",
             Action::Refuse(_) => "refuse",
         }
@@ -44,6 +50,27 @@ pub struct Plan {
     pub action: Action,
     /// Field by field, from the container's `launch.spec` label to the desired spec.
     pub changes: Vec<Change>,
+    /// The container was made by an older launch, from the same profile
+    /// and host: its spec lacks only defaults added since (`SCHEMA`).
+    pub older_schema: bool,
+}
+
+/// What `plan` and `status` say of a container made by an older launch.
+pub const OLDER_SCHEMA: &str = "made by an older launch; new defaults apply at the next recreate";
+
+/// Whether the container's stored spec is `desired` as an older launch made
+/// it (docs/architecture.md, the spec and its hash: upgrading launch never
+/// kills a running job).
+pub fn made_by_older_launch(desired: &ContainerSpec, found: &Observed) -> bool {
+    let Some(hash) = found.labels.get(label::SPEC_HASH) else {
+        return false;
+    };
+    found.spec().is_some_and(|stored| {
+        desired
+            .projected(stored.schema)
+            .iter()
+            .any(|older| older.hash() == *hash)
+    })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,6 +107,7 @@ pub fn plan_after(
         return Plan {
             action: Action::Create,
             changes: Vec::new(),
+            older_schema: false,
         };
     };
     if !found.is_managed() {
@@ -92,10 +120,13 @@ pub fn plan_after(
                 found.image
             )),
             changes: Vec::new(),
+            older_schema: false,
         };
     }
     let same_hash =
         found.labels.get(label::SPEC_HASH).map(String::as_str) == Some(desired.hash().as_str());
+    let older_schema = !same_hash && made_by_older_launch(desired, found);
+    let same_hash = same_hash || older_schema;
     // The field diff is for a recreate's message; a no-op (the cron case)
     // skips parsing the stored spec.
     let changes = match found.spec().filter(|_| !same_hash) {
@@ -131,7 +162,11 @@ pub fn plan_after(
             )),
         },
     };
-    Plan { action, changes }
+    Plan {
+        action,
+        changes,
+        older_schema,
+    }
 }
 
 /// The first 12 characters of an id, as Docker shows them; the whole id
@@ -228,6 +263,49 @@ mod tests {
             },
         );
         assert_eq!(p.action, Action::Nothing);
+    }
+
+    #[test]
+    fn a_container_made_by_an_older_launch_is_up_to_date_until_a_real_change() {
+        // Schema 1 lacked CUDA_DEVICE_ORDER; the spec now has it.
+        let mut now = spec("busybox");
+        now.schema = 2;
+        now.gpu = Some(crate::spec::GpuAssignment::default());
+        now.env
+            .insert("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into());
+        let mut old = now.clone();
+        old.schema = 1;
+        old.env.clear();
+        let found = observed(&old, State::Running);
+        let p = plan(&now, Some(&found), None, Options::default());
+        assert_eq!(p.action, Action::Nothing);
+        assert!(p.older_schema);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        // Stopped: started as it is, not recreated.
+        let p = plan(
+            &now,
+            Some(&observed(&old, State::Exited)),
+            None,
+            Options::default(),
+        );
+        assert_eq!(p.action, Action::Start);
+        // --force-recreate brings it to the new schema.
+        let p = plan(
+            &now,
+            Some(&found),
+            None,
+            Options {
+                force_recreate: true,
+                ..Default::default()
+            },
+        );
+        assert!(matches!(p.action, Action::Recreate { .. }), "{p:?}");
+        // So does a real change.
+        let mut changed = now.clone();
+        changed.image = "busybox:1.36".into();
+        let p = plan(&changed, Some(&found), None, Options::default());
+        assert!(!p.older_schema);
+        assert!(matches!(p.action, Action::Recreate { .. }), "{p:?}");
     }
 
     #[test]

@@ -118,7 +118,8 @@ impl Scratch {
 
     /// A busybox image built offline: a rootfs tar with /bin/busybox and its
     /// applet links, imported through the engine's image-create endpoint
-    /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents).
+    /// (`docker import`, fromSrc=-). `extra` adds files: (path, contents);
+    /// one starting with `#!` is executable.
     pub fn busybox_image(&self, what: &str, extra: &[(&str, &str)]) -> String {
         self.busybox_image_with(what, extra, &[])
     }

@@ -4,7 +4,9 @@
 //! - `nvml/libnvidia-ml.so.1`: `fake_nvml.c` compiled with gcc, plus
 //!   `nvml/fake-nvml.conf` which that library reads at `nvmlInit`;
 //! - `dev-root/dev/nvidia*`: device nodes (real character devices as root,
-//!   symlinks to `/dev/null` otherwise);
+//!   symlinks to `/dev/null` otherwise); `dev-root/proc/driver/nvidia/version`
+//!   (the kernel module's version, by default the driver's) and
+//!   `dev-root/proc/devices` (the character majors, nvidia-uvm's among them);
 //! - `driver-root/`: driver user-space files (real ELF stubs with the right
 //!   sonames, an `ld.so.cache` made by `ldconfig -r`, binaries, the
 //!   persistenced socket).
@@ -64,6 +66,12 @@ pub const SHARED_NODES: &[(&str, u32, u32)] = &[
     ("nvidia-uvm-tools", 510, 1),
 ];
 pub const GPU_NODE_MAJOR: u32 = 195;
+/// While this file exists, the fake `nvidia-smi` fails with "Failed to
+/// initialize NVML: Unknown Error" (touch it inside a container).
+pub const NVIDIA_SMI_FAILS: &str = "/run/fake-nvidia-smi-fails";
+/// While this file exists, the fake `nvidia-smi` hangs (30 s), as it does
+/// on a GPU that stopped answering.
+pub const NVIDIA_SMI_HANGS: &str = "/run/fake-nvidia-smi-hangs";
 
 const FAKE_NVML_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_nvml.c");
 
@@ -80,6 +88,8 @@ pub struct FakeGpu {
     pub mem_used: u64,
     pub util_gpu: u32,
     pub mig: bool,
+    /// Persistence mode (on unless a test turns it off).
+    pub persistence: bool,
 }
 
 impl FakeGpu {
@@ -98,6 +108,7 @@ impl FakeGpu {
             mem_used: 1 << 20,
             util_gpu: 0,
             mig: false,
+            persistence: true,
         }
     }
 }
@@ -131,6 +142,8 @@ pub struct FakeGpuHost {
     /// Contains `dev/nvidia*`.
     pub dev_root: PathBuf,
     pub driver_root: PathBuf,
+    /// The CDI spec folder (empty unless the builder asked for a spec).
+    pub cdi_dir: PathBuf,
     pub driver_version: String,
     /// The GPUs in NVML index order.
     pub gpus: Vec<FakeGpu>,
@@ -153,6 +166,10 @@ impl FakeGpuHost {
             without_nvml: false,
             without_nodes: Vec::new(),
             persistenced_socket: true,
+            kernel_module: None,
+            without_kernel_module: false,
+            cdi: None,
+            char_links: true,
         }
     }
 
@@ -165,7 +182,18 @@ impl FakeGpuHost {
             path_str(&self.dev_root),
             "--driver-root".to_string(),
             path_str(&self.driver_root),
+            "--cdi-spec-dir".to_string(),
+            path_str(&self.cdi_dir),
         ]
+    }
+
+    /// Rewrites the kernel module's version line, as a driver upgrade
+    /// without a reboot leaves it (the module differs from the libraries).
+    pub fn set_kernel_module_version(&self, version: &str) {
+        write(
+            &self.dev_root.join("proc/driver/nvidia/version"),
+            &kernel_module_line(version),
+        );
     }
 
     /// The config the fake NVML reads; a test may rewrite it between inits.
@@ -185,7 +213,24 @@ pub struct FakeGpuHostBuilder {
     without_nvml: bool,
     without_nodes: Vec<String>,
     persistenced_socket: bool,
+    kernel_module: Option<String>,
+    without_kernel_module: bool,
+    cdi: Option<CdiSpec>,
+    char_links: bool,
 }
+
+/// Which CDI spec the fake host's CDI folder holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CdiSpec {
+    /// Names exactly the host's GPUs, as `nvidia-ctk cdi generate` writes it.
+    Fresh,
+    /// Written before a GPU change: names a UUID the host no longer has and
+    /// lacks its last GPU.
+    Stale,
+}
+
+/// A UUID no fake GPU has: what a stale CDI spec names.
+pub const GONE_UUID: &str = "GPU-deadbeef-0000-4000-8000-00000000dead";
 
 impl FakeGpuHostBuilder {
     /// Append `n` GPUs with the defaults of [`FakeGpu::new`].
@@ -251,6 +296,32 @@ impl FakeGpuHostBuilder {
         self
     }
 
+    /// The running kernel module's version, when it differs from the
+    /// driver's (a driver upgraded without a reboot).
+    pub fn kernel_module_version(mut self, v: &str) -> Self {
+        self.kernel_module = Some(v.to_string());
+        self
+    }
+
+    /// No `proc/driver/nvidia/version` under the dev root.
+    pub fn without_kernel_module(mut self) -> Self {
+        self.without_kernel_module = true;
+        self
+    }
+
+    /// `cdi/nvidia.yaml` (the folder `args()` passes as --cdi-spec-dir).
+    pub fn cdi_spec(mut self, spec: CdiSpec) -> Self {
+        self.cdi = Some(spec);
+        self
+    }
+
+    /// No `dev/char/195:N` links (a host without the udev rule or
+    /// `nvidia-ctk system create-dev-char-symlinks`).
+    pub fn without_char_links(mut self) -> Self {
+        self.char_links = false;
+        self
+    }
+
     pub fn without_persistenced_socket(mut self) -> Self {
         self.persistenced_socket = false;
         self
@@ -277,6 +348,9 @@ impl FakeGpuHostBuilder {
             write(&root.join("nvml/fake-nvml.conf"), &self.config());
         }
         let char_devices = self.make_dev_root(&dev_root);
+        self.make_proc(&dev_root);
+        let cdi_dir = root.join("cdi");
+        self.make_cdi(&cdi_dir);
         self.make_driver_root(&driver_root);
 
         FakeGpuHost {
@@ -284,6 +358,7 @@ impl FakeGpuHostBuilder {
             nvml_lib,
             dev_root,
             driver_root,
+            cdi_dir,
             driver_version: self.driver_version,
             gpus: self.gpus,
             char_devices,
@@ -356,7 +431,7 @@ impl FakeGpuHostBuilder {
         }
         for (i, g) in self.gpus.iter().enumerate() {
             c += &format!(
-                "gpu index={i} uuid={} minor={} name={} bus={} mem_total={} mem_used={} util_gpu={} util_mem=0 mig={}\n",
+                "gpu index={i} uuid={} minor={} name={} bus={} mem_total={} mem_used={} util_gpu={} util_mem=0 mig={} persistence={}\n",
                 g.uuid,
                 g.minor,
                 g.name.replace(' ', "_"),
@@ -364,13 +439,66 @@ impl FakeGpuHostBuilder {
                 g.mem_total,
                 g.mem_used,
                 g.util_gpu,
-                u8::from(g.mig)
+                u8::from(g.mig),
+                u8::from(g.persistence)
             );
         }
         for (gpu, pid, mem) in &self.procs {
             c += &format!("proc gpu={gpu} pid={pid} mem={mem}\n");
         }
         c
+    }
+
+    /// What the driver shows under /proc: the kernel module's version line
+    /// (as the proprietary module writes it) and the character majors.
+    fn make_proc(&self, dev_root: &Path) {
+        if !self.without_kernel_module {
+            let version = self
+                .kernel_module
+                .as_deref()
+                .unwrap_or(&self.driver_version);
+            mkdir(&dev_root.join("proc/driver/nvidia"));
+            write(
+                &dev_root.join("proc/driver/nvidia/version"),
+                &kernel_module_line(version),
+            );
+        }
+        let uvm = SHARED_NODES
+            .iter()
+            .find(|(n, _, _)| *n == "nvidia-uvm")
+            .map_or(510, |&(_, major, _)| major);
+        write(
+            &dev_root.join("proc/devices"),
+            &format!(
+                "Character devices:\n  1 mem\n  4 /dev/vc/0\n{GPU_NODE_MAJOR} nvidia-frontend\n{uvm} nvidia-uvm\n\nBlock devices:\n  7 loop\n"
+            ),
+        );
+    }
+
+    /// The CDI folder, and in it a spec as `nvidia-ctk cdi generate` writes
+    /// one (devices by index and by UUID), if asked for.
+    fn make_cdi(&self, dir: &Path) {
+        mkdir(dir);
+        let Some(kind) = self.cdi else { return };
+        let mut gpus: Vec<(String, u32)> = self
+            .gpus
+            .iter()
+            .map(|g| (g.uuid.clone(), g.minor))
+            .collect();
+        if kind == CdiSpec::Stale {
+            gpus.pop();
+            gpus.push((GONE_UUID.to_string(), 99));
+        }
+        let mut yaml = String::from("---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n");
+        for (i, (uuid, minor)) in gpus.iter().enumerate() {
+            for name in [i.to_string(), uuid.clone()] {
+                yaml += &format!(
+                    "- name: \"{name}\"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia{minor}\n"
+                );
+            }
+        }
+        yaml += "containerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n  - path: /dev/nvidia-uvm\n";
+        write(&dir.join("nvidia.yaml"), &yaml);
     }
 
     /// Returns whether the nodes are real character devices.
@@ -415,7 +543,36 @@ impl FakeGpuHostBuilder {
             symlink("/dev/null", &path)
                 .unwrap_or_else(|e| panic!("fake-gpu: symlink {}: {e}", path.display()));
         }
+        // What NVIDIA's udev rule (or `nvidia-ctk system
+        // create-dev-char-symlinks`) makes: dev/char/MAJOR:MINOR links.
+        if self.char_links {
+            mkdir(&dev.join("char"));
+            for (name, major, minor) in nodes
+                .iter()
+                .filter(|(_, major, _)| *major == GPU_NODE_MAJOR)
+            {
+                let link = dev.join(format!("char/{major}:{minor}"));
+                symlink(format!("../{name}"), &link)
+                    .unwrap_or_else(|e| panic!("fake-gpu: symlink {}: {e}", link.display()));
+            }
+        }
         char_devices
+    }
+
+    /// `nvidia-smi` as the fake driver's: `-L` lists the GPUs; while the
+    /// file [`NVIDIA_SMI_FAILS`] exists where it runs (in a container: the
+    /// container's), it fails as NVML does in a container whose GPUs a
+    /// `systemctl daemon-reload` took away; [`NVIDIA_SMI_HANGS`] makes it hang.
+    fn fake_nvidia_smi(&self) -> String {
+        let list: String = self
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("echo 'GPU {i}: {} (UUID: {})'\n", g.name, g.uuid))
+            .collect();
+        format!(
+            "#!/bin/sh\nif [ -e {NVIDIA_SMI_HANGS} ]; then\n  sleep 30\nfi\nif [ -e {NVIDIA_SMI_FAILS} ]; then\n  echo 'Failed to initialize NVML: Unknown Error'\n  exit 255\nfi\nif [ \"$1\" = -L ]; then\n{list}  exit 0\nfi\necho \"fake nvidia-smi\"\n"
+        )
     }
 
     fn make_driver_root(&self, root: &Path) {
@@ -479,7 +636,7 @@ impl FakeGpuHostBuilder {
         for name in DRIVER_BINARIES {
             let path = bin.join(name);
             let body = if *name == "nvidia-smi" {
-                "#!/bin/sh\necho \"fake nvidia-smi\"\n".to_string()
+                self.fake_nvidia_smi()
             } else {
                 format!("#!/bin/sh\necho \"fake {name}\"\n")
             };
@@ -494,6 +651,13 @@ impl FakeGpuHostBuilder {
             write(&dir.join("socket"), "");
         }
     }
+}
+
+/// `/proc/driver/nvidia/version` as the proprietary module writes it.
+fn kernel_module_line(version: &str) -> String {
+    format!(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {version}  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
 }
 
 // ---- compile cache -------------------------------------------------------

@@ -118,6 +118,7 @@ struct fake_gpu {
     unsigned long long mem_total, mem_used, mem_reserved;
     unsigned int util_gpu, util_mem;
     int mig;
+    int persistence; /* persistence mode: on by default, as on a well-kept host */
 };
 
 struct fake_proc {
@@ -252,6 +253,7 @@ static void default_gpu(struct fake_gpu *gpu, unsigned int index)
     gpu->pci_device_id = 0x233010DE; /* H100 SXM5: device 0x2330, vendor 0x10DE */
     gpu->mem_total = 80ull << 30;
     gpu->mem_used = 1ull << 20;
+    gpu->persistence = 1;
 }
 
 /* "gpu key=value ..." */
@@ -312,6 +314,10 @@ static int parse_gpu(char *rest, const char *path, int line, unsigned int *next_
             unsigned int m;
             bad = parse_uint(v, &m) || m > 1;
             tmp.mig = (int)m;
+        } else if (strcmp(k, "persistence") == 0) {
+            unsigned int m;
+            bad = parse_uint(v, &m) || m > 1;
+            tmp.persistence = (int)m;
         } else {
             return config_fail(path, line, "unknown gpu field", k);
         }
@@ -822,6 +828,17 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode
         return NVML_ERROR_INVALID_ARGUMENT;
     *currentMode = device->mig ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
     *pendingMode = *currentMode;
+    return NVML_SUCCESS;
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetPersistenceMode
+nvmlReturn_t nvmlDeviceGetPersistenceMode(nvmlDevice_t device, unsigned int *mode)
+{
+    DEVICE_GUARD(device);
+    if (mode == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *mode = device->persistence ? 1 : 0;
     return NVML_SUCCESS;
 }
 #endif

@@ -25,6 +25,8 @@ pub struct Roots {
     pub dev_root: PathBuf,
     /// Driver libraries and binaries are found under it (its `etc/ld.so.cache`).
     pub driver_root: PathBuf,
+    /// Folders of CDI specs (default `/etc/cdi`, `/var/run/cdi`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// Everything resolve needs to know about the host's GPUs.
@@ -34,6 +36,9 @@ pub struct GpuHost {
     /// CUDA version the driver supports, e.g. "12.4".
     pub cuda_version: Option<String>,
     pub gpus: Vec<Gpu>,
+    /// The running kernel module's version (`<dev-root>/proc/driver/nvidia/version`),
+    /// if that file could be read.
+    pub kernel_module: Option<String>,
     pub nodes: DeviceNodes,
     pub driver_files: DriverFiles,
 }
@@ -74,8 +79,8 @@ pub struct Query {
     /// Name, PCI bus id, MIG mode, utilisation and the CUDA version: what
     /// `launch gpus` shows and no spec contains.
     pub details: bool,
-    /// Device nodes and driver files: what `devices` mode (or `auto`, which
-    /// may choose it) mounts.
+    /// Driver files: what `devices` mode (or `auto`, which may choose it)
+    /// mounts. Device nodes are always found.
     pub files: bool,
 }
 
@@ -88,23 +93,31 @@ impl Query {
     };
 }
 
+/// The running kernel module's version, from `<dev_root>/proc/driver/nvidia/version`.
+pub fn kernel_module(dev_root: &std::path::Path) -> Option<String> {
+    let path = dev_root.join(crate::health::kernel::VERSION_FILE);
+    let text = crate::host::read_small(&path)?;
+    crate::health::kernel::module_version(&text)
+}
+
 impl GpuHost {
     /// Takes the snapshot: NVML, then the device nodes and driver files, as
     /// far as `query` asks. What it does not ask for is `None` or empty.
     pub fn probe(roots: &Roots, query: Query) -> Result<GpuHost, nvml::NvmlFailure> {
         let inventory = nvml::inventory(&roots.nvml_lib, query)?;
-        let (nodes, driver_files) = if query.files {
-            (
-                DeviceNodes::find(&roots.dev_root, &inventory.gpus),
-                DriverFiles::find(&roots.driver_root, &inventory.driver_version),
-            )
+        // Every mode lists the device nodes (a few stats); only `devices`
+        // mode needs the walk over the driver's files.
+        let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
+        let driver_files = if query.files {
+            DriverFiles::find(&roots.driver_root, &inventory.driver_version)
         } else {
-            Default::default()
+            DriverFiles::default()
         };
         Ok(GpuHost {
             driver_version: inventory.driver_version,
             cuda_version: inventory.cuda_version,
             gpus: inventory.gpus,
+            kernel_module: kernel_module(&roots.dev_root),
             nodes,
             driver_files,
         })

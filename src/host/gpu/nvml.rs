@@ -27,6 +27,10 @@ pub enum NvmlFailure {
         "NVIDIA driver not loaded: nvmlInit failed with \"Driver Not Loaded\" (is the nvidia kernel module loaded? `nvidia-smi` shows the same)"
     )]
     DriverNotLoaded,
+    #[error(
+        "NVML says \"Driver/library version mismatch\": the driver's libraries were upgraded but the old kernel module still runs, so a reboot is pending; reboot the host (no GPU container can start until then)"
+    )]
+    VersionMismatch,
     #[error("NVML failed: {call}: {reason}")]
     Call { call: &'static str, reason: String },
 }
@@ -43,6 +47,7 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
                 reason: libloading_reason(&e.to_string(), lib),
             },
             NvmlError::DriverNotLoaded => NvmlFailure::DriverNotLoaded,
+            NvmlError::LibRmVersionMismatch => NvmlFailure::VersionMismatch,
             other => NvmlFailure::Call {
                 call: "nvmlInit",
                 reason: other.to_string(),
@@ -57,15 +62,12 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
     let driver_version = nvml
         .sys_driver_version()
         .map_err(call("nvmlSystemGetDriverVersion"))?;
-    let cuda_version = if query.details {
-        known(
-            nvml.sys_cuda_driver_version(),
-            "nvmlSystemGetCudaDriverVersion",
-        )
-        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10))
-    } else {
-        None
-    };
+    // One call, and every GPU profile's image may state a CUDA requirement.
+    let cuda_version = known(
+        nvml.sys_cuda_driver_version(),
+        "nvmlSystemGetCudaDriverVersion",
+    )
+    .map(crate::health::cuda::cuda_from_nvml);
     let count = nvml.device_count().map_err(call("nvmlDeviceGetCount"))?;
     let mut gpus = Vec::with_capacity(count as usize);
     for index in 0..count {
@@ -118,6 +120,29 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
         cuda_version,
         gpus,
     })
+}
+
+/// Each GPU's persistence mode, by NVML index (`None`: the driver cannot
+/// tell), for `launch doctor`.
+pub fn persistence_modes(lib: &Path) -> Result<Vec<Option<bool>>, NvmlFailure> {
+    let nvml = Nvml::builder()
+        .lib_path(lib.as_os_str())
+        .init()
+        .map_err(|e| NvmlFailure::Call {
+            call: "nvmlInit",
+            reason: e.to_string(),
+        })?;
+    let count = nvml.device_count().map_err(|e| NvmlFailure::Call {
+        call: "nvmlDeviceGetCount",
+        reason: e.to_string(),
+    })?;
+    Ok((0..count)
+        .map(|i| {
+            nvml.device_by_index(i)
+                .ok()
+                .and_then(|d| known(d.is_in_persistent_mode(), "nvmlDeviceGetPersistenceMode"))
+        })
+        .collect())
 }
 
 /// A value the driver may not offer (an old driver lacks the symbol, a GPU

@@ -209,6 +209,7 @@ mod tests {
                     mig: None,
                 })
                 .collect(),
+            kernel_module: None,
             nodes: DeviceNodes::default(),
             driver_files: DriverFiles::default(),
         }

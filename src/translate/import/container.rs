@@ -327,6 +327,40 @@ pub fn translate(
             }
         }
     }
+    // A healthcheck of the container's own, not its image's.
+    if let Some(h) = config
+        .healthcheck
+        .as_ref()
+        .filter(|h| Some(*h) != image.healthcheck.as_ref())
+    {
+        let test = h.test.clone().unwrap_or_default();
+        let cmd = match test.split_first() {
+            Some((kind, rest)) if kind == "CMD-SHELL" => {
+                Some(Value::String(rest.join(" ").replace('$', "$$")))
+            }
+            Some(_) => Some(Value::Array(
+                test.iter()
+                    .map(|s| Value::String(s.replace('$', "$$")))
+                    .collect(),
+            )),
+            None => None,
+        };
+        if let Some(cmd) = cmd {
+            draft.insert("healthcheck", "cmd", cmd);
+            for (key, ns) in [
+                ("interval", h.interval),
+                ("timeout", h.timeout),
+                ("start_period", h.start_period),
+            ] {
+                if let Some(ns) = ns.filter(|n| *n > 0) {
+                    draft.insert("healthcheck", key, crate::translate::render::duration(ns));
+                }
+            }
+            if let Some(r) = h.retries.filter(|r| *r > 0) {
+                draft.insert("healthcheck", "retries", r);
+            }
+        }
+    }
     let escape = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.replace('$', "$$")).collect() };
     let entrypoint = config.entrypoint.clone().unwrap_or_default();
     let cmd = config.cmd.clone().unwrap_or_default();

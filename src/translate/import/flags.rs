@@ -446,6 +446,7 @@ fn apply(
         "pull" => draft.set("pull", value),
         "gpus" => facts.gpus_flag = Some(value),
         "runtime" if value == "nvidia" => facts.runtime_nvidia = true,
+        "runtime" if value.contains("nvidia") => skip(draft, "GPUs come from `gpus`"),
         "runtime" => draft.set("runtime", value),
         "init" => match truthy(&flag.value) {
             Some(on) => {
@@ -466,7 +467,20 @@ fn apply(
         "group-add" => draft.push("group_add", value),
         "add-host" => draft.push("extra_hosts", value),
         "dns" => draft.push("dns", value),
-        "device-cgroup-rule" => draft.push("device_cgroup_rules", value),
+        "device-cgroup-rule" => {
+            let major = value
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.split(':').next());
+            if value.starts_with('a') || matches!(major, Some("*" | "195")) {
+                skip(
+                    draft,
+                    "it reaches the NVIDIA devices; GPUs come from `gpus`",
+                )
+            } else {
+                draft.push("device_cgroup_rules", value)
+            }
+        }
         "platform" => draft.set("platform", value),
         "memory-swap" => match value.parse::<i64>() {
             Ok(n) => draft.set("memory_swap", n),
@@ -656,5 +670,84 @@ mod tests {
             "{:?}",
             d.not_imported
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::super::{HostView, import_script};
+
+    /// Words a `docker run` line is made of, quotes and expansions included.
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "-it",
+            "-d",
+            "-e",
+            "A=b=c",
+            "-p",
+            "8080:80",
+            "-v",
+            "/a:/b:ro",
+            "--gpus",
+            "'\"device=0,2\"'",
+            "2",
+            "--device",
+            "/dev/nvidia0",
+            "nvidia.com/gpu=all",
+            "--runtime=nvidia",
+            "--frob",
+            "x",
+            "'a b'",
+            "\"$HOME\"",
+            "$(pwd)/d:/d",
+            "`date`",
+            "${X:-y}",
+            "\\",
+            "'",
+            "\"",
+            "&&",
+            ";",
+            "|",
+            "--name",
+            "ab",
+            "--",
+            "busybox",
+            "sh",
+            "-c",
+            "=",
+            ":",
+            "-",
+            "--log-opt",
+            "k=v",
+            "--mount",
+            "type=bind,src=/a,dst=/b",
+            "--tmpfs",
+            "/t",
+            "sudo",
+            "NV_GPU=1",
+            "$",
+            "${",
+            "$(",
+            "--ulimit",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    proptest! {
+        /// Whatever the words, import ends with profiles that are valid TOML
+        /// or with line errors: never a panic.
+        #[test]
+        fn any_docker_run_line_imports_or_fails_cleanly(words in prop::collection::vec(word(), 0..24)) {
+            let host = HostView { gpus: Err("none".into()), dev_root: Path::new("/") };
+            let line = format!("docker run {}\n", words.join(" "));
+            for imported in import_script(&line, &host).into_iter().flatten() {
+                let text = imported.draft.to_toml(&[]);
+                prop_assert!(text.parse::<toml::Table>().is_ok(), "{}\n{}", line, text);
+            }
+        }
     }
 }

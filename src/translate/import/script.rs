@@ -36,6 +36,8 @@ pub fn run_lines(text: &str) -> Vec<Result<RunLine, LineError>> {
     let mut logical = String::new();
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
+        // A script saved with CRLF line ends reads as with LF.
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if logical.is_empty() {
             start = i + 1;
         }
@@ -359,6 +361,13 @@ mod tests {
                 "SUBST $(hostname)"
             ]
         );
+    }
+
+    #[test]
+    fn crlf_line_ends_continue_lines_as_lf_does() {
+        let runs = run_lines("docker run \\\r\n  --name ab busybox\r\n");
+        let run = runs[0].clone().expect("a run line");
+        assert_eq!(texts(&run), ["--name", "ab", "busybox"]);
     }
 
     #[test]

@@ -171,7 +171,14 @@ pub fn render(input: &Input<'_>) -> Output {
         pod.insert("dnsConfig".into(), json!({ "nameservers": spec.dns }));
     }
     if let Some(r) = &spec.runtime {
-        pod.insert("runtimeClassName".into(), json!(dns_label(r)));
+        if dns_label(r) == *r {
+            pod.insert("runtimeClassName".into(), json!(r));
+        } else {
+            drops.drop(
+                "runtime",
+                format!("`{r}` is no RuntimeClass name (a DNS label)"),
+            );
+        }
     }
     if let Some(p) = &spec.platform {
         let mut parts = p.split('/');
@@ -412,7 +419,14 @@ pub fn render(input: &Input<'_>) -> Output {
         Some(other) => drops.drop("pid", format!("`{other}` has no pod field")),
     }
     if let Some(h) = &spec.hostname {
-        pod.insert("hostname".into(), json!(dns_label(h)));
+        if dns_label(h) == *h {
+            pod.insert("hostname".into(), json!(h));
+        } else {
+            drops.drop(
+                "hostname",
+                format!("`{h}`: a pod's hostname is one DNS label (lower case, no dots)"),
+            );
+        }
     }
     if let Some(t) = spec.stop_timeout {
         pod.insert("terminationGracePeriodSeconds".into(), json!(t));
