@@ -329,4 +329,12 @@ fn under_a_policy_a_built_image_needs_a_user_its_dockerfile_cannot_change() {
         out.stderr
     );
     plan(&profile.replacen("\n", "\nuser = \"owner\"\n", 1)).code(4);
+    // Where root is allowed, the USER could still be another user's uid.
+    std::fs::write(&policy, "[allow]\nrun_as_root = true\n").expect("write");
+    let out = plan(&profile).code(3);
+    assert!(
+        out.stderr.contains("known only once built") && out.stderr.contains("allow.run_as_others"),
+        "{}",
+        out.stderr
+    );
 }

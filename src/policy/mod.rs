@@ -373,6 +373,22 @@ impl Judge<'_> {
                 self.profile.places.key("image"),
                 "the image's user",
             ),
+            // Unless run_as_root already refused it.
+            (
+                None,
+                Some(OnHost {
+                    image_user: Some(ImageUser::Built),
+                    ..
+                }),
+            ) if self.policy.allow.run_as_root => {
+                let message = format!(
+                    "the profile of {} sets no `user` and image {} is built from its [build], whose user is known only once built; set user = \"owner\"",
+                    self.owner(),
+                    self.profile.image
+                );
+                self.refuse(self.profile.places.key("image"), "run_as_others", message);
+                return;
+            }
             (None, _) => return,
         };
         let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
