@@ -154,6 +154,22 @@ impl DockerEngine {
     }
 
     /// Runs one call within `after`; a failure becomes the error for the user.
+    /// The engine's inspection of an image; `None` when it has no such image.
+    async fn inspect_image(&self, image: &str) -> Result<Option<bollard::models::ImageInspect>> {
+        let found = self
+            .within(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+            .await?;
+        match found {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn within<T>(
         &self,
         call: impl Into<String>,
@@ -479,83 +495,43 @@ impl Engine for DockerEngine {
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        let found = self
-            .within(
-                format!("inspecting image {image}"),
-                self.bounds.call,
-                self.docker.inspect_image(image),
-            )
-            .await?;
-        match found {
-            Ok(i) => Ok(i.id),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.inspect_image(image).await?.and_then(|i| i.id))
     }
 
     async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>> {
-        let found = self
-            .within(
-                format!("inspecting image {image}"),
-                self.bounds.call,
-                self.docker.inspect_image(image),
-            )
-            .await?;
-        match found {
-            Ok(i) => Ok(Some(
-                i.config
-                    .and_then(|c| c.env)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|kv| {
-                        let (k, v) = kv.split_once('=')?;
-                        Some((k.to_string(), v.to_string()))
-                    })
-                    .collect(),
-            )),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.inspect_image(image).await?.map(|i| {
+            i.config
+                .and_then(|c| c.env)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.to_string()))
+                })
+                .collect()
+        }))
     }
 
     async fn image_labels(
         &self,
         image: &str,
     ) -> Result<Option<(String, BTreeMap<String, String>)>> {
-        let found = self
-            .within(
-                format!("inspecting image {image}"),
-                self.bounds.call,
-                self.docker.inspect_image(image),
-            )
-            .await?;
-        match found {
-            Ok(i) => Ok(i.id.map(|id| {
-                let labels = i
-                    .config
-                    .and_then(|c| c.labels)
-                    .map(|l| l.into_iter().collect())
-                    .unwrap_or_default();
-                (id, labels)
-            })),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.inspect_image(image).await?.and_then(|i| {
+            let labels = i
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default();
+            i.id.map(|id| (id, labels))
+        }))
     }
 
     async fn image_user(&self, image: &str) -> Result<Option<String>> {
-        let found = self
-            .within(
-                format!("inspecting image {image}"),
-                self.bounds.call,
-                self.docker.inspect_image(image),
-            )
-            .await?;
-        match found {
-            Ok(i) => Ok(Some(i.config.and_then(|c| c.user).unwrap_or_default())),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .inspect_image(image)
+            .await?
+            .map(|i| i.config.and_then(|c| c.user).unwrap_or_default()))
     }
 
     async fn volume_options(
