@@ -235,8 +235,10 @@ fn systemd_units_pass_systemd_analyze_verify() {
 }
 
 #[test]
-fn slurm_scripts_pass_bash_n_and_name_what_slurm_cannot_do() {
+fn slurm_scripts_pass_bash_n_and_sbatch_test_only_and_name_what_slurm_cannot_do() {
     let bash = needs_validator!("bash");
+    // A one-node controller: 16 CPUs, 64 GiB, 8 GPUs (scripts/start-slurm.sh).
+    let slurm = needs_slurm!();
     let dir = Profiles::new();
     let path = dir.write(
         "train.toml",
@@ -258,6 +260,37 @@ fn slurm_scripts_pass_bash_n_and_name_what_slurm_cannot_do() {
     }
     let file = write_out(&dir, "train.sbatch", &out);
     validate(&bash, &["-n"], &[&file]);
+    let (ok, said) = slurm.test_only(&file);
+    assert!(
+        ok && said.contains("to start at"),
+        "sbatch --test-only: {said}\n{text}"
+    );
+    // The check is real: more GPUs than the node has is refused.
+    let big = dir.write(
+        "big.toml",
+        &std::fs::read_to_string(&path)
+            .expect("test setup")
+            .replace("count = 4", "count = 9"),
+    );
+    let out = render(&big, "slurm", &[]).code(0);
+    assert!(out.stdout.contains("#SBATCH --gpus=9"), "{}", out.stdout);
+    let file = write_out(&dir, "big.sbatch", &out);
+    validate(&bash, &["-n"], &[&file]);
+    let (ok, said) = slurm.test_only(&file);
+    assert!(
+        !ok && said.contains("Requested node configuration is not available"),
+        "sbatch --test-only: {said}"
+    );
+    // Every key, with what Slurm cannot express dropped.
+    let out = render(&rich(&dir, ""), "slurm", &["--lossy"]).code(0);
+    let file = write_out(&dir, "rich.sbatch", &out);
+    validate(&bash, &["-n"], &[&file]);
+    let (ok, said) = slurm.test_only(&file);
+    assert!(
+        ok && said.contains("to start at"),
+        "sbatch --test-only: {said}\n{}",
+        out.stdout
+    );
     let pinned = dir.write(
         "pinned.toml",
         "image = \"busybox\"\ncommand = \"true\"\nshm_size = \"1G\"\nports = [\"80\"]\n",

@@ -1,7 +1,9 @@
 //! The real validators of rendered files: `kubernetes-validate` (PyPI),
-//! Debian's `docker-compose`, `systemd-analyze` and `bash`. `.ci/run`
-//! installs them; a test whose validator is missing is skipped with the
-//! reason, and fails instead under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs).
+//! Debian's `docker-compose`, `systemd-analyze`, `bash`, and `sbatch
+//! --test-only` against the one-node controller `scripts/start-slurm.sh`
+//! starts. `.ci/run` installs and starts them; a test whose validator is
+//! missing is skipped with the reason, and fails instead under
+//! `LAUNCH_REQUIRE_DOCKER=1` (as CI runs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +18,73 @@ macro_rules! needs_validator {
             None => return,
         }
     };
+}
+
+/// Declares that a test needs `sbatch` and a Slurm controller that
+/// answers, as its first line; evaluates to a [`Slurm`].
+#[allow(unused_macros)]
+macro_rules! needs_slurm {
+    () => {
+        match $crate::support::validators::slurm(&$crate::support::docker::current_test()) {
+            Some(slurm) => slurm,
+            None => return,
+        }
+    };
+}
+
+/// `sbatch`, pointed at the controller `scripts/start-slurm.sh` starts.
+pub struct Slurm {
+    sbatch: PathBuf,
+    conf: PathBuf,
+}
+
+/// The controller's config (`$LAUNCH_SLURM_STATE/slurm.conf`, as
+/// `scripts/start-slurm.sh` writes it), when `sbatch` is installed and
+/// `scontrol ping` says the controller is up.
+pub fn slurm(test: &str) -> Option<Slurm> {
+    let sbatch = find("sbatch", test)?;
+    let state = std::env::var_os("LAUNCH_SLURM_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/launch-slurm"));
+    let conf = state.join("slurm.conf");
+    let up = conf.is_file()
+        && Command::new(sbatch.with_file_name("scontrol"))
+            .arg("ping")
+            .env("SLURM_CONF", &conf)
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is UP"));
+    if !up {
+        assert!(
+            std::env::var("LAUNCH_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "{test}: no Slurm controller answers at {} (scripts/start-slurm.sh starts one), and LAUNCH_REQUIRE_DOCKER=1",
+            conf.display()
+        );
+        eprintln!(
+            "skipping {test}: no Slurm controller answers at {} (scripts/start-slurm.sh starts one)",
+            conf.display()
+        );
+        return None;
+    }
+    Some(Slurm { sbatch, conf })
+}
+
+impl Slurm {
+    /// `sbatch --test-only FILE`: whether the controller would schedule the
+    /// script on its node, and what it said (sbatch answers on stderr).
+    pub fn test_only(&self, file: &Path) -> (bool, String) {
+        let out = Command::new(&self.sbatch)
+            .arg("--test-only")
+            .arg(file)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .expect("sbatch runs");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), said)
+    }
 }
 
 /// Where the program `name` is: `$PATH`, or the venv `.ci/run` makes for
