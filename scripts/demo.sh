@@ -49,7 +49,9 @@ echo "== launch status"
 "$launch" status "${flags[@]}"
 echo "== launch gpus"
 "$launch" gpus "${flags[@]}"
+echo "== launch doctor"
+"$launch" doctor "${flags[@]}"
 echo "== inside the container"
-docker exec gpu-demo sh -c 'ls -l /dev/nvidia*; echo; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin 2>/dev/null; echo; env | grep -E "^(NVIDIA_[A-Z_]+|LD_LIBRARY_PATH|PATH)=" | sort; df -h /dev/shm'
+docker exec gpu-demo sh -c 'ls -l /dev/nvidia*; echo; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin 2>/dev/null; echo; env | grep -E "^(NVIDIA_[A-Z_]+|CUDA_DEVICE_ORDER|LD_LIBRARY_PATH|PATH)=" | sort; df -h /dev/shm'
 echo
 echo "Done. Remove the demo container with: $launch down profiles/demo/gpu-demo.toml"
