@@ -206,6 +206,24 @@ pub struct Port {
     pub host_port: Option<u16>,
 }
 
+impl Port {
+    /// The short syntax that `docker run -p` and compose both read:
+    /// `[IP:][HOST:]CONTAINER/PROTO`, an IPv6 address in brackets.
+    pub fn short_syntax(&self) -> String {
+        let ip = match self.host_ip.as_deref() {
+            Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+            Some(ip) => format!("{ip}:"),
+            None => String::new(),
+        };
+        let host = self.host_port.map(|h| h.to_string()).unwrap_or_default();
+        if ip.is_empty() && host.is_empty() {
+            format!("{}/{}", self.container_port, self.protocol)
+        } else {
+            format!("{ip}{host}:{}/{}", self.container_port, self.protocol)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Ulimit {

@@ -283,18 +283,7 @@ pub fn docker_run(
         opt(&["--mount", &fields.join(",")]);
     }
     for p in &spec.ports {
-        let ip = match p.host_ip.as_deref() {
-            Some(ip) if ip.contains(':') => format!("[{ip}]:"),
-            Some(ip) => format!("{ip}:"),
-            None => String::new(),
-        };
-        let host = p.host_port.map(|h| h.to_string()).unwrap_or_default();
-        let published = if ip.is_empty() && host.is_empty() {
-            format!("{}/{}", p.container_port, p.protocol)
-        } else {
-            format!("{ip}{host}:{}/{}", p.container_port, p.protocol)
-        };
-        opt(&["-p", &published]);
+        opt(&["-p", &p.short_syntax()]);
     }
     if let Some(s) = spec.shm_size {
         opt(&["--shm-size", &s.to_string()]);

@@ -100,20 +100,7 @@ pub fn render(input: &Input<'_>) -> Output {
             .ports
             .iter()
             // The short syntax: every compose version reads its host IP.
-            .map(|p| {
-                let ip = match p.host_ip.as_deref() {
-                    Some(ip) if ip.contains(':') => format!("[{ip}]:"),
-                    Some(ip) => format!("{ip}:"),
-                    None => String::new(),
-                };
-                let host = p.host_port.map(|h| h.to_string()).unwrap_or_default();
-                let published = if ip.is_empty() && host.is_empty() {
-                    String::new()
-                } else {
-                    format!("{ip}{host}:")
-                };
-                json!(format!("{published}{}/{}", p.container_port, p.protocol))
-            })
+            .map(|p| json!(p.short_syntax()))
             .collect();
         s.insert("ports".into(), json!(ports));
     }
