@@ -9,18 +9,39 @@
 use std::ffi::{CStr, CString};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// The owner of a profile file.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Only the uid is known at once; the passwd and group entries are looked up
+/// on first use, so a run that needs none of them (a no-op `up` without a
+/// policy, `~` or `user = "owner"`) pays no user-database lookup (NSS may load
+/// modules and ask daemons).
+#[derive(Debug, Clone)]
 pub struct Owner {
     pub uid: u32,
+    /// The file's group: the primary group when the uid has no passwd entry.
+    file_gid: u32,
+    entry: Arc<OnceLock<Entry>>,
+}
+
+/// What the user database says of an owner.
+#[derive(Debug, Clone)]
+struct Entry {
     /// The passwd entry's primary group, else the file's group.
-    pub gid: u32,
+    gid: u32,
     /// The login name; `None` when the uid has no passwd entry.
-    pub name: Option<String>,
-    pub home: Option<PathBuf>,
+    name: Option<String>,
+    home: Option<PathBuf>,
     /// Every group the owner is in (primary first), as numbers.
-    pub groups: Vec<u32>,
+    groups: Vec<u32>,
+}
+
+impl Default for Owner {
+    /// Nobody in particular: uid 0 with no name, home or groups.
+    fn default() -> Owner {
+        Owner::known(0, 0, None, None, Vec::new())
+    }
 }
 
 impl Owner {
@@ -32,51 +53,94 @@ impl Owner {
 
     /// The user `uid`; `gid` is the group used when it has no passwd entry.
     pub fn of_uid(uid: u32, gid: u32) -> Owner {
-        match passwd_by_uid(uid) {
-            Some(pw) => {
-                let groups = group_list(&pw.name, pw.gid);
-                Owner {
-                    uid,
-                    gid: pw.gid,
-                    name: Some(pw.name),
-                    home: Some(pw.home),
-                    groups,
-                }
-            }
-            None => Owner {
-                uid,
-                gid,
+        Owner {
+            uid,
+            file_gid: gid,
+            entry: Arc::default(),
+        }
+    }
+
+    /// An owner whose entries are already known (tests, fixed identities).
+    pub fn known(
+        uid: u32,
+        gid: u32,
+        name: Option<String>,
+        home: Option<PathBuf>,
+        groups: Vec<u32>,
+    ) -> Owner {
+        let entry = Entry {
+            gid,
+            name,
+            home,
+            groups,
+        };
+        Owner {
+            uid,
+            file_gid: gid,
+            entry: Arc::new(OnceLock::from(entry)),
+        }
+    }
+
+    fn entry(&self) -> &Entry {
+        self.entry.get_or_init(|| match passwd_by_uid(self.uid) {
+            Some(pw) => Entry {
+                gid: pw.gid,
+                groups: group_list(&pw.name, pw.gid),
+                name: Some(pw.name),
+                home: Some(pw.home),
+            },
+            None => Entry {
+                gid: self.file_gid,
                 name: None,
                 home: None,
-                groups: vec![gid],
+                groups: vec![self.file_gid],
             },
-        }
+        })
+    }
+
+    /// The primary group: the passwd entry's, else the file's.
+    pub fn gid(&self) -> u32 {
+        self.entry().gid
+    }
+
+    /// The login name; `None` when the uid has no passwd entry.
+    pub fn name(&self) -> Option<&str> {
+        self.entry().name.as_deref()
+    }
+
+    /// The home folder, which `~` in the owner's profile means.
+    pub fn home(&self) -> Option<&Path> {
+        self.entry().home.as_deref()
+    }
+
+    /// Every group the owner is in (primary first), as numbers.
+    pub fn groups(&self) -> &[u32] {
+        &self.entry().groups
     }
 
     /// The name for messages and the `launch.owner` label: the login name,
     /// or the uid as a number.
     pub fn display(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.uid.to_string())
+        self.name()
+            .map_or_else(|| self.uid.to_string(), str::to_string)
     }
 
     /// Whether `who` (a user name, or `@group`) names this owner: a group
     /// matches primary and supplementary groups.
     pub fn is(&self, who: &str) -> bool {
         match who.strip_prefix('@') {
-            Some(group) => group_gid(group).is_some_and(|g| self.groups.contains(&g)),
-            None => {
-                self.name.as_deref() == Some(who) || who.parse::<u32>().is_ok_and(|u| u == self.uid)
-            }
+            Some(group) => group_gid(group).is_some_and(|g| self.groups().contains(&g)),
+            None => self.name() == Some(who) || who.parse::<u32>().is_ok_and(|u| u == self.uid),
         }
     }
 
     /// Supplementary groups: every group but the primary one, sorted.
     pub fn supplementary(&self) -> Vec<u32> {
         let mut groups: Vec<u32> = self
-            .groups
+            .groups()
             .iter()
             .copied()
-            .filter(|g| *g != self.gid)
+            .filter(|g| *g != self.gid())
             .collect();
         groups.sort_unstable();
         groups.dedup();
@@ -131,7 +195,7 @@ impl Owner {
     pub fn granted(&self, meta: &std::fs::Metadata, bits: u32) -> bool {
         let shift = if meta.uid() == self.uid {
             6
-        } else if self.groups.contains(&meta.gid()) {
+        } else if self.groups().contains(&meta.gid()) {
             3
         } else {
             0
@@ -276,8 +340,8 @@ mod tests {
     #[test]
     fn root_is_known_by_name_with_a_home() {
         let root = Owner::of_uid(0, 0);
-        assert_eq!(root.name.as_deref(), Some("root"));
-        assert!(root.home.is_some());
+        assert_eq!(root.name(), Some("root"));
+        assert!(root.home().is_some());
         assert!(root.is("root") && root.is("0") && !root.is("alice"));
         assert!(root.is("@root"), "root's primary group matches @root");
     }
@@ -294,12 +358,13 @@ mod tests {
         let meta = std::fs::metadata(&file).expect("stat");
         let (me, stranger) = (
             Owner::of_uid(meta.uid(), meta.gid()),
-            Owner {
-                uid: meta.uid() + 4242,
-                gid: meta.gid() + 4242,
-                groups: vec![meta.gid() + 4242],
-                ..Owner::default()
-            },
+            Owner::known(
+                meta.uid() + 4242,
+                meta.gid() + 4242,
+                None,
+                None,
+                vec![meta.gid() + 4242],
+            ),
         );
         set(dir.path(), 0o755);
         set(&file, 0o644);
@@ -317,7 +382,7 @@ mod tests {
     fn a_uid_without_a_passwd_entry_is_known_by_number() {
         let nobody = Owner::of_uid(424_242, 4242);
         assert_eq!(nobody.display(), "424242");
-        assert_eq!((nobody.home.as_deref(), nobody.gid), (None, 4242));
+        assert_eq!((nobody.home(), nobody.gid()), (None, 4242));
         assert!(nobody.supplementary().is_empty());
     }
 }

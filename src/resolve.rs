@@ -334,7 +334,7 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
         working_dir: p.workdir.clone(),
         user: match p.user.as_deref() {
             // The owner's numbers: no passwd entry is needed in the image.
-            Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid)),
+            Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid())),
             _ => p.user.clone(),
         },
         hostname: p.hostname.clone(),
@@ -550,13 +550,13 @@ mod tests {
         let path = dir.path().join("own.toml");
         std::fs::write(&path, "image = \"busybox\"\nuser = \"owner\"\n").expect("write");
         let mut profile = crate::profile::load(&path).expect("a valid profile");
-        profile.owner = crate::owner::Owner {
-            uid: 1000,
-            gid: 1000,
-            name: Some("alice".into()),
-            home: None,
-            groups: vec![1000, 44, 27, 44],
-        };
+        profile.owner = crate::owner::Owner::known(
+            1000,
+            1000,
+            Some("alice".into()),
+            None,
+            vec![1000, 44, 27, 44],
+        );
         let spec = base_spec(&profile);
         assert_eq!(spec.user.as_deref(), Some("1000:1000"));
         assert_eq!(spec.group_add, ["27", "44"]);

@@ -180,7 +180,7 @@ impl Judge<'_> {
     }
 
     fn bind_sources(&mut self) {
-        let home = self.profile.owner.home.as_deref();
+        let home = self.profile.owner.home();
         let allowed: Vec<PathBuf> = self
             .policy
             .allow
@@ -395,12 +395,12 @@ impl Judge<'_> {
         let other = |id: &str, own: &dyn Fn(u32) -> bool| {
             id.parse::<u32>().is_ok_and(|n| n != 0 && !own(n))
         };
-        if other(uid, &|u| u == o.uid) || other(gid, &|g| o.groups.contains(&g)) {
+        if other(uid, &|u| u == o.uid) || other(gid, &|g| o.groups().contains(&g)) {
             let message = format!(
                 "{whose} {user} is not {}'s uid or one of their groups ({}:{}), so the container could read and write another user's files; set user = \"owner\"",
                 self.owner(),
                 o.uid,
-                o.gid
+                o.gid()
             );
             self.refuse(span, "run_as_others", message);
         }
@@ -463,7 +463,7 @@ impl Judge<'_> {
     /// the image, which may map it to any gid (0, disk, docker).
     fn group_add(&mut self) {
         let allowed = &self.policy.allow.group_add;
-        let own = &self.profile.owner.groups;
+        let own = self.profile.owner.groups();
         for (i, group) in self.profile.run.group_add.iter().enumerate() {
             let owners = group.parse::<u32>().is_ok_and(|g| own.contains(&g));
             if owners || allowed.contains(group) {

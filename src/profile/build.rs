@@ -33,8 +33,8 @@ pub fn build(c: &mut Checker, build: &Sp<raw::Build>) -> Option<Build> {
     let context = match &b.context {
         Some(context) => {
             let dir = c.dir_of(&context.span());
-            let home = c.loader.home();
-            c.map(&b.context, |p| context_path(p, &dir, home.as_deref()))
+            let owner = c.loader.owner();
+            c.map(&b.context, |p| context_path(p, &dir, owner.as_ref()))
                 .map(|path| (path, context.span()))
         }
         None => {
@@ -84,7 +84,11 @@ pub fn build(c: &mut Checker, build: &Sp<raw::Build>) -> Option<Build> {
 
 /// A folder path as written: the engine's other forms of context (a URL, a
 /// git repository, `-` for stdin) are not what `launch` sends.
-fn context_path(written: &str, dir: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
+fn context_path(
+    written: &str,
+    dir: &Path,
+    owner: Option<&crate::owner::Owner>,
+) -> Result<PathBuf, String> {
     if written.is_empty() {
         return Err("build context is empty; `.` is the profile's folder".into());
     }
@@ -93,7 +97,7 @@ fn context_path(written: &str, dir: &Path, home: Option<&Path>) -> Result<PathBu
             "build context `{written}` is not a folder: launch builds from a folder on this host"
         ));
     }
-    super::volumes::host_path(written, dir, home)
+    super::volumes::host_path(written, dir, owner)
 }
 
 /// The Dockerfile's path inside the context; the engine reads it from the

@@ -39,11 +39,11 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
     }
     let mut read = std::collections::HashSet::new();
     for file in files {
-        let home = c.loader.home();
+        let owner = c.loader.owner();
         let path = match resolve_relative(
             &c.dir_of(&file.span()).join("profile.toml"),
             file.get(),
-            home.as_deref(),
+            owner.as_ref(),
         ) {
             Ok(path) => path,
             Err(message) => {

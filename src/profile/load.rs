@@ -182,7 +182,7 @@ impl Walk<'_> {
         );
         for parent in extends_paths(&extends, self.diags) {
             let parent_path =
-                match resolve_relative(path, parent.get_ref(), self.loader.home().as_deref()) {
+                match resolve_relative(path, parent.get_ref(), self.loader.owner().as_ref()) {
                     Ok(p) => p,
                     Err(message) => {
                         self.diags.push(Diagnostic::new(parent.span(), message));
@@ -309,13 +309,14 @@ fn extends_paths(
 /// Parents one profile may name (each up to 1 MiB, merged in turn).
 const MAX_PARENTS: usize = 32;
 
-/// A path named in `profile`, relative to the profile's folder; `~` is `home`.
+/// A path named in `profile`, relative to the profile's folder; `~` is the
+/// home of `owner`.
 pub fn resolve_relative(
     profile: &Path,
     named: &str,
-    home: Option<&Path>,
+    owner: Option<&crate::owner::Owner>,
 ) -> Result<PathBuf, String> {
-    let named = super::expand_home(named, home)?;
+    let named = super::expand_home(named, owner)?;
     Ok(match profile.parent() {
         Some(dir) if named.is_relative() => dir.join(named),
         _ => named,

@@ -106,9 +106,9 @@ impl Loader {
         }
     }
 
-    /// The home of the profile's owner, which `~` means.
-    pub(super) fn home(&self) -> Option<PathBuf> {
-        self.owner.as_ref().and_then(|o| o.home.clone())
+    /// The profile's owner, whose home `~` means (looked up only then).
+    pub(super) fn owner(&self) -> Option<crate::owner::Owner> {
+        self.owner.clone()
     }
 
     /// A profile file, read and parsed on first use.

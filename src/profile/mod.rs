@@ -216,7 +216,7 @@ pub fn load(path: &Path) -> Result<Profile, Diagnostics> {
 /// (`home`), never that of whoever runs launch (docs/architecture.md, shared
 /// hosts); `~name` or `~name/…` is the home of the user `name`. An owner
 /// without a passwd entry has no home: then `~` is an error.
-pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+pub fn expand_home(path: &str, owner: Option<&crate::owner::Owner>) -> Result<PathBuf, String> {
     let Some(after) = path.strip_prefix('~') else {
         return Ok(PathBuf::from(path));
     };
@@ -229,7 +229,7 @@ pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
             )),
         };
     }
-    match home {
+    match owner.and_then(crate::owner::Owner::home) {
         Some(home) => Ok(home.join(rest)),
         None => Err(format!(
             "`{path}`: `~` is the home of the profile's owner, and the owner of this \

@@ -126,7 +126,7 @@ fn seccomp(c: &mut Checker, file: &str, span: &Span) -> Result<String, String> {
     let path = resolve_relative(
         &c.dir_of(span).join("profile.toml"),
         file,
-        c.loader.home().as_deref(),
+        c.loader.owner().as_ref(),
     )?;
     let (_, text) = c
         .loader

@@ -364,7 +364,7 @@ fn mounts(
     let mut targets = HashSet::new();
     for item in list.iter().flatten() {
         let dir = c.dir_of(&item.span());
-        match volumes::parse(item.get(), &dir, c.loader.home().as_deref(), item.span()) {
+        match volumes::parse(item.get(), &dir, c.loader.owner().as_ref(), item.span()) {
             Ok(m) if gpus::is_gpu_path(&m.target, graphics) => c.diags.push(
                 Diagnostic::new(
                     item.span(),

@@ -4,6 +4,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::raw::{Volume, VolumeType};
 use super::source::Span;
+use crate::owner::Owner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MountKind {
@@ -26,7 +27,12 @@ pub struct Mount {
 }
 
 /// Parses one `volumes` entry; relative bind sources are taken from `dir`.
-pub fn parse(entry: &Volume, dir: &Path, home: Option<&Path>, span: Span) -> Result<Mount, String> {
+pub fn parse(
+    entry: &Volume,
+    dir: &Path,
+    owner: Option<&Owner>,
+    span: Span,
+) -> Result<Mount, String> {
     let (kind, source, target, read_only, create) = match entry {
         Volume::Short(spec) => {
             let parts: Vec<&str> = spec.split(':').collect();
@@ -91,7 +97,7 @@ pub fn parse(entry: &Volume, dir: &Path, home: Option<&Path>, span: Span) -> Res
         (None, Some(_)) => MountKind::Volume,
     };
     let source = match (kind, source) {
-        (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir, home)?),
+        (MountKind::Bind, Some(s)) => Some(bind_source(&s, dir, owner)?),
         (MountKind::Volume, Some(s)) => {
             if !super::names::is_docker_name(&s) {
                 return Err(format!(
@@ -140,8 +146,8 @@ fn entry_target(entry: &Volume) -> Option<&str> {
 }
 
 /// An absolute, normalised host path: `~` expanded, relative to `dir`.
-fn bind_source(source: &str, dir: &Path, home: Option<&Path>) -> Result<String, String> {
-    host_path(source, dir, home)?
+fn bind_source(source: &str, dir: &Path, owner: Option<&Owner>) -> Result<String, String> {
+    host_path(source, dir, owner)?
         .to_str()
         .map(|s| s.to_string())
         .ok_or_else(|| format!("bind source `{source}` is not valid UTF-8"))
@@ -149,8 +155,12 @@ fn bind_source(source: &str, dir: &Path, home: Option<&Path>) -> Result<String, 
 
 /// A host path as written in a profile: `~` expanded, relative to `dir`
 /// (the folder of the file that wrote it), `.` and `..` resolved by name.
-pub(super) fn host_path(written: &str, dir: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
-    let path = super::expand_home(written, home)?;
+pub(super) fn host_path(
+    written: &str,
+    dir: &Path,
+    owner: Option<&Owner>,
+) -> Result<PathBuf, String> {
+    let path = super::expand_home(written, owner)?;
     let path = if path.is_relative() {
         dir.join(path)
     } else {

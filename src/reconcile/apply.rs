@@ -148,7 +148,7 @@ fn create_bind_sources(profile: &Profile) -> Result<()> {
         for dir in missing.iter().rev() {
             std::fs::create_dir(dir)
                 .and_then(|()| {
-                    match std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)) {
+                    match std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid())) {
                         // Only root may give a folder away; it stays the runner's.
                         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
                         other => other,
