@@ -769,7 +769,7 @@ fn changed_files_are_discarded_when_the_profile_says_so() {
     let (id, out) = recreate_with_changed_files(&w, "[recreate]\nchanged_files = \"discard\"");
     let out = out.code(0);
     assert!(
-        out.stdout.contains("discarded 1 changed path"),
+        out.stdout.contains("went with any files changed in it"),
         "{}",
         show(&out)
     );

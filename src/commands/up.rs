@@ -171,11 +171,10 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
             o.name
         );
     }
-    if !o.applied.discarded.is_empty() {
+    if o.applied.discarded {
         println!(
-            "{}: discarded {} changed path(s) of the old container",
-            o.name,
-            o.applied.discarded.len()
+            "{}: the old container went with any files changed in it ([recreate] changed_files = \"discard\")",
+            o.name
         );
     }
 }

@@ -21,8 +21,9 @@ pub struct Applied {
     pub id: Option<String>,
     /// The image a `snapshot` recreate committed the old container to.
     pub snapshot: Option<String>,
-    /// Changed files a `discard` recreate threw away.
-    pub discarded: Vec<String>,
+    /// A `discard` recreate threw the old writable layer away, changed
+    /// files and all, unlisted.
+    pub discarded: bool,
     /// The old container of a recreate that could not be removed: it stays
     /// aside, and the next run settles it.
     pub left_aside: Option<super::recover::Leftover>,
@@ -168,10 +169,19 @@ async fn recreate<E: Engine>(
     old: &Observed,
 ) -> Result<Applied> {
     let mut applied = Applied::default();
-    // 1. What would be lost with the old container's writable layer.
-    let changed = at_risk(engine, profile, spec, old).await?;
+    // 1. What would be lost with the old container's writable layer. Under
+    // `discard` the answer would change nothing, and asking costs the daemon
+    // a walk of the whole layer, as long as the recreate itself after one
+    // `pip install` (docs/benchmarks.md): it is not asked.
+    let policy = profile.recreate.changed_files;
+    applied.discarded = policy == ChangedFiles::Discard;
+    let changed = if applied.discarded {
+        Vec::new()
+    } else {
+        at_risk(engine, profile, spec, old).await?
+    };
     if !changed.is_empty() {
-        match profile.recreate.changed_files {
+        match policy {
             ChangedFiles::Refuse => {
                 return Err(Error::Refused(format!(
                     "container {} must be recreated, but files changed inside it would be lost:\n{}\n\
@@ -184,7 +194,7 @@ async fn recreate<E: Engine>(
             ChangedFiles::Snapshot => {
                 applied.snapshot = Some(snapshot(engine, &old.id, &old.name).await?);
             }
-            ChangedFiles::Discard => applied.discarded = changed,
+            ChangedFiles::Discard => {}
         }
     }
     create_bind_sources(profile)?;
@@ -717,6 +727,29 @@ mod tests {
             [super::super::recover::Leftover::Removed { name: aside }]
         );
         assert_eq!(f.names(), ["train"]);
+    }
+
+    #[tokio::test]
+    async fn discard_recreates_without_asking_what_changed_and_refuse_asks() {
+        let f = Fixture::new();
+        let old = f.profile("sleep 1000", "");
+        let id = f.existing(&old, State::Running, &["A /root/notes.txt"]);
+        let new = f.profile("sleep 1001", "[recreate]\nchanged_files = \"discard\"");
+        let o = f.up(&new).await.expect("recreated");
+        assert!(o.applied.discarded, "says the old layer went");
+        assert!(
+            f.engine.calls_of(Op::Changes).is_empty(),
+            "no `docker diff` under discard: {:?}",
+            f.engine.calls()
+        );
+        assert!(f.engine.container(&id).is_none(), "the old one is gone");
+
+        let refused = f.profile("sleep 1002", "");
+        f.engine.clear_calls();
+        f.up(&refused)
+            .await
+            .expect("nothing changed inside: recreated");
+        assert_eq!(f.engine.calls_of(Op::Changes).len(), 1, "refuse asks");
     }
 
     #[test]

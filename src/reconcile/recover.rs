@@ -62,8 +62,8 @@ pub enum Leftover {
     Removed { name: String },
     /// Its changed files were committed to `image` first.
     Snapshotted { name: String, image: String },
-    /// The profile discards changed files: `paths` of them went with it.
-    Discarded { name: String, paths: usize },
+    /// The profile discards changed files: any went with it, unlisted.
+    Discarded { name: String },
     /// It stays, for `why`.
     Kept { name: String, why: String },
 }
@@ -105,8 +105,8 @@ impl Leftover {
             Leftover::Snapshotted { name, image } => format!(
                 "removed {name}, left by an interrupted recreate, after committing its changed files to {image}"
             ),
-            Leftover::Discarded { name, paths } => format!(
-                "removed {name}, left by an interrupted recreate, discarding {paths} changed path(s) as the profile says"
+            Leftover::Discarded { name } => format!(
+                "removed {name}, left by an interrupted recreate, with any files changed in it ([recreate] changed_files = \"discard\")"
             ),
             Leftover::Kept { name, why } => {
                 format!("kept {name}, left by an interrupted recreate: {why}")
@@ -160,8 +160,16 @@ pub async fn settle<E: Engine>(
             continue;
         }
         let settled = async {
-            let changed = apply::at_risk(engine, profile, spec, &old).await?;
-            let done = if changed.is_empty() {
+            // As in a recreate, `discard` does not ask what changed.
+            let discard = profile.recreate.changed_files == ChangedFiles::Discard;
+            let changed = if discard {
+                Vec::new()
+            } else {
+                apply::at_risk(engine, profile, spec, &old).await?
+            };
+            let done = if discard {
+                Leftover::Discarded { name: name.clone() }
+            } else if changed.is_empty() {
                 Leftover::Removed { name: name.clone() }
             } else {
                 match profile.recreate.changed_files {
@@ -180,10 +188,7 @@ pub async fn settle<E: Engine>(
                         name: name.clone(),
                         image: apply::snapshot(engine, &old.id, &profile.name).await?,
                     },
-                    ChangedFiles::Discard => Leftover::Discarded {
-                        name: name.clone(),
-                        paths: changed.len(),
-                    },
+                    ChangedFiles::Discard => Leftover::Discarded { name: name.clone() },
                 }
             };
             engine.remove(&old.id, false).await?;
