@@ -7,8 +7,8 @@
 //! bounded, and a timeout names the process that holds the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Seek};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,10 +56,15 @@ impl Locks {
         loop {
             match file.try_lock() {
                 Ok(()) => {
-                    // Say who holds it, for whoever waits next.
-                    let _ = file.set_len(0);
-                    let _ = file.rewind();
-                    let _ = write!(file, "{}", std::process::id());
+                    // Say who holds it, for whoever waits next: in a
+                    // fixed width over the last holder's pid, as emptying
+                    // the file first makes ext4 flush it on close, which a
+                    // no-op run would wait for.
+                    let pid = format!("{:<10}\n", std::process::id());
+                    let _ = file.write_all_at(pid.as_bytes(), 0);
+                    if file.metadata().is_ok_and(|m| m.len() > pid.len() as u64) {
+                        let _ = file.set_len(pid.len() as u64);
+                    }
                     return Ok(Lock { _file: file });
                 }
                 Err(TryLockError::WouldBlock) => {
