@@ -129,9 +129,13 @@ pub fn plan_after(
     let same_hash = same_hash || older_schema;
     // The field diff is for a recreate's message; a no-op (the cron case)
     // skips parsing the stored spec.
-    let changes = match found.spec().filter(|_| !same_hash) {
-        Some(current) => diff::diff(&current, desired),
-        None => Vec::new(),
+    let changes = if same_hash {
+        Vec::new()
+    } else {
+        found
+            .spec()
+            .map(|current| diff::diff(&current, desired))
+            .unwrap_or_default()
     };
     let image_moved = image_id.is_some_and(|id| !found.image_id.is_empty() && id != found.image_id);
     let why = if options.force_recreate {
