@@ -1620,6 +1620,23 @@ fn max_gpus_per_owner_counts_the_owner_s_other_launch_containers() {
         "sleep",
         "1000",
     ]);
+    // And a GPU this host no longer has, which no one holds.
+    let gone = scratch.name("gone");
+    docker::docker(&[
+        "run",
+        "-d",
+        "--label",
+        "launch.managed=true",
+        "--label",
+        "launch.gpus=GPU-deadbeef-0000-4000-8000-00000000dead",
+        "--label",
+        "launch.owner=4242",
+        "--name",
+        &gone,
+        &image,
+        "sleep",
+        "1000",
+    ]);
     let profiles = Profiles::new();
     let profile = profiles.write(
         "per-owner.toml",

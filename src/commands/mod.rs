@@ -349,13 +349,18 @@ pub async fn on_host(
             *managed = Some(managed_or_none(engine).await?);
         }
         let owner = profile.owner.display();
+        // A GPU this host no longer has is held by no one.
+        let here = |uuid: &String| match facts.gpus() {
+            Some(Ok(gpus)) => gpus.gpus.iter().any(|g| g.uuid == *uuid),
+            _ => true,
+        };
         host.owner_gpus = Some(
             managed
                 .iter()
                 .flatten()
                 .filter(|c| c.labels.get(launch::spec::label::OWNER) == Some(&owner))
                 .filter(|c| !launch::engine::is_name_or_aside(&c.name, &profile.name))
-                .map(|c| c.gpus().len())
+                .map(|c| c.gpus().iter().filter(|u| here(u)).count())
                 .sum(),
         );
     }
