@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Lay out a fake NVIDIA GPU host for demos, the same shape as the Rust test
 # support in tests/support/fake_gpu.rs:
-#   ROOT/nvml/libnvidia-ml.so.1 + fake-nvml.conf   (tests/support/fake_nvml.c)
+#   ROOT/nvml/libnvidia-ml.so.1 + fake-nvml.conf   (tests/support/fake_nvml.c, as
+#                                                    libnvidia-ml.so.DRIVER_VERSION)
 #   ROOT/dev-root/dev/nvidia*                       (char devices as root, else /dev/null links)
 #   ROOT/dev-root/dev/char/195:N                    (the links NVIDIA's udev rule makes)
 #   ROOT/dev-root/proc/driver/nvidia/version        (the kernel module's version; MODULE_VERSION)
+#   ROOT/dev-root/proc/driver/nvidia/gpus/*/information (each GPU's UUID and minor)
 #   ROOT/dev-root/proc/devices                      (character majors: nvidia-uvm's)
 #   ROOT/driver-root/...                            (driver libs, ld.so.cache, binaries; an
 #                                                    nvidia-smi that fails while
@@ -60,7 +62,9 @@ work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
 
 # --- NVML ------------------------------------------------------------------
-gcc -shared -fPIC -O1 -o "$nvml_dir/libnvidia-ml.so.1" "$source_file" -ldl
+# Named as the driver names it, so its version shows through the link.
+gcc -shared -fPIC -O1 -o "$nvml_dir/libnvidia-ml.so.$driver_version" "$source_file" -ldl
+ln -s "libnvidia-ml.so.$driver_version" "$nvml_dir/libnvidia-ml.so.1"
 
 buses=(18 2A 3A 5D 9A AB BA DB)
 {
@@ -98,6 +102,14 @@ ln -s ../nvidiactl "$dev_dir/char/195:255"
 # --- /proc -------------------------------------------------------------------
 printf 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n' \
     "${MODULE_VERSION:-$driver_version}" >"$root/dev-root/proc/driver/nvidia/version"
+# Each GPU as the kernel module shows it (its UUID and minor), by bus id.
+for ((i = 0; i < gpu_count; i++)); do
+    if ((i < 8)); then bus=${buses[i]}; else printf -v bus '%02X' $((0x10 + i)); fi
+    bus=$(printf '0000:%s:00.0' "${bus,,}")
+    mkdir -p "$root/dev-root/proc/driver/nvidia/gpus/$bus"
+    printf 'Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   \t\t 0\nGPU UUID: \t GPU-%08x-0000-4000-8000-%012x\nVideo BIOS: \t 96.00.74.00.01\nBus Type: \t PCIe\nDMA Size: \t 52 bits\nDMA Mask: \t 0xfffffffffffff\nBus Location: \t %s\nDevice Minor: \t %d\nGPU Excluded:\t No\n' \
+        $((0x5eed0000 + i)) "$i" "$bus" "$i" >"$root/dev-root/proc/driver/nvidia/gpus/$bus/information"
+done
 printf 'Character devices:\n  1 mem\n195 nvidia-frontend\n510 nvidia-uvm\n\nBlock devices:\n  7 loop\n' \
     >"$root/dev-root/proc/devices"
 

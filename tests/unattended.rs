@@ -707,7 +707,7 @@ fn a_profile_named_like_the_start_of_another_containers_id_leaves_that_container
 // ---- host facts once per run --------------------------------------------------
 
 #[test]
-fn a_folder_of_gpu_profiles_initialises_nvml_once() {
+fn a_folder_of_gpu_profiles_initialises_nvml_once_and_a_no_op_not_at_all() {
     needs_docker!();
     let scratch = Scratch::new("nvml-once");
     let image = scratch.busybox_image("img", &[]);
@@ -741,7 +741,9 @@ fn a_folder_of_gpu_profiles_initialises_nvml_once() {
             .lines()
             .count()
     };
-    for (command, code) in [("plan", 4), ("up", 0), ("up", 0)] {
+    // The first plan and up make containers: NVML decides, once. The last
+    // up finds all in sync from /proc/driver/nvidia alone.
+    for (command, code, nvml) in [("plan", 4, 1), ("up", 0, 1), ("up", 0, 0)] {
         let before = inits();
         let out = launch(&locks)
             .env("FAKE_NVML_LOG", &log)
@@ -750,7 +752,7 @@ fn a_folder_of_gpu_profiles_initialises_nvml_once() {
             .arg(profiles.path())
             .run()
             .code(code);
-        assert_eq!(inits() - before, 1, "`{command}` over 4 GPU profiles");
+        assert_eq!(inits() - before, nvml, "`{command}` over 4 GPU profiles");
         if command == "up" && before > 1 {
             // The second up: the folder's one listing shows all in sync.
             assert_eq!(
@@ -761,4 +763,131 @@ fn a_folder_of_gpu_profiles_initialises_nvml_once() {
             );
         }
     }
+}
+
+/// One GPU profile on `host`, and a way to count NVML's inits.
+struct NvmlWatch {
+    // Removes the container when the test ends.
+    _scratch: Scratch,
+    profiles: Profiles,
+    locks: PathBuf,
+    log: PathBuf,
+    image: String,
+    name: String,
+}
+
+impl NvmlWatch {
+    fn new(tag: &str) -> NvmlWatch {
+        let scratch = Scratch::new(tag);
+        let image = scratch.busybox_image("img", &[]);
+        let name = scratch.name("gpu");
+        let profiles = Profiles::new();
+        let locks = lock_dir(&profiles);
+        let log = profiles.path().join("nvml.log");
+        NvmlWatch {
+            _scratch: scratch,
+            profiles,
+            locks,
+            log,
+            image,
+            name,
+        }
+    }
+
+    fn write(&self, devices: &str) {
+        self.profiles.write(
+            "gpu.toml",
+            &format!(
+                "{}gpus = {{ devices = [{devices}], mode = \"devices\" }}\n",
+                busybox_profile(&self.image, &self.name)
+            ),
+        );
+    }
+
+    /// Runs `command` on the profile; its output and how many times it
+    /// initialised NVML.
+    fn run(&self, host: &FakeGpuHost, command: &str, code: i32) -> (Output, usize) {
+        let inits = || {
+            std::fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let before = inits();
+        let out = launch(&self.locks)
+            .env("FAKE_NVML_LOG", &self.log)
+            .arg(command)
+            .args(host.args())
+            .arg(self.profiles.path().join("gpu.toml"))
+            .run()
+            .code(code);
+        (out, inits() - before)
+    }
+
+    fn id(&self) -> String {
+        docker(&["inspect", "-f", "{{.Id}}", &self.name])
+    }
+}
+
+#[test]
+fn a_gpu_no_op_reads_the_kernels_view_and_any_change_asks_nvml() {
+    needs_docker!();
+    let host = FakeGpuHost::builder().gpus(4).build();
+    let w = NvmlWatch::new("nvml-noop");
+    w.write("0, 1");
+    let (_, nvml) = w.run(&host, "up", 0);
+    assert_eq!(nvml, 1, "a container to make: NVML decides");
+    let id = w.id();
+
+    let (out, nvml) = w.run(&host, "up", 0);
+    assert!(out.stdout.contains("up to date"), "{}", out.stdout);
+    assert_eq!(nvml, 0, "in sync, seen from /proc/driver/nvidia");
+
+    w.write("0, 2");
+    let (out, nvml) = w.run(&host, "plan", 4);
+    assert!(out.stdout.contains("recreate"), "{}", out.stdout);
+    assert_eq!(nvml, 1, "a change is NVML's to plan");
+
+    // A GPU not initialised since boot shows no UUID under /proc: NVML.
+    w.write("0, 1");
+    host.uninitialise_in_procfs(&host.gpus[3].uuid);
+    let (out, nvml) = w.run(&host, "up", 0);
+    assert!(out.stdout.contains("up to date"), "{}", out.stdout);
+    assert_eq!(nvml, 1);
+    assert_eq!(w.id(), id, "never recreated");
+}
+
+#[test]
+fn a_kernel_view_that_numbers_gpus_unlike_nvml_never_recreates() {
+    needs_docker!();
+    // NVML's GPU 0 sits on a higher bus than its GPU 1, so /proc's bus order
+    // calls it GPU 1: the kernel's view disagrees, and NVML decides.
+    let host = FakeGpuHost::builder()
+        .gpu(FakeGpu {
+            bus_id: "00000000:DB:00.0".into(),
+            ..FakeGpu::new(0)
+        })
+        .gpu(FakeGpu {
+            bus_id: "00000000:18:00.0".into(),
+            ..FakeGpu::new(1)
+        })
+        .build();
+    let w = NvmlWatch::new("nvml-order");
+    w.write("0");
+    w.run(&host, "up", 0);
+    let id = w.id();
+    let (out, nvml) = w.run(&host, "up", 0);
+    assert!(out.stdout.contains("up to date"), "{}", out.stdout);
+    assert_eq!(nvml, 1, "the kernel's view did not match: NVML was asked");
+    assert_eq!(w.id(), id);
+    let visible = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &w.name,
+    ]);
+    assert!(
+        visible.contains(&format!("NVIDIA_VISIBLE_DEVICES={}", host.gpus[0].uuid)),
+        "NVML's GPU 0: {visible}"
+    );
 }

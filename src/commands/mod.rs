@@ -147,6 +147,16 @@ pub fn probe_host<'a>(
     (HostFacts::probe(&global.roots(), needs), needs)
 }
 
+/// As `probe_host`, for `up` and `plan`: NVML waits until some profile
+/// needs more than a check that its container is in sync.
+pub fn probe_host_for_sync<'a>(
+    global: &Global,
+    profiles: impl IntoIterator<Item = &'a Profile>,
+) -> (HostFacts, Needs) {
+    let needs = Needs::of(profiles);
+    (HostFacts::probe_for_sync(&global.roots(), needs), needs)
+}
+
 /// Adds the engine's facts, when some profile leaves its GPU mode to `auto`.
 pub async fn with_engine_facts(
     facts: HostFacts,
@@ -305,7 +315,7 @@ pub async fn on_host(
     managed: &mut Option<Vec<Observed>>,
 ) -> Result<launch::policy::OnHost> {
     let mut host = launch::policy::OnHost {
-        gpu_count: match &facts.gpus {
+        gpu_count: match facts.gpus() {
             Some(Ok(h)) => Some(h.gpus.len()),
             _ => None,
         },

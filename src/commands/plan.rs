@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{Session, allowed, probe_host, runtime, shown, split_valid, targets};
+use super::{Session, allowed, probe_host_for_sync, runtime, shown, split_valid, targets};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
@@ -18,7 +18,7 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     if valid.is_empty() {
         return Ok(exit);
     }
-    let (facts, needs) = probe_host(global, valid.iter().map(|(_, p)| *p));
+    let (facts, needs) = probe_host_for_sync(global, valid.iter().map(|(_, p)| *p));
     let locks = global.locks();
     runtime()?.block_on(async {
         let session = match Session::open(global, &valid, facts, needs).await {

@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Session, Target, allowed, probe_host, runtime, shown, split_valid, targets};
+use super::{Session, Target, allowed, probe_host_for_sync, runtime, shown, split_valid, targets};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         return Ok(exit);
     }
     let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
-    let (facts, needs) = probe_host(global, profiles.iter().copied());
+    let (facts, needs) = probe_host_for_sync(global, profiles.iter().copied());
     let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {

@@ -73,8 +73,18 @@ impl Needs {
 /// The facts of one run. GPU facts are `None` when no profile asked for GPUs.
 #[derive(Debug, Default)]
 pub struct HostFacts {
-    pub gpus: Option<std::result::Result<GpuHost, NvmlFailure>>,
+    gpus: Option<std::result::Result<GpuHost, NvmlFailure>>,
     pub toolkit: ToolkitFacts,
+    /// Set when `gpus` came from `/proc/driver/nvidia`, not NVML: how to ask
+    /// NVML once a choice must be made, and its answer.
+    deferred: Option<Deferred>,
+}
+
+#[derive(Debug)]
+struct Deferred {
+    roots: Roots,
+    query: Query,
+    nvml: tokio::sync::OnceCell<std::result::Result<GpuHost, NvmlFailure>>,
 }
 
 impl HostFacts {
@@ -85,22 +95,69 @@ impl HostFacts {
         if !needs.gpus {
             return HostFacts::default();
         }
-        let toolkit = if needs.toolkit {
-            ToolkitFacts {
-                toolkit_hook: find_on_path(TOOLKIT_HOOK),
-                nvidia_cdi_spec: nvidia_cdi_specs(&roots.cdi_spec_dirs)
-                    .into_iter()
-                    .next()
-                    .map(|(path, _)| path),
-                ..ToolkitFacts::default()
-            }
-        } else {
-            ToolkitFacts::default()
-        };
         HostFacts {
             gpus: Some(GpuHost::probe(roots, needs.gpu_query())),
-            toolkit,
+            toolkit: toolkit_facts(roots, needs),
+            deferred: None,
         }
+    }
+
+    /// As `probe`, for `up` and `plan`: the GPUs come from
+    /// `/proc/driver/nvidia` when that view will do (`gpu::procfs`), which
+    /// is enough to find containers in sync; NVML is asked only when a
+    /// profile needs more ([`HostFacts::confirm`]).
+    pub fn probe_for_sync(roots: &Roots, needs: Needs) -> HostFacts {
+        if !needs.gpus {
+            return HostFacts::default();
+        }
+        let query = needs.gpu_query();
+        match GpuHost::from_procfs(roots, query) {
+            Some(host) => HostFacts {
+                gpus: Some(Ok(host)),
+                toolkit: toolkit_facts(roots, needs),
+                deferred: Some(Deferred {
+                    roots: roots.clone(),
+                    query,
+                    nvml: tokio::sync::OnceCell::new(),
+                }),
+            },
+            None => HostFacts::probe(roots, needs),
+        }
+    }
+
+    /// The GPUs: NVML's, or the kernel's view while NVML was not needed.
+    pub fn gpus(&self) -> Option<&std::result::Result<GpuHost, NvmlFailure>> {
+        self.deferred
+            .as_ref()
+            .and_then(|d| d.nvml.get())
+            .or(self.gpus.as_ref())
+    }
+
+    /// Whether the GPUs are the kernel's view, good only to find a
+    /// container in sync: any other answer must [`HostFacts::confirm`].
+    pub fn provisional(&self) -> bool {
+        self.deferred
+            .as_ref()
+            .is_some_and(|d| !d.nvml.initialized())
+    }
+
+    /// Asks NVML, once per run and off the async thread, when the GPUs are
+    /// still the kernel's view.
+    pub async fn confirm(&self) {
+        let Some(d) = &self.deferred else { return };
+        d.nvml
+            .get_or_init(|| async {
+                let (roots, query) = (d.roots.clone(), d.query);
+                tokio::task::spawn_blocking(move || GpuHost::probe(&roots, query))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(NvmlFailure::Call {
+                            call: "nvmlInit",
+                            reason: e.to_string(),
+                        })
+                    })
+            })
+            .await;
     }
 
     /// Adds what the engine says (`docker info`), for `auto` mode; `None`
@@ -113,19 +170,33 @@ impl HostFacts {
         }
         self
     }
-}
 
-impl HostFacts {
     /// Why a GPU container cannot be made now: the driver was upgraded and
     /// the host not rebooted (docs/architecture.md, GPU health).
     pub fn reboot_pending(&self) -> Option<String> {
-        match &self.gpus {
+        match self.gpus() {
             Some(Ok(host)) => crate::health::kernel::pending_reboot(
                 &host.driver_version,
                 host.kernel_module.as_deref(),
             ),
             _ => None,
         }
+    }
+}
+
+/// The toolkit's hook and CDI specs, for `auto`; an explicit mode never
+/// reads them.
+fn toolkit_facts(roots: &Roots, needs: Needs) -> ToolkitFacts {
+    if !needs.toolkit {
+        return ToolkitFacts::default();
+    }
+    ToolkitFacts {
+        toolkit_hook: find_on_path(TOOLKIT_HOOK),
+        nvidia_cdi_spec: nvidia_cdi_specs(&roots.cdi_spec_dirs)
+            .into_iter()
+            .next()
+            .map(|(path, _)| path),
+        ..ToolkitFacts::default()
     }
 }
 
@@ -229,7 +300,7 @@ pub fn resolve_profile(
         problems.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
         return Err(located(profile, problems));
     }
-    let gpus = match (&profile.gpus, &facts.gpus) {
+    let gpus = match (&profile.gpus, facts.gpus()) {
         (None, _) => None,
         (Some(_), Some(Ok(host))) => Some(host),
         (Some(_), Some(Err(e))) => return Err(Error::Nvml(e.clone())),

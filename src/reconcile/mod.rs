@@ -217,6 +217,29 @@ async fn plan_for<E: Engine>(
     options: Options,
     observed: Option<Observed>,
 ) -> Result<Preview> {
+    if !cx.host.provisional() || profile.gpus.is_none() {
+        return plan_on(cx, profile, options, observed).await;
+    }
+    // The kernel's view of the GPUs can tell that a container is in sync;
+    // any other answer, an error included, is NVML's to give.
+    let preview = plan_on(cx, profile, options, observed.clone()).await;
+    if let Ok(p) = &preview
+        && p.plan.action == Action::Nothing
+        && !p.pull
+        && p.build.is_none()
+    {
+        return preview;
+    }
+    cx.host.confirm().await;
+    plan_on(cx, profile, options, observed).await
+}
+
+async fn plan_on<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    options: Options,
+    observed: Option<Observed>,
+) -> Result<Preview> {
     let engine = cx.engine;
     // Other containers matter only to a count selection (which GPUs are
     // held) and to keeping its choice; skip the listing otherwise, so a
@@ -331,7 +354,7 @@ async fn cuda_check<E: Engine>(
 ) -> Result<()> {
     use crate::health::cuda::{self, Offered, Requirement};
     let checked = profile.gpus.as_ref().is_some_and(|g| g.require_cuda);
-    let Some(Ok(host)) = &cx.host.gpus else {
+    let Some(Ok(host)) = cx.host.gpus() else {
         return Ok(());
     };
     if !checked || spec.gpu.is_none() {

@@ -1,11 +1,14 @@
 //! A fake NVIDIA GPU host for integration tests on machines without a GPU.
 //!
 //! [`FakeGpuHost::builder`] lays out, in a fresh temporary directory:
-//! - `nvml/libnvidia-ml.so.1`: `fake_nvml.c` compiled with gcc, plus
-//!   `nvml/fake-nvml.conf` which that library reads at `nvmlInit`;
+//! - `nvml/libnvidia-ml.so.1`: a link to `libnvidia-ml.so.<driver version>`,
+//!   `fake_nvml.c` compiled with gcc, plus `nvml/fake-nvml.conf` which that
+//!   library reads at `nvmlInit`;
 //! - `dev-root/dev/nvidia*`: device nodes (real character devices as root,
 //!   symlinks to `/dev/null` otherwise); `dev-root/proc/driver/nvidia/version`
-//!   (the kernel module's version, by default the driver's) and
+//!   (the kernel module's version, by default the driver's),
+//!   `dev-root/proc/driver/nvidia/gpus/<bus>/information` (each GPU's UUID
+//!   and minor, as the kernel module shows them) and
 //!   `dev-root/proc/devices` (the character majors, nvidia-uvm's among them);
 //! - `driver-root/`: driver user-space files (real ELF stubs with the right
 //!   sonames, an `ld.so.cache` made by `ldconfig -r`, binaries, the
@@ -196,6 +199,21 @@ impl FakeGpuHost {
         );
     }
 
+    /// Shows GPU `uuid` under `/proc/driver/nvidia/gpus` as the driver does
+    /// before the GPU is first initialised: `GPU-????????-…`.
+    pub fn uninitialise_in_procfs(&self, uuid: &str) {
+        let gpu = self
+            .gpus
+            .iter()
+            .find(|g| g.uuid == uuid)
+            .unwrap_or_else(|| panic!("fake-gpu: no GPU {uuid}"));
+        let text = information(gpu).replace(uuid, "GPU-????????-????-????-????-????????????");
+        write(
+            &procfs_gpu_dir(&self.dev_root, &gpu.bus_id).join("information"),
+            &text,
+        );
+    }
+
     /// The config the fake NVML reads; a test may rewrite it between inits.
     pub fn nvml_config(&self) -> PathBuf {
         self.root.join("nvml/fake-nvml.conf")
@@ -343,8 +361,12 @@ impl FakeGpuHostBuilder {
             let compiled = cached_fake_nvml(&self.omit);
             mkdir(&root.join("nvml"));
             // A copy, not a hard link: dlopen identifies libraries by inode,
-            // and each host's NVML must be its own instance.
-            copy(&compiled, &nvml_lib);
+            // and each host's NVML must be its own instance. Named as the
+            // driver names it, so its version shows through the link.
+            let versioned = format!("libnvidia-ml.so.{}", self.driver_version);
+            copy(&compiled, &root.join("nvml").join(&versioned));
+            symlink(&versioned, &nvml_lib)
+                .unwrap_or_else(|e| panic!("fake-gpu: cannot link {}: {e}", nvml_lib.display()));
             write(&root.join("nvml/fake-nvml.conf"), &self.config());
         }
         let char_devices = self.make_dev_root(&dev_root);
@@ -462,6 +484,11 @@ impl FakeGpuHostBuilder {
                 &dev_root.join("proc/driver/nvidia/version"),
                 &kernel_module_line(version),
             );
+            for gpu in &self.gpus {
+                let dir = procfs_gpu_dir(dev_root, &gpu.bus_id);
+                mkdir(&dir);
+                write(&dir.join("information"), &information(gpu));
+            }
         }
         let uvm = SHARED_NODES
             .iter()
@@ -651,6 +678,29 @@ impl FakeGpuHostBuilder {
             write(&dir.join("socket"), "");
         }
     }
+}
+
+/// `<dev_root>/proc/driver/nvidia/gpus/0000:18:00.0` for NVML's bus id
+/// `00000000:18:00.0`: the kernel's four-digit domain, lowercase.
+fn procfs_gpu_dir(dev_root: &Path, bus_id: &str) -> PathBuf {
+    let short = &bus_id[bus_id.len().saturating_sub(12)..];
+    dev_root
+        .join("proc/driver/nvidia/gpus")
+        .join(short.to_ascii_lowercase())
+}
+
+/// A GPU's `information` file, as the driver writes it.
+fn information(gpu: &FakeGpu) -> String {
+    let bus = &gpu.bus_id[gpu.bus_id.len().saturating_sub(12)..];
+    format!(
+        "Model: \t\t {}\nIRQ:   \t\t 0\nGPU UUID: \t {}\nVideo BIOS: \t 96.00.74.00.01\n\
+         Bus Type: \t PCIe\nDMA Size: \t 52 bits\nDMA Mask: \t 0xfffffffffffff\n\
+         Bus Location: \t {}\nDevice Minor: \t {}\nGPU Excluded:\t No\n",
+        gpu.name,
+        gpu.uuid,
+        bus.to_ascii_lowercase(),
+        gpu.minor
+    )
 }
 
 /// `/proc/driver/nvidia/version` as the proprietary module writes it.

@@ -7,6 +7,7 @@
 pub mod driver;
 pub mod nodes;
 pub mod nvml;
+pub mod procfs;
 pub mod select;
 
 use std::path::PathBuf;
@@ -105,6 +106,21 @@ impl GpuHost {
     /// far as `query` asks. What it does not ask for is `None` or empty.
     pub fn probe(roots: &Roots, query: Query) -> Result<GpuHost, nvml::NvmlFailure> {
         let inventory = nvml::inventory(&roots.nvml_lib, query)?;
+        Ok(GpuHost::around(roots, query, inventory))
+    }
+
+    /// The snapshot from `/proc/driver/nvidia` instead of NVML, for a run
+    /// that may find every container in sync (`procfs`); `None` when that
+    /// view would not do, or `query` asks for what only NVML knows.
+    pub fn from_procfs(roots: &Roots, query: Query) -> Option<GpuHost> {
+        if query.usage || query.details {
+            return None;
+        }
+        let inventory = procfs::inventory(&roots.dev_root, &roots.nvml_lib)?;
+        Some(GpuHost::around(roots, query, inventory))
+    }
+
+    fn around(roots: &Roots, query: Query, inventory: nvml::Inventory) -> GpuHost {
         // Every mode lists the device nodes (a few stats); only `devices`
         // mode needs the walk over the driver's files.
         let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
@@ -113,13 +129,13 @@ impl GpuHost {
         } else {
             DriverFiles::default()
         };
-        Ok(GpuHost {
+        GpuHost {
             driver_version: inventory.driver_version,
             cuda_version: inventory.cuda_version,
             gpus: inventory.gpus,
             kernel_module: kernel_module(&roots.dev_root),
             nodes,
             driver_files,
-        })
+        }
     }
 }
