@@ -961,6 +961,26 @@ fn devices_mode_without_the_running_drivers_libcuda_exits_1_rather_than_take_the
 }
 
 #[test]
+fn without_an_ld_cache_the_library_folders_are_read() {
+    // The cache decides when it knows the driver; a host without one (or
+    // with one from before the driver) still gets its libraries mounted.
+    let host = host_of(own_gpus(1)).build();
+    std::fs::remove_file(host.driver_root.join("etc/ld.so.cache")).expect("rm the cache");
+    let all = mounts(&spec(
+        &host,
+        "image = \"busybox\"\ngpus = { devices = [0], mode = \"devices\" }\n",
+    ));
+    assert_eq!(
+        all[&format!("{LIB64}/libcuda.so.1")].0,
+        driver_lib(&host, "cuda")
+    );
+    assert_eq!(
+        all[&format!("{LIB64}/libnvidia-ml.so.1")].0,
+        driver_lib(&host, "nvidia-ml")
+    );
+}
+
+#[test]
 fn linker_name_links_from_dev_packages_do_not_mount_a_library_twice() {
     // libcuda.so → libcuda.so.1, as libcuda's -dev package installs it; the
     // ld.so cache then lists the library under both names.

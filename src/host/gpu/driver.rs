@@ -133,11 +133,19 @@ impl DriverFiles {
                 entry.soname = soname;
             }
         }
-        // Then the usual folders, for a cache that is stale or missing. Where
-        // /lib links to /usr/lib (merged /usr), a folder is read once: a
-        // second reading finds nothing new.
+        // Then the usual folders, for a cache that is stale or missing: one
+        // that knows no library of this version. A fresh cache decides
+        // alone, as for libnvidia-container; a host's library folder holds
+        // thousands of files, which a no-op every minute should not list.
+        // Where /lib links to /usr/lib (merged /usr), a folder is read once:
+        // a second reading finds nothing new.
         let mut seen = Vec::new();
-        for dir in library_dirs() {
+        let dirs = if libraries.is_empty() {
+            library_dirs()
+        } else {
+            Vec::new()
+        };
+        for dir in dirs {
             let dir = root.join(dir);
             let Ok(meta) = std::fs::metadata(&dir) else {
                 continue;
