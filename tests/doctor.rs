@@ -81,6 +81,7 @@ fn a_healthy_fake_host_passes_every_check_in_text_and_json() {
     for name in [
         "nvml",
         "kernel-module",
+        "kernel-view",
         "device-nodes",
         "persistence-mode",
         "toolkit",
@@ -142,6 +143,28 @@ fn a_kernel_module_older_than_the_libraries_means_a_reboot_is_pending() {
         "a reboot is pending",
         "reboot the host",
     );
+}
+
+#[test]
+fn a_gpu_without_its_uuid_under_proc_warns_that_no_ops_load_nvml() {
+    needs_docker!();
+    let host = healthy().build();
+    host.uninitialise_in_procfs(&host.gpus[1].uuid);
+    let (code, doc) = doctor_json(&host, &[]);
+    let c = check(&doc, "kernel-view");
+    assert_eq!(c["status"], "warn", "{c}");
+    let message = c["message"].as_str().expect("message");
+    assert!(
+        message.contains("loads NVML") && message.contains("0000:2a:00.0"),
+        "{message}"
+    );
+    assert!(
+        c["fix"]
+            .as_str()
+            .expect("fix")
+            .contains("nvidia-persistenced")
+    );
+    assert_eq!(code, 0, "only slower: not a failure");
 }
 
 #[test]

@@ -111,6 +111,9 @@ pub struct ContainerFacts {
     pub driver: Option<String>,
 }
 
+/// A GPU as a view numbers it: index, UUID, minor.
+pub type Numbered = (u32, String, Option<u32>);
+
 /// Everything doctor judges.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -118,6 +121,10 @@ pub struct Facts {
     pub gpus: Vec<GpuFacts>,
     /// The kernel module's version, from `<dev-root>/proc/driver/nvidia/version`.
     pub kernel_module: Option<String>,
+    /// The GPUs (index, UUID, minor) as `/proc/driver/nvidia/gpus` shows
+    /// them, which a no-op `up` reads instead of NVML; `Err`: why it cannot.
+    /// `None`: not looked at.
+    pub kernel_view: Option<Result<Vec<Numbered>, String>>,
     /// `<dev-root>/dev/nvidia<minor>` per GPU minor, and the shared nodes.
     pub gpu_nodes: Vec<(u32, Node)>,
     pub nvidiactl: Node,
@@ -163,12 +170,15 @@ pub fn checks(f: &Facts) -> Vec<Check> {
             None,
         ),
         kernel_module(f),
+    ];
+    out.extend(kernel_view(f));
+    out.extend([
         device_nodes(f),
         persistence(f),
         toolkit(f),
         cdi(f),
         cgroup_driver(f),
-    ];
+    ]);
     if f.engine.is_none() {
         out.push(check(
             "containers",
@@ -204,6 +214,60 @@ fn kernel_module(f: &Facts) -> Check {
             ),
         },
     }
+}
+
+/// Whether a no-op `up` can skip NVML: the kernel's view of the GPUs
+/// agrees with NVML's (docs/architecture.md, host facts).
+fn kernel_view(f: &Facts) -> Option<Check> {
+    let view = f.kernel_view.as_ref()?;
+    // A pending reboot is the kernel-module check's to report.
+    if kernel::pending_reboot(&f.driver_version, f.kernel_module.as_deref()).is_some() {
+        return None;
+    }
+    let nvml: Vec<Numbered> = f
+        .gpus
+        .iter()
+        .map(|g| (g.index, g.uuid.clone(), g.minor))
+        .collect();
+    Some(match view {
+        Err(why) => check(
+            "kernel-view",
+            Status::Warn,
+            format!("a no-op `launch up` loads NVML on this host: {why}"),
+            Some(
+                "nothing breaks, a no-op is only slower; with nvidia-persistenced running, every GPU shows its UUID under /proc/driver/nvidia/gpus from boot",
+            ),
+        ),
+        Ok(gpus) if *gpus == nvml => check(
+            "kernel-view",
+            Status::Ok,
+            "/proc/driver/nvidia shows the GPUs as NVML does: a no-op `launch up` does not load NVML".into(),
+            None,
+        ),
+        Ok(gpus) => {
+            let shown = |g: Option<&Numbered>| {
+                g.map_or("nothing".to_string(), |(i, uuid, minor)| {
+                    let minor = minor.map_or("?".into(), |m| m.to_string());
+                    format!("GPU {i} {uuid} (minor {minor})")
+                })
+            };
+            let at = (0..gpus.len().max(nvml.len()))
+                .find(|&i| gpus.get(i) != nvml.get(i))
+                .unwrap_or(0);
+            check(
+                "kernel-view",
+                Status::Warn,
+                format!(
+                    "/proc/driver/nvidia/gpus shows the GPUs unlike NVML ({} there, {} in NVML): a no-op `launch up` then asks NVML for the profiles this touches",
+                    shown(gpus.get(at)),
+                    shown(nvml.get(at))
+                ),
+                Some(
+                    "nothing breaks; launch expects NVML to number GPUs in PCI bus order, so please report this host's `nvidia-smi -q` with launch's version",
+                ),
+            )
+        }
+    })
 }
 
 fn device_nodes(f: &Facts) -> Check {
@@ -563,6 +627,10 @@ mod tests {
                 },
             ],
             kernel_module: Some("550.54.15".into()),
+            kernel_view: Some(Ok(vec![
+                (0, UUID0.into(), Some(0)),
+                (1, UUID1.into(), Some(1)),
+            ])),
             gpu_nodes: vec![
                 (0, Node::Char { major: 195 }),
                 (1, Node::Char { major: 195 }),
@@ -591,6 +659,31 @@ mod tests {
         let all = checks(&healthy());
         assert!(all.iter().all(|c| c.status == Status::Ok), "{all:#?}");
         assert_eq!(overall(&all), Status::Ok);
+    }
+
+    #[test]
+    fn a_kernel_view_unlike_nvmls_or_none_warns_that_no_ops_load_nvml() {
+        let mut f = healthy();
+        f.kernel_view = Some(Ok(vec![
+            (0, UUID1.into(), Some(1)),
+            (1, UUID0.into(), Some(0)),
+        ]));
+        let c = status_of(&f, "kernel-view");
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.message
+                .contains(&format!("GPU 0 {UUID1} (minor 1) there"))
+                && c.message
+                    .contains(&format!("GPU 0 {UUID0} (minor 0) in NVML")),
+            "{}",
+            c.message
+        );
+        f.kernel_view = Some(Err("the GPU at 0000:18:00.0 shows no UUID".into()));
+        let c = status_of(&f, "kernel-view");
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.message.contains("loads NVML") && c.message.contains("0000:18:00.0"));
+        f.kernel_view = None;
+        assert!(checks(&f).iter().all(|c| c.name != "kernel-view"));
     }
 
     #[test]

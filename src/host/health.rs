@@ -27,6 +27,14 @@ pub fn gather(roots: &Roots, gpus: &GpuHost, engine: Option<EngineFacts>) -> Fac
             })
             .collect(),
         kernel_module: gpus.kernel_module.clone(),
+        kernel_view: Some(
+            super::gpu::procfs::inventory(&roots.dev_root, &roots.nvml_lib).map(|view| {
+                view.gpus
+                    .into_iter()
+                    .map(|g| (g.index, g.uuid, g.minor))
+                    .collect()
+            }),
+        ),
         gpu_nodes: minors
             .iter()
             .map(|m| (*m, node(&dev.join(format!("nvidia{m}")))))

@@ -116,8 +116,13 @@ impl GpuHost {
         if query.usage || query.details {
             return None;
         }
-        let inventory = procfs::inventory(&roots.dev_root, &roots.nvml_lib)?;
-        Some(GpuHost::around(roots, query, inventory))
+        match procfs::inventory(&roots.dev_root, &roots.nvml_lib) {
+            Ok(inventory) => Some(GpuHost::around(roots, query, inventory)),
+            Err(why) => {
+                tracing::debug!("asking NVML: {why}");
+                None
+            }
+        }
     }
 
     fn around(roots: &Roots, query: Query, inventory: nvml::Inventory) -> GpuHost {

@@ -19,29 +19,44 @@ const GPUS_DIR: &str = "proc/driver/nvidia/gpus";
 const NVML_STEM: &str = "libnvidia-ml.so.";
 
 /// The driver version and each GPU's index, UUID and minor number, from
-/// `<dev_root>/proc/driver/nvidia`; `None` when that view might differ from
-/// NVML's (see the module's comment).
-pub fn inventory(dev_root: &Path, nvml_lib: &Path) -> Option<Inventory> {
-    let version = super::kernel_module(dev_root)?;
-    if nvml_version(nvml_lib)? != version {
-        return None;
+/// `<dev_root>/proc/driver/nvidia`; `Err` says why that view might differ
+/// from NVML's (see the module's comment), so NVML must be asked.
+pub fn inventory(dev_root: &Path, nvml_lib: &Path) -> Result<Inventory, String> {
+    let version = super::kernel_module(dev_root)
+        .ok_or("proc/driver/nvidia/version cannot be read under --dev-root")?;
+    match nvml_version(nvml_lib) {
+        Some(v) if v == version => {}
+        Some(v) => {
+            return Err(format!(
+                "the NVML library is {v} and the kernel module {version}"
+            ));
+        }
+        None => return Err(format!("the version of {} is unknown", nvml_lib.display())),
     }
+    let listed = |e: std::io::Error| format!("{GPUS_DIR} cannot be listed: {e}");
     let mut buses: Vec<PathBuf> = std::fs::read_dir(dev_root.join(GPUS_DIR))
-        .ok()?
+        .map_err(listed)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
-        .ok()?;
+        .map_err(listed)?;
     // `0000:3b:00.0`: fixed-width lowercase hex, so text order is bus order.
     buses.sort();
-    let gpus = buses
-        .iter()
-        .enumerate()
-        .map(|(index, dir)| {
-            let text = crate::host::read_small(&dir.join("information"))?;
-            gpu(u32::try_from(index).ok()?, &text)
-        })
-        .collect::<Option<Vec<Gpu>>>()?;
-    (!gpus.is_empty()).then_some(Inventory {
+    let mut gpus = Vec::with_capacity(buses.len());
+    for (index, dir) in buses.iter().enumerate() {
+        let bus = dir.file_name().unwrap_or_default().to_string_lossy();
+        let gpu = crate::host::read_small(&dir.join("information"))
+            .and_then(|text| gpu(u32::try_from(index).ok()?, &text))
+            .ok_or_else(|| {
+                format!(
+                    "the GPU at {bus} shows no UUID or minor there (not initialised since boot?) or is excluded"
+                )
+            })?;
+        gpus.push(gpu);
+    }
+    if gpus.is_empty() {
+        return Err(format!("{GPUS_DIR} lists no GPU"));
+    }
+    Ok(Inventory {
         driver_version: version,
         cuda_version: None,
         gpus,
