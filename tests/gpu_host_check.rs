@@ -53,9 +53,15 @@ fn fake_nvidia_smi(dir: &Path, driver: &str, gpus: &[FakeGpu]) -> PathBuf {
             format!("{i}, {mode}")
         })
         .collect();
+    let buses: Vec<String> = gpus
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("{i}, {}", g.bus_id))
+        .collect();
     let script = format!(
-        "#!/bin/sh\ncase \"$*\" in\n*driver_version*) echo '{driver}' ;;\n*persistence_mode*) cat <<'EOF'\n{}\nEOF\n;;\n*) cat <<'EOF'\n{}\nEOF\n;;\nesac\n",
+        "#!/bin/sh\ncase \"$*\" in\n*driver_version*) echo '{driver}' ;;\n*persistence_mode*) cat <<'EOF'\n{}\nEOF\n;;\n*index,pci.bus_id*) cat <<'EOF'\n{}\nEOF\n;;\n*) cat <<'EOF'\n{}\nEOF\n;;\nesac\n",
         persistence.join("\n"),
+        buses.join("\n"),
         rows.join("\n")
     );
     let path = dir.join("nvidia-smi");
@@ -119,6 +125,9 @@ fn the_gpu_host_check_passes_where_launch_nvidia_smi_and_dev_agree() {
                 host.driver_version
             ),
             "PASS: doctor persistence-mode: ok (nvidia-smi: off on 'none')".to_string(),
+            "PASS: nvidia-smi numbers the GPUs in PCI bus order (0 1 )".to_string(),
+            "PASS: doctor kernel-view: ok (/proc/driver/nvidia shows the GPUs as NVML does"
+                .to_string(),
             "--- launch doctor\nok      nvml: NVML loads".to_string(),
         ] {
             assert!(out.contains(&want), "{tool}: no {want:?} in\n{out}");
