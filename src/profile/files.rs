@@ -43,8 +43,11 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(io_error)?;
-    check_kind(&file.metadata().map_err(io_error)?)?;
-    let mut bytes = Vec::new();
+    let metadata = file.metadata().map_err(io_error)?;
+    check_kind(&metadata)?;
+    // Sized ahead: one read for the file and one for its end. procfs and
+    // the like say 0, and grow the buffer as they go.
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0) + 1);
     file.take(MAX_SIZE + 1)
         .read_to_end(&mut bytes)
         .map_err(io_error)?;

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::loader::{Loaded, Loader, canonical};
+use super::loader::{Loaded, Loader};
 use super::{Profile, io_reason};
 
 /// A profile named on the command line (or found in a named folder), loaded.
@@ -80,7 +80,7 @@ fn folder(loader: &mut Loader, dir: &Path) -> Result<Vec<Target>, String> {
         .into_iter()
         .map(|f| {
             let loaded = loader.load_profile(&f);
-            (canonical(&f), f, loaded)
+            (loader.canonical(&f), f, loaded)
         })
         .collect();
     // A profile another one extends is a base, unless it extends that one

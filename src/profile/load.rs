@@ -12,7 +12,7 @@ use super::diagnostic;
 use super::diagnostic::Diagnostic;
 use super::extends::merge;
 use super::interpolate::{InterpolationError, interpolate};
-use super::loader::{Loader, ProfileFile, canonical};
+use super::loader::{Loader, ProfileFile};
 use super::raw::RawProfile;
 use super::source::{SourceMap, Span};
 
@@ -52,7 +52,8 @@ pub fn read(
         stack: Vec::new(),
         done: HashMap::new(),
     };
-    let (table, whole, _) = walk.tree(path, canonical(path), None)?;
+    let canon = walk.loader.canonical(path);
+    let (table, whole, _) = walk.tree(path, canon, None)?;
     let Walk { loader, diags, .. } = walk;
     // After merging, so a child can override a parent's value that needs an unset variable.
     let mut poisoned = Vec::new();
@@ -190,7 +191,7 @@ impl Walk<'_> {
                         continue;
                     }
                 };
-            let canon = canonical(&parent_path);
+            let canon = self.loader.canonical(&parent_path);
             self.extended.insert(canon.clone());
             if let Some(i) = self.stack.iter().position(|p| *p == canon) {
                 let mut chain: Vec<String> = self.stack[i..]

@@ -28,6 +28,11 @@ pub struct Loader {
     pub(super) owner: Option<crate::owner::Owner>,
     /// The profile being loaded (canonical), which whoever runs launch named.
     top: PathBuf,
+    /// Canonical paths already worked out: a folder's profiles name the
+    /// same files again and again, and each costs the kernel a path walk.
+    canon: HashMap<PathBuf, PathBuf>,
+    /// The working folder, asked of the kernel once.
+    cwd: Option<PathBuf>,
 }
 
 /// One profile file as read from disk, before `extends` is followed.
@@ -63,7 +68,7 @@ impl Loader {
 
     pub(super) fn load_profile(&mut self, path: &Path) -> Loaded {
         self.owner = crate::owner::Owner::of_file(path).ok();
-        self.top = canonical(path);
+        self.top = self.canonical(path);
         let mut items = Vec::new();
         let mut extends = HashSet::new();
         let mut name_span = None;
@@ -113,7 +118,7 @@ impl Loader {
 
     /// A profile file, read and parsed on first use.
     pub(super) fn profile_file(&mut self, path: &Path) -> ProfileFile {
-        let key = canonical(path);
+        let key = self.canonical(path);
         // Judged for each profile: one owner may read a shared file, another not.
         if let Some(e) = self.refused(&key) {
             return ProfileFile::Unreadable(e);
@@ -135,7 +140,7 @@ impl Loader {
     /// Another file a profile names, read on first use: its text and where it
     /// starts in `sources`.
     pub(super) fn text_file(&mut self, path: &Path) -> Result<(usize, &'static str), ReadError> {
-        let key = canonical(path);
+        let key = self.canonical(path);
         if let Some(e) = self.refused(&key) {
             return Err(e);
         }
@@ -167,6 +172,32 @@ impl Loader {
             "its owner's permissions do not let {} (the profile's owner) read it, and launch reads for a profile only what its owner could",
             owner.display()
         )))
+    }
+}
+
+impl Loader {
+    /// `path` with its links resolved (as given when it does not exist),
+    /// worked out once per run.
+    pub(super) fn canonical(&mut self, path: &Path) -> PathBuf {
+        if let Some(known) = self.canon.get(path) {
+            return known.clone();
+        }
+        let real = canonical(path);
+        self.canon.insert(path.to_path_buf(), real.clone());
+        real
+    }
+
+    /// `std::path::absolute`, with the working folder asked for once.
+    pub(super) fn absolute(&mut self, path: &Path) -> PathBuf {
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            let cwd = self
+                .cwd
+                .get_or_insert_with(|| std::env::current_dir().unwrap_or_default());
+            cwd.join(path)
+        };
+        std::path::absolute(&joined).unwrap_or(joined)
     }
 }
 

@@ -29,13 +29,13 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     /// The folder of the file a value was written in: relative paths in an
     /// extended profile are relative to that profile, not to the one extending it.
-    pub fn dir_of(&self, span: &Span) -> PathBuf {
+    pub fn dir_of(&mut self, span: &Span) -> PathBuf {
         let file = self
             .loader
             .sources
             .file_at(span.start)
-            .map(|f| f.path.as_path());
-        let path = std::path::absolute(file.unwrap_or(Path::new("."))).unwrap_or_default();
+            .map_or_else(|| PathBuf::from("."), |f| f.path.clone());
+        let path = self.loader.absolute(&file);
         path.parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"))
@@ -86,7 +86,7 @@ pub fn validate(
     loader: &mut Loader,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Profile> {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let absolute = loader.absolute(path);
     let raw = read.raw;
     let keys = read.keys;
     let mut c = Checker { diags, loader };
