@@ -272,13 +272,20 @@ pub struct GpuAssignment {
 impl ContainerSpec {
     /// Sorted keys, no whitespace, empty values left out.
     pub fn canonical_json(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
-        canonical(&value).to_string()
+        self.canonical_value().to_string()
+    }
+
+    fn canonical_value(&self) -> Value {
+        canonical(serde_json::to_value(self).unwrap_or(Value::Null))
     }
 
     /// SHA-256 of the canonical JSON, in hex.
     pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        // Written straight into the digest: a no-op hashes every profile.
+        let mut hasher = Sha256::new();
+        // Writing to a digest cannot fail.
+        let _ = serde_json::to_writer(&mut hasher, &self.canonical_value());
+        let digest = hasher.finalize();
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
@@ -334,19 +341,19 @@ impl ContainerSpec {
 }
 
 /// Sorts object keys and drops `null`, `false`, `[]` and `{}` members.
-fn canonical(value: &Value) -> Value {
+/// (serde_json's map keeps its keys sorted: launch does not ask for its
+/// `preserve_order` feature, and `the_hash_of_a_fixed_spec_is_pinned`
+/// would catch a dependency that did.)
+fn canonical(value: Value) -> Value {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, Value)> = map
-                .iter()
+        Value::Object(map) => Value::Object(
+            map.into_iter()
                 .map(|(k, v)| (k, canonical(v)))
                 .filter(|(_, v)| !is_empty(v))
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
     }
 }
 
