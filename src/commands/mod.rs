@@ -201,6 +201,56 @@ pub fn split_valid<'a>(
     (valid, exit)
 }
 
+/// The engine, asked on the runtime while the profiles load and the host is
+/// probed on another thread ([`load_and_probe`]): its connection and, when
+/// the arguments may hold several profiles, its one listing, which takes
+/// the daemon milliseconds to answer. Read before any lock, as a listing
+/// always is (`reconcile::Listing`).
+pub struct Early(
+    tokio::task::JoinHandle<(Result<DockerEngine>, Option<launch::reconcile::Listing>)>,
+);
+
+impl Early {
+    /// Starts asking; call from within the runtime.
+    pub fn start(global: &Global, paths: &[PathBuf]) -> Early {
+        let global = global.clone();
+        let several = paths.len() > 1 || paths.iter().any(|p| p.is_dir());
+        Early(tokio::spawn(async move {
+            let engine = connect(&global).await;
+            let listing = match &engine {
+                Ok(e) if several => launch::reconcile::Listing::take(e, &[])
+                    .await
+                    .map_err(|e| tracing::debug!("each profile looks for its own container: {e}"))
+                    .ok(),
+                _ => None,
+            };
+            (engine, listing)
+        }))
+    }
+
+    /// Stops asking: nothing will use the answer.
+    pub fn abort(self) {
+        self.0.abort();
+    }
+}
+
+/// The targets of `paths`, and the host facts their valid profiles need
+/// (`probe_host_for_sync`), read off the async thread.
+pub async fn load_and_probe(
+    paths: &[PathBuf],
+    global: &Global,
+) -> Result<(Vec<Target>, HostFacts, Needs)> {
+    let (paths, global) = (paths.to_vec(), global.clone());
+    tokio::task::spawn_blocking(move || {
+        let targets = targets(&paths)?;
+        let valid = targets.iter().filter_map(|t| t.loaded.as_ref().ok());
+        let (facts, needs) = probe_host_for_sync(&global, valid);
+        Ok((targets, facts, needs))
+    })
+    .await
+    .map_err(|e| Error::Io(format!("loading the profiles: {e}")))?
+}
+
 /// What `up` and `plan` work with once the engine answers: the engine, the
 /// run's host facts with the engine's, and a folder's one listing.
 pub struct Session {
@@ -210,15 +260,22 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects; when no engine answers, every profile is reported as
-    /// failing with why, and `Err` is how they exit.
+    /// Takes the engine `early` asked for; when none answered, every
+    /// profile is reported as failing with why, and `Err` is how they exit.
     pub async fn open(
         global: &Global,
         valid: &[(&Target, &Profile)],
         facts: HostFacts,
         needs: Needs,
+        early: Early,
     ) -> std::result::Result<Session, Exit> {
-        let engine = match connect(global).await {
+        let (engine, early_listing) = early.0.await.unwrap_or_else(|e| {
+            (
+                Err(Error::Io(format!("connecting to the engine: {e}"))),
+                None,
+            )
+        });
+        let engine = match engine {
             Ok(engine) => engine,
             Err(e) => {
                 return Err(valid
@@ -229,7 +286,10 @@ impl Session {
         };
         let facts = with_engine_facts(facts, needs, Some(&engine)).await;
         let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
-        let listing = listing(&engine, &profiles).await;
+        let listing = match early_listing {
+            Some(l) if profiles.len() > 1 => Some(l),
+            _ => listing(&engine, &profiles).await,
+        };
         Ok(Session {
             engine,
             facts,

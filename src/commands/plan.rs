@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{Session, allowed, probe_host_for_sync, runtime, shown, split_valid, targets};
+use super::{Early, Session, allowed, load_and_probe, runtime, shown, split_valid};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
@@ -12,16 +12,23 @@ use launch::reconcile::{self, Action, Options, Preview};
 
 pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
-    let targets = targets(args)?;
-    // A folder's exit code is its most severe (2 beats 4).
-    let (valid, exit) = split_valid(&targets, global);
-    if valid.is_empty() {
-        return Ok(exit);
-    }
-    let (facts, needs) = probe_host_for_sync(global, valid.iter().map(|(_, p)| *p));
     let locks = global.locks();
     runtime()?.block_on(async {
-        let session = match Session::open(global, &valid, facts, needs).await {
+        let early = Early::start(global, args);
+        let (targets, facts, needs) = match load_and_probe(args, global).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                early.abort();
+                return Err(e);
+            }
+        };
+        // A folder's exit code is its most severe (2 beats 4).
+        let (valid, exit) = split_valid(&targets, global);
+        if valid.is_empty() {
+            early.abort();
+            return Ok(exit);
+        }
+        let session = match Session::open(global, &valid, facts, needs, early).await {
             Ok(session) => session,
             Err(failed) => return Ok(exit.worst(failed)),
         };

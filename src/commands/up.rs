@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Session, Target, allowed, probe_host_for_sync, runtime, shown, split_valid, targets};
+use super::{Early, Session, Target, allowed, load_and_probe, runtime, shown, split_valid};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,6 @@ use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
 
 pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
-    let targets = targets(&args.profiles)?;
     let options = Options {
         no_recreate: args.no_recreate,
         force_recreate: args.force_recreate,
@@ -26,16 +25,23 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
             PullArg::Never => PullPolicy::Never,
         }),
     };
-    let (valid, exit) = split_valid(&targets, global);
-    if valid.is_empty() {
-        return Ok(exit);
-    }
-    let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
-    let (facts, needs) = probe_host_for_sync(global, profiles.iter().copied());
     let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {
-        let session = match Session::open(global, &valid, facts, needs).await {
+        let early = Early::start(global, &args.profiles);
+        let (targets, facts, needs) = match load_and_probe(&args.profiles, global).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                early.abort();
+                return Err(e);
+            }
+        };
+        let (valid, exit) = split_valid(&targets, global);
+        if valid.is_empty() {
+            early.abort();
+            return Ok(exit);
+        }
+        let session = match Session::open(global, &valid, facts, needs, early).await {
             Ok(session) => session,
             Err(failed) => return Ok(exit.worst(failed)),
         };

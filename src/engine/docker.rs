@@ -463,7 +463,8 @@ impl Engine for DockerEngine {
                 self.docker.list_containers(Some(options)),
             )
             .await?;
-        let wanted = |name: &str| names.iter().any(|n| super::is_name_or_aside(name, n));
+        let wanted =
+            |name: &str| names.is_empty() || names.iter().any(|n| super::is_name_or_aside(name, n));
         Ok(list
             .into_iter()
             .filter_map(|c| {

@@ -295,8 +295,9 @@ pub trait Engine {
     /// `{name}-launch-old-`: old containers a recreate moved aside.
     async fn leftovers(&self, name: &str) -> Result<Vec<Observed>>;
     /// The containers launch made that are named `names` or are their
-    /// leftovers (`NAME-launch-old-…`), from one listing: a cheap look over a
-    /// whole run (no start times or health, which only inspecting gives).
+    /// leftovers (`NAME-launch-old-…`), all of them when `names` is empty,
+    /// from one listing: a cheap look over a whole run (no start times or
+    /// health, which only inspecting gives).
     async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>>;
     /// The local image's id, if the image is present.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;

@@ -422,7 +422,9 @@ impl Engine for Recording {
 
     async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
         let w = self.enter(Op::Managed, "", "listing containers")?;
-        let wanted = |c: &Container| names.iter().any(|n| super::is_name_or_aside(&c.name, n));
+        let wanted = |c: &Container| {
+            names.is_empty() || names.iter().any(|n| super::is_name_or_aside(&c.name, n))
+        };
         Ok(w.containers
             .iter()
             .filter(|c| wanted(c))
