@@ -280,6 +280,35 @@ fn an_engine_that_accepts_but_never_answers_is_unreachable_after_the_timeout() {
 }
 
 #[test]
+fn invalid_profiles_do_not_wait_for_an_engine_that_never_answers() {
+    // up and plan start asking the engine while the profiles load; when
+    // none of them is valid, nothing waits for its answer.
+    let engine = silent_engine();
+    let profiles = Profiles::new();
+    let locks = lock_dir(&profiles);
+    profiles.write("a.toml", "image = \"busybox\"\nshm_size = \"lots\"\n");
+    profiles.write("b.toml", "image = \"\"\n");
+    for command in ["up", "plan"] {
+        let started = Instant::now();
+        let out = launch(&locks)
+            .args([command, "--timeout", "20", "--host", &engine])
+            .arg(profiles.path())
+            .run()
+            .code(2);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{command} waited {:?} for the engine",
+            started.elapsed()
+        );
+        assert!(
+            out.stderr.contains("a.toml") && out.stderr.contains("b.toml"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn render_goes_on_without_an_engine_that_never_answers_and_says_so() {
     let engine = silent_engine();
     let host = FakeGpuHost::builder()
