@@ -311,6 +311,24 @@ fn mutated_profiles_load_cleanly() {
     });
 }
 
+/// A key added to the format without a generator here would never be
+/// fuzzed: the schema `launch schema` prints is the list to cover.
+#[test]
+fn every_key_of_the_schema_is_generated() {
+    let out = Launch::new().arg("schema").run().code(0);
+    let schema: Value = serde_json::from_str(&out.stdout).expect("the schema is JSON");
+    let mut in_schema: Vec<&str> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut generated: Vec<&str> = KEYS.iter().copied().chain(["image", "extends"]).collect();
+    in_schema.sort_unstable();
+    generated.sort_unstable();
+    assert_eq!(generated, in_schema);
+}
+
 #[test]
 fn launch_check_exits_0_or_2() {
     let cases = (cases() / 10).max(4);
@@ -1212,6 +1230,83 @@ fn right(key: &str, g: Gen) -> BoxedStrategy<V> {
                 g.or_any(list(g.pick(&["/tmp", "/x/..", "/data/."], &["rel", ""]), 3)),
             ),
         ]),
+        "init" | "read_only" => g.bool(),
+        "group_add" => prop_oneof![
+            g.list_of(&["1000", "44"], &["owner", "", "-1", "0x10"], 3),
+            list(g.int(1..70000), 2),
+        ]
+        .boxed(),
+        "dns" => g.list_of(
+            &["10.0.0.2", "1.1.1.1", "fd00::53"],
+            &["dns.example", "", "300.1.1.1"],
+            3,
+        ),
+        "extra_hosts" => g.list_of(
+            &[
+                "db:10.0.0.5",
+                "host.docker.internal:host-gateway",
+                "v6:fd00::1",
+            ],
+            &["db", ":1.2.3.4", "a:b:c"],
+            3,
+        ),
+        "device_cgroup_rules" => g.list_of(
+            &["c 195:* rwm", "c 10:200 rwm", "b 8:* r"],
+            &["x 1:1 rwm", "c 195 rwm", "c a:b rwm", ""],
+            2,
+        ),
+        "sysctls" => g.map_of(
+            &[
+                "net.core.somaxconn",
+                "net.ipv4.ip_forward",
+                "kernel.shm_rmid_forced",
+            ],
+            &["vm.swappiness", "", "net..x"],
+            prop_oneof![g.int(0..4096), g.pick(&["1", "0"], &[""])].boxed(),
+            3,
+        ),
+        "runtime" => g.pick(&["runc", "nvidia"], &["", "run c"]),
+        "platform" => g.pick(
+            &["linux/amd64", "linux/arm64/v8"],
+            &["amd64", "windows/amd64", ""],
+        ),
+        "memory_swap" => prop_oneof![size(), g.int(-1..0)].boxed(),
+        "log" => g.table_of(vec![
+            (
+                "driver",
+                g.pick(
+                    &["json-file", "local", "journald", "none"],
+                    &["", "syslog!"],
+                ),
+            ),
+            (
+                "options",
+                g.map_of(
+                    &["max-size", "max-file", "tag"],
+                    &["", "max size"],
+                    g.pick(&["100m", "3", "{{.Name}}"], &[""]),
+                    2,
+                ),
+            ),
+        ]),
+        // A tidy profile names no files, which its folder would not have.
+        "build" => g.table_of(vec![
+            ("context", g.pick(&["."], &["missing", "/", ""])),
+            (
+                "dockerfile",
+                g.pick(&["Dockerfile"], &["../Dockerfile", ""]),
+            ),
+            (
+                "args",
+                g.map_of(
+                    &["CUDA", "PY"],
+                    &["", "1X"],
+                    prop_oneof![g.pick(&["12.4", "3.11"], &[]), g.int(0..10)].boxed(),
+                    2,
+                ),
+            ),
+            ("target", g.pick(&["runtime", "dev"], &["", "a b"])),
+        ]),
         other => unreachable!("no generator for `{other}`"),
     }
 }
@@ -1249,6 +1344,18 @@ const KEYS: &[&str] = &[
     "stop_timeout",
     "healthcheck",
     "recreate",
+    "init",
+    "read_only",
+    "group_add",
+    "dns",
+    "extra_hosts",
+    "device_cgroup_rules",
+    "sysctls",
+    "runtime",
+    "platform",
+    "memory_swap",
+    "log",
+    "build",
 ];
 
 /// Keys that are not in the format, some a typo away from one.
@@ -1284,7 +1391,12 @@ fn profile(image: f64) -> BoxedStrategy<Vec<Entry>> {
 fn tidy_profile() -> BoxedStrategy<Vec<Entry>> {
     let g = Gen { tidy: true };
     // A tidy profile names no files, which its folder would not have.
-    let keys = KEYS.iter().copied().filter(|&k| k != "env_file").collect();
+    let keys: Vec<&str> = KEYS
+        .iter()
+        .copied()
+        // Nor `memory_swap`, which needs `memory`.
+        .filter(|&k| !matches!(k, "env_file" | "build" | "memory_swap"))
+        .collect();
     (entry("image", g), entries(keys, 8, g))
         .prop_map(|(image, others)| std::iter::once(image).chain(others).collect())
         .boxed()
