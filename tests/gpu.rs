@@ -223,8 +223,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A `launch`-managed container of `owner` holding `uuid`.
+fn holder_owned_by(scratch: &Scratch, image: &str, what: &str, uuid: &str, owner: &str) {
+    holder_labelled(scratch, image, what, uuid, &format!("launch.owner={owner}"));
+}
+
 /// A `launch`-managed container holding `uuid`, as another profile's would.
 fn holder(scratch: &Scratch, image: &str, what: &str, uuid: &str) -> String {
+    holder_labelled(scratch, image, what, uuid, "launch.test=holder")
+}
+
+fn holder_labelled(scratch: &Scratch, image: &str, what: &str, uuid: &str, label: &str) -> String {
     let name = scratch.name(what);
     docker::docker(&[
         "run",
@@ -233,6 +242,8 @@ fn holder(scratch: &Scratch, image: &str, what: &str, uuid: &str) -> String {
         "launch.managed=true",
         "--label",
         &format!("launch.gpus={uuid}"),
+        "--label",
+        label,
         "--name",
         &name,
         image,
@@ -960,24 +971,31 @@ fn devices_mode_without_the_running_drivers_libcuda_exits_1_rather_than_take_the
     );
 }
 
+/// A devices-mode profile for GPU 0 mounts `libcuda.so.1` and
+/// `libnvidia-ml.so.1` from the running driver's files (`mounts` fails on
+/// two mounts at one target, as Docker does: "Duplicate mount point").
+fn assert_libcuda_and_nvml_mounted_once(host: &FakeGpuHost) {
+    let all = mounts(&spec(
+        host,
+        "image = \"busybox\"\ngpus = { devices = [0], mode = \"devices\" }\n",
+    ));
+    assert_eq!(
+        all[&format!("{LIB64}/libcuda.so.1")].0,
+        driver_lib(host, "cuda")
+    );
+    assert_eq!(
+        all[&format!("{LIB64}/libnvidia-ml.so.1")].0,
+        driver_lib(host, "nvidia-ml")
+    );
+}
+
 #[test]
 fn without_an_ld_cache_the_library_folders_are_read() {
     // The cache decides when it knows the driver; a host without one (or
     // with one from before the driver) still gets its libraries mounted.
     let host = host_of(own_gpus(1)).build();
     std::fs::remove_file(host.driver_root.join("etc/ld.so.cache")).expect("rm the cache");
-    let all = mounts(&spec(
-        &host,
-        "image = \"busybox\"\ngpus = { devices = [0], mode = \"devices\" }\n",
-    ));
-    assert_eq!(
-        all[&format!("{LIB64}/libcuda.so.1")].0,
-        driver_lib(&host, "cuda")
-    );
-    assert_eq!(
-        all[&format!("{LIB64}/libnvidia-ml.so.1")].0,
-        driver_lib(&host, "nvidia-ml")
-    );
+    assert_libcuda_and_nvml_mounted_once(&host);
 }
 
 #[test]
@@ -994,20 +1012,7 @@ fn linker_name_links_from_dev_packages_do_not_mount_a_library_twice() {
         .expect("symlink");
     }
     rebuild_ld_cache(&host.driver_root);
-
-    // `mounts` fails on two mounts at one target (Docker: "Duplicate mount point").
-    let all = mounts(&spec(
-        &host,
-        "image = \"busybox\"\ngpus = { devices = [0], mode = \"devices\" }\n",
-    ));
-    assert_eq!(
-        all[&format!("{LIB64}/libcuda.so.1")].0,
-        driver_lib(&host, "cuda")
-    );
-    assert_eq!(
-        all[&format!("{LIB64}/libnvidia-ml.so.1")].0,
-        driver_lib(&host, "nvidia-ml")
-    );
+    assert_libcuda_and_nvml_mounted_once(&host);
 }
 
 #[test]
@@ -1623,40 +1628,16 @@ fn max_gpus_per_owner_counts_the_owner_s_other_launch_containers() {
     let scratch = Scratch::new("gpus-per-owner");
     let image = scratch.busybox_image("img", &[]);
     let host = host_of(own_gpus(2)).build();
-    // uid 4242 (no passwd entry) already holds GPU 0 with another container.
-    let other = scratch.name("held");
-    docker::docker(&[
-        "run",
-        "-d",
-        "--label",
-        "launch.managed=true",
-        "--label",
-        &format!("launch.gpus={}", host.gpus[0].uuid),
-        "--label",
-        "launch.owner=4242",
-        "--name",
-        &other,
+    // uid 4242 (no passwd entry) already holds GPU 0 with another container,
+    // and a GPU this host no longer has, which no one holds.
+    holder_owned_by(&scratch, &image, "held", &host.gpus[0].uuid, "4242");
+    holder_owned_by(
+        &scratch,
         &image,
-        "sleep",
-        "1000",
-    ]);
-    // And a GPU this host no longer has, which no one holds.
-    let gone = scratch.name("gone");
-    docker::docker(&[
-        "run",
-        "-d",
-        "--label",
-        "launch.managed=true",
-        "--label",
-        "launch.gpus=GPU-deadbeef-0000-4000-8000-00000000dead",
-        "--label",
-        "launch.owner=4242",
-        "--name",
-        &gone,
-        &image,
-        "sleep",
-        "1000",
-    ]);
+        "gone",
+        "GPU-deadbeef-0000-4000-8000-00000000dead",
+        "4242",
+    );
     let profiles = Profiles::new();
     let profile = profiles.write(
         "per-owner.toml",

@@ -234,21 +234,31 @@ impl Early {
     }
 }
 
-/// The targets of `paths`, and the host facts their valid profiles need
-/// (`probe_host_for_sync`), read off the async thread.
-pub async fn load_and_probe(
+/// The targets of `paths` and the host facts their valid profiles need
+/// (`probe_host_for_sync`), read off the async thread while the engine is
+/// asked ([`Early`]), for `up` and `plan`.
+pub async fn load_and_ask(
     paths: &[PathBuf],
     global: &Global,
-) -> Result<(Vec<Target>, HostFacts, Needs)> {
-    let (paths, global) = (paths.to_vec(), global.clone());
-    tokio::task::spawn_blocking(move || {
-        let targets = targets(&paths)?;
+) -> Result<(Vec<Target>, HostFacts, Needs, Early)> {
+    let early = Early::start(global, paths);
+    let (owned, global) = (paths.to_vec(), global.clone());
+    let loaded = tokio::task::spawn_blocking(move || {
+        let targets = targets(&owned)?;
         let valid = targets.iter().filter_map(|t| t.loaded.as_ref().ok());
         let (facts, needs) = probe_host_for_sync(&global, valid);
         Ok((targets, facts, needs))
     })
     .await
-    .map_err(|e| Error::Io(format!("loading the profiles: {e}")))?
+    .map_err(|e| Error::Io(format!("loading the profiles: {e}")))
+    .and_then(|loaded| loaded);
+    match loaded {
+        Ok((targets, facts, needs)) => Ok((targets, facts, needs, early)),
+        Err(e) => {
+            early.abort();
+            Err(e)
+        }
+    }
 }
 
 /// What `up` and `plan` work with once the engine answers: the engine, the

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{Early, Session, allowed, load_and_probe, runtime, shown, split_valid};
+use super::{Session, allowed, load_and_ask, runtime, shown, split_valid};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
@@ -14,14 +14,7 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
     let locks = global.locks();
     runtime()?.block_on(async {
-        let early = Early::start(global, args);
-        let (targets, facts, needs) = match load_and_probe(args, global).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                early.abort();
-                return Err(e);
-            }
-        };
+        let (targets, facts, needs, early) = load_and_ask(args, global).await?;
         // A folder's exit code is its most severe (2 beats 4).
         let (valid, exit) = split_valid(&targets, global);
         if valid.is_empty() {

@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Early, Session, Target, allowed, load_and_probe, runtime, shown, split_valid};
+use super::{Session, Target, allowed, load_and_ask, runtime, shown, split_valid};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
@@ -28,14 +28,7 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
     let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {
-        let early = Early::start(global, &args.profiles);
-        let (targets, facts, needs) = match load_and_probe(&args.profiles, global).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                early.abort();
-                return Err(e);
-            }
-        };
+        let (targets, facts, needs, early) = load_and_ask(&args.profiles, global).await?;
         let (valid, exit) = split_valid(&targets, global);
         if valid.is_empty() {
             early.abort();

@@ -63,6 +63,24 @@ pub struct Gpu {
     pub mig: Option<bool>,
 }
 
+impl Gpu {
+    /// A GPU known by what every run needs (`Query` asks for the rest).
+    pub fn new(index: u32, uuid: String, minor: Option<u32>) -> Gpu {
+        Gpu {
+            index,
+            uuid,
+            pci_bus_id: None,
+            minor,
+            name: None,
+            memory_total: None,
+            memory_used: None,
+            utilization: None,
+            processes: None,
+            mig: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GpuProcess {
     pub pid: u32,

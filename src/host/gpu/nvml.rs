@@ -74,18 +74,11 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
         let device = nvml
             .device_by_index(index)
             .map_err(call("nvmlDeviceGetHandleByIndex"))?;
-        let mut gpu = Gpu {
+        let mut gpu = Gpu::new(
             index,
-            uuid: device.uuid().map_err(call("nvmlDeviceGetUUID"))?,
-            pci_bus_id: None,
-            minor: known(device.minor_number(), "nvmlDeviceGetMinorNumber"),
-            name: None,
-            memory_total: None,
-            memory_used: None,
-            utilization: None,
-            processes: None,
-            mig: None,
-        };
+            device.uuid().map_err(call("nvmlDeviceGetUUID"))?,
+            known(device.minor_number(), "nvmlDeviceGetMinorNumber"),
+        );
         if query.usage || query.details {
             let memory = known(device.memory_info(), "nvmlDeviceGetMemoryInfo");
             gpu.memory_total = memory.as_ref().map(|m| m.total);

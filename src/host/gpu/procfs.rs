@@ -80,18 +80,8 @@ pub fn gpu(index: u32, information: &str) -> Option<Gpu> {
             && u.len() > 4
             && u[4..].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
     })?;
-    Some(Gpu {
-        index,
-        uuid: uuid.to_string(),
-        pci_bus_id: None,
-        minor: Some(field("Device Minor")?.parse().ok()?),
-        name: None,
-        memory_total: None,
-        memory_used: None,
-        utilization: None,
-        processes: None,
-        mig: None,
-    })
+    let minor = field("Device Minor")?.parse().ok()?;
+    Some(Gpu::new(index, uuid.to_string(), Some(minor)))
 }
 
 /// The version of the NVML library `lib` names, from the file it leads to
