@@ -127,6 +127,25 @@ mod tests {
     }
 
     #[test]
+    fn the_nvml_librarys_version_is_read_through_its_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("libnvidia-ml.so.550.54.15");
+        std::fs::write(&real, "").expect("write");
+        std::os::unix::fs::symlink(
+            "libnvidia-ml.so.550.54.15",
+            dir.path().join("libnvidia-ml.so.1"),
+        )
+        .expect("link");
+        let link = dir.path().join("libnvidia-ml.so.1");
+        assert_eq!(nvml_version(&link).as_deref(), Some("550.54.15"));
+        // A file whose name tells no version, or none at all: NVML decides.
+        let plain = dir.path().join("libnvidia-ml.so");
+        std::fs::write(&plain, "").expect("write");
+        assert_eq!(nvml_version(&plain), None);
+        assert_eq!(nvml_version(&dir.path().join("missing.so.1")), None);
+    }
+
+    #[test]
     fn an_uninitialised_or_excluded_gpu_leaves_the_choice_to_nvml() {
         let unknown = H100.replace(
             "GPU-5eed0000-0000-4000-8000-000000000000",
