@@ -153,23 +153,17 @@ impl DockerEngine {
         DockerEngine { bounds, ..self }
     }
 
-    /// Runs one call within `after`; a failure becomes the error for the user.
     /// The engine's inspection of an image; `None` when it has no such image.
     async fn inspect_image(&self, image: &str) -> Result<Option<bollard::models::ImageInspect>> {
-        let found = self
-            .within(
-                format!("inspecting image {image}"),
-                self.bounds.call,
-                self.docker.inspect_image(image),
-            )
-            .await?;
-        match found {
-            Ok(i) => Ok(Some(i)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.unless_missing(
+            format!("inspecting image {image}"),
+            self.bounds.call,
+            self.docker.inspect_image(image),
+        )
+        .await
     }
 
+    /// Runs one call within `after`; a failure becomes the error for the user.
     async fn within<T>(
         &self,
         call: impl Into<String>,
@@ -186,6 +180,38 @@ impl DockerEngine {
             Ok(Ok(v)) => Ok(Ok(v)),
             Ok(Err(e)) => Ok(Err(self.failed(call, e))),
         }
+    }
+
+    /// `within`, for calls on what may not exist: the engine's "not found"
+    /// is `None`, any other failure an error.
+    async fn unless_missing<T>(
+        &self,
+        call: impl Into<String>,
+        after: Duration,
+        request: impl Future<Output = std::result::Result<T, BollardError>>,
+    ) -> Result<Option<T>> {
+        match self.within(call, after, request).await? {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The summaries of every container launch made, running or not.
+    /// Filtered by label only: the engine's name filter is a regular
+    /// expression per name, which costs more than listing them all.
+    async fn list_managed(&self) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.call(
+            "listing containers",
+            self.bounds.call,
+            self.docker.list_containers(Some(options)),
+        )
+        .await
     }
 
     /// `within`, for calls whose every failure is an error.
@@ -320,18 +346,16 @@ impl Engine for DockerEngine {
     }
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
-        let found = self
-            .within(
+        let Some(c) = self
+            .unless_missing(
                 format!("inspecting container {name}"),
                 self.bounds.call,
                 self.docker
                     .inspect_container(name, None::<InspectContainerOptions>),
             )
-            .await?;
-        let c = match found {
-            Ok(c) => c,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+            .await?
+        else {
+            return Ok(None);
         };
         // Docker also resolves an id prefix: a profile named like the start
         // of another container's id must not find (and replace) that one.
@@ -370,20 +394,8 @@ impl Engine for DockerEngine {
     }
 
     async fn managed(&self) -> Result<Vec<Observed>> {
-        let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .call(
-                "listing containers",
-                self.bounds.call,
-                self.docker.list_containers(Some(options)),
-            )
-            .await?;
         let mut out = Vec::new();
-        for summary in list {
+        for summary in self.list_managed().await? {
             // The summary lacks the start time; inspect each (few per host).
             if let Some(id) = summary.id.as_deref()
                 && let Some(found) = self.find(id).await?
@@ -449,20 +461,7 @@ impl Engine for DockerEngine {
     }
 
     async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
-        // Filtered by label only: the engine's name filter is a regular
-        // expression per name, which costs more than listing them all.
-        let filters = HashMap::from([("label", vec![format!("{}=true", label::MANAGED)])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .call(
-                "listing containers".to_string(),
-                self.bounds.call,
-                self.docker.list_containers(Some(options)),
-            )
-            .await?;
+        let list = self.list_managed().await?;
         let wanted =
             |name: &str| names.is_empty() || names.iter().any(|n| super::is_name_or_aside(name, n));
         Ok(list
@@ -540,17 +539,13 @@ impl Engine for DockerEngine {
         name: &str,
     ) -> Result<Option<(String, BTreeMap<String, String>)>> {
         let found = self
-            .within(
+            .unless_missing(
                 format!("inspecting volume {name}"),
                 self.bounds.call,
                 self.docker.inspect_volume(name),
             )
             .await?;
-        match found {
-            Ok(v) => Ok(Some((v.driver, v.options.into_iter().collect()))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(found.map(|v| (v.driver, v.options.into_iter().collect())))
     }
 
     async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
@@ -771,17 +766,14 @@ impl Engine for DockerEngine {
             .force(true)
             .v(volumes)
             .build();
-        let removed = self
-            .within(
-                format!("removing container {}", short(id)),
-                self.bounds.disk,
-                self.docker.remove_container(id, Some(options)),
-            )
-            .await?;
-        match removed {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
+        // Already gone is removed.
+        self.unless_missing(
+            format!("removing container {}", short(id)),
+            self.bounds.disk,
+            self.docker.remove_container(id, Some(options)),
+        )
+        .await
+        .map(drop)
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>> {
@@ -859,18 +851,13 @@ impl Engine for DockerEngine {
             .force(false)
             .noprune(false)
             .build();
-        let removed = self
-            .within(
-                format!("removing image {reference}"),
-                self.bounds.disk,
-                self.docker.remove_image(reference, Some(options), None),
-            )
-            .await?;
-        match removed {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.unless_missing(
+            format!("removing image {reference}"),
+            self.bounds.disk,
+            self.docker.remove_image(reference, Some(options), None),
+        )
+        .await
+        .map(drop)
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
@@ -1019,18 +1006,14 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        let removed = self
-            .within(
-                format!("removing volume {name}"),
-                self.bounds.disk,
-                self.docker
-                    .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
-            )
-            .await?;
-        match removed {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
+        self.unless_missing(
+            format!("removing volume {name}"),
+            self.bounds.disk,
+            self.docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
+        )
+        .await
+        .map(drop)
     }
 }
 
