@@ -1237,16 +1237,7 @@ fn the_rendered_toolkit_line_asks_docker_for_the_same_gpus() {
     let line = render(&host, &profile, "docker-run").code(0).stdout;
     let create = line.replacen("docker run -d", "docker create", 1);
     assert_ne!(create, line);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&create)
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    docker::sh(&create);
 
     let requests: Value = serde_json::from_str(&docker::inspect(
         &name,

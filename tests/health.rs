@@ -120,16 +120,7 @@ fn run_as_schema_1(w: &World) {
         .replace(&now.canonical_json(), &old.canonical_json())
         .replace(&now.hash(), &old.hash());
     w.scratch.track_container(&w.name);
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::docker::sh(&line);
     assert_eq!(w.label("launch.spec-hash"), old.hash());
 }
 

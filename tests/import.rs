@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use support::cli::{Launch, Output, Profiles, repo_root};
-use support::fake_gpu::{FakeGpu, FakeGpuHost};
+use support::fake_gpu::FakeGpuHost;
 
 /// `launch import -- docker run ARGS…` on a host without NVML.
 fn import_line(args: &[&str]) -> Output {
@@ -238,14 +238,7 @@ fn a_script_imports_every_run_line_and_reports_a_broken_one_at_its_line() {
 
 /// The seed's host: 8 GPUs whose minors are their indices.
 fn seed_host() -> FakeGpuHost {
-    let mut b = FakeGpuHost::builder();
-    for i in 0..8 {
-        b = b.gpu(FakeGpu {
-            minor: i,
-            ..FakeGpu::new(i)
-        });
-    }
-    b.build()
+    FakeGpuHost::builder().gpus_with_minor_as_index(8).build()
 }
 
 #[test]

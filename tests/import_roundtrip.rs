@@ -16,24 +16,18 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use support::cli::{Launch, Profiles, repo_root};
 use support::docker::{self, Scratch};
-use support::fake_gpu::{FakeGpu, FakeGpuHost};
+use support::fake_gpu::FakeGpuHost;
 
 /// The seed's host: 8 GPUs whose minors are their indices, with the two
 /// shared nodes the scripts list (nvidiactl, nvidia-uvm) and no others.
 fn seed_host() -> FakeGpuHost {
-    let mut b = FakeGpuHost::builder();
-    for i in 0..8 {
-        b = b.gpu(FakeGpu {
-            minor: i,
-            ..FakeGpu::new(i)
-        });
-    }
-    b.without_node("nvidia-uvm-tools")
+    FakeGpuHost::builder()
+        .gpus_with_minor_as_index(8)
+        .without_node("nvidia-uvm-tools")
         .without_node("nvidia-modeset")
         .build()
 }
@@ -249,16 +243,7 @@ fn round_trip(seed: &str, privileged: bool) {
     let create = adapted
         .create
         .replace(&format!("--name={name}"), &format!("--name={theirs_name}"));
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&create)
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "the script: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::docker::sh(&create);
     let theirs = inspect(&theirs_name);
 
     if privileged {

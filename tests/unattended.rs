@@ -452,16 +452,7 @@ fn run_rendered(profile: &Path) {
         .run()
         .code(0)
         .stdout;
-    let ran = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .output()
-        .expect("sh runs");
-    assert!(
-        ran.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
+    support::docker::sh(&line);
 }
 
 #[test]

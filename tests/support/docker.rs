@@ -54,6 +54,23 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs a shell line as a user would paste it (a rendered `docker run`, a
+/// script's line), returning stdout; panics with the line and stderr on
+/// failure.
+pub fn sh(line: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Like `docker`, but returns None on failure.
 pub fn try_docker(args: &[&str]) -> Option<String> {
     let out = Command::new("docker").args(args).output().ok()?;

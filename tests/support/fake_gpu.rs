@@ -260,6 +260,19 @@ impl FakeGpuHostBuilder {
         self
     }
 
+    /// Append `n` GPUs whose minor is their index, as on an ordinary box
+    /// (`gpus(n)` makes them differ on purpose).
+    pub fn gpus_with_minor_as_index(mut self, n: usize) -> Self {
+        for _ in 0..n {
+            let index = self.gpus.len() as u32;
+            self.gpus.push(FakeGpu {
+                minor: index,
+                ..FakeGpu::new(index)
+            });
+        }
+        self
+    }
+
     /// Append one explicit GPU (its index is its position).
     pub fn gpu(mut self, gpu: FakeGpu) -> Self {
         self.gpus.push(gpu);
