@@ -221,13 +221,11 @@ async fn plan_for<E: Engine>(
         return plan_on(cx, profile, options, observed).await;
     }
     // The kernel's view of the GPUs can tell that a container is in sync;
-    // any other answer, an error included, is NVML's to give.
+    // any other answer, an error included, is NVML's to give (unless
+    // `plan_on` asked NVML already).
     let preview = plan_on(cx, profile, options, observed.clone()).await;
-    if let Ok(p) = &preview
-        && p.plan.action == Action::Nothing
-        && !p.pull
-        && p.build.is_none()
-    {
+    let in_sync = matches!(&preview, Ok(p) if p.plan.action == Action::Nothing && !p.pull);
+    if in_sync || !cx.host.provisional() {
         return preview;
     }
     cx.host.confirm().await;
@@ -260,6 +258,11 @@ async fn plan_on<E: Engine>(
         managed.push(own.clone());
     }
     let (build, built_id) = build_due(engine, profile).await?;
+    // A due build remakes the container: NVML decides, before resolving,
+    // so that the build context is not hashed twice.
+    if build.is_some() && profile.gpus.is_some() {
+        cx.host.confirm().await;
+    }
     let resolved = host::resolve_profile(profile, cx.host, &managed)?;
     let policy = options.pull.unwrap_or(profile.pull);
     let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);

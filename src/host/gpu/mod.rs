@@ -124,7 +124,8 @@ impl GpuHost {
     /// far as `query` asks. What it does not ask for is `None` or empty.
     pub fn probe(roots: &Roots, query: Query) -> Result<GpuHost, nvml::NvmlFailure> {
         let inventory = nvml::inventory(&roots.nvml_lib, query)?;
-        Ok(GpuHost::around(roots, query, inventory))
+        let module = kernel_module(&roots.dev_root);
+        Ok(GpuHost::around(roots, query, inventory, module))
     }
 
     /// The snapshot from `/proc/driver/nvidia` instead of NVML, for a run
@@ -135,7 +136,11 @@ impl GpuHost {
             return None;
         }
         match procfs::inventory(&roots.dev_root, &roots.nvml_lib) {
-            Ok(inventory) => Some(GpuHost::around(roots, query, inventory)),
+            // The view's driver version is the running module's.
+            Ok(inventory) => {
+                let module = Some(inventory.driver_version.clone());
+                Some(GpuHost::around(roots, query, inventory, module))
+            }
             Err(why) => {
                 tracing::debug!("asking NVML: {why}");
                 None
@@ -143,7 +148,12 @@ impl GpuHost {
         }
     }
 
-    fn around(roots: &Roots, query: Query, inventory: nvml::Inventory) -> GpuHost {
+    fn around(
+        roots: &Roots,
+        query: Query,
+        inventory: nvml::Inventory,
+        kernel_module: Option<String>,
+    ) -> GpuHost {
         // Every mode lists the device nodes (a few stats); only `devices`
         // mode needs the walk over the driver's files.
         let nodes = DeviceNodes::find(&roots.dev_root, &inventory.gpus);
@@ -156,7 +166,7 @@ impl GpuHost {
             driver_version: inventory.driver_version,
             cuda_version: inventory.cuda_version,
             gpus: inventory.gpus,
-            kernel_module: kernel_module(&roots.dev_root),
+            kernel_module,
             nodes,
             driver_files,
         }
