@@ -128,8 +128,10 @@ impl World {
         names
     }
 
-    /// Exactly one container of this name exists, running: no leftovers.
+    /// Exactly one container of this name exists, running: no leftovers,
+    /// once the engine has deleted what a recreate left it to remove.
     fn assert_alone_and_running(&self) {
+        support::docker::wait_while_removing(&self.name);
         assert_eq!(
             self.containers(),
             std::slice::from_ref(&self.name),
@@ -776,6 +778,66 @@ fn changed_files_are_discarded_when_the_profile_says_so() {
     assert_ne!(w.id(), id, "recreated");
     w.assert_alone_and_running();
     assert_eq!(w.exec("test -e /root/notes.txt || echo gone"), "gone");
+}
+
+/// What `pip install torch` leaves in a writable layer: tens of thousands
+/// of files, which the engine takes a while to delete.
+const PIP_INSTALL: &str = "mkdir -p /root/site && cd /root/site && seq 1 40000 | xargs touch";
+
+#[test]
+fn a_recreate_returns_while_the_engine_deletes_a_big_old_layer_and_down_waits_for_it() {
+    needs_docker!();
+    let w = World::new("big-layer");
+    let volume = format!("{}-data", w.name);
+    w.scratch.track_volume(&volume);
+    let body = |command: &str| {
+        format!(
+            "command = \"{command}\"\nvolumes = [\"{volume}:/data\"]\n[recreate]\nchanged_files = \"discard\""
+        )
+    };
+    w.write(&body("sleep 1000"));
+    w.up().code(0);
+    let old = w.id();
+    w.exec(PIP_INSTALL);
+
+    w.write(&body("sleep 1001"));
+    let out = w.up().code(0);
+    let aside = format!("{}-launch-old-{}", w.name, &old[..12]);
+    assert!(
+        out.stdout.contains(&format!(
+            "the engine is still deleting the old container's files; it goes on its own, as {aside}"
+        )),
+        "{}",
+        show(&out)
+    );
+    // launch has exited; the engine goes on with the removal it began.
+    let state = try_docker(&["inspect", "-f", "{{.State.Status}}", &aside]);
+    assert!(
+        matches!(state.as_deref(), None | Some("removing")),
+        "marked for removal, or gone: {state:?}"
+    );
+
+    // It is no leftover: a run meanwhile leaves it be and says nothing of it.
+    let again = w.up().code(0);
+    assert!(
+        again.stdout.contains("up to date") && !again.stdout.contains(&aside),
+        "{}",
+        show(&again)
+    );
+    assert!(!again.stderr.contains("warning"), "{}", show(&again));
+
+    // It mounts the volume too: `down --volumes` waits for it to go.
+    let out = launch(&w.profiles)
+        .args(["down", "--volumes", &w.name])
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains(&format!("volumes removed: {volume}")),
+        "{}",
+        show(&out)
+    );
+    assert!(w.containers().is_empty(), "{:?}", w.containers());
+    assert!(try_docker(&["volume", "inspect", &volume]).is_none());
 }
 
 // ---- a recreate that fails rolls back ---------------------------------------

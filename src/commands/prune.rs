@@ -76,7 +76,11 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
         }
 
         for old in engine.managed().await? {
-            let Some(name) = leftover_of(&old).map(str::to_string) else {
+            // One the engine is removing goes on its own.
+            let Some(name) = leftover_of(&old)
+                .filter(|_| old.state != State::Removing)
+                .map(str::to_string)
+            else {
                 continue;
             };
             if !wanted(&name) {
@@ -156,6 +160,10 @@ async fn old_snapshots(
 /// Why leftover `old` of `name` must stay, or `None` when nothing in it
 /// would be lost.
 async fn judge(engine: &DockerEngine, name: &str, old: &Observed) -> Result<Option<String>> {
+    // Its removal had begun, and was cut short: what it held was given up then.
+    if old.state == State::Dead {
+        return Ok(None);
+    }
     if engine.find(name).await?.is_none() {
         return Ok(Some(format!(
             "{name} has no container: `launch up` gives this one its name back"

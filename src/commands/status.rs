@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{connect, probe_host, runtime, shown, targets, with_engine_facts};
 use crate::cli::Global;
-use launch::engine::{Engine, Observed};
+use launch::engine::{Engine, Observed, State};
 use launch::error::Result;
 use launch::exit::Exit;
 use launch::host::HostFacts;
@@ -52,6 +52,12 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
         for (c, profile) in listed.iter().zip(&profiles) {
             let leftover_of = recover::leftover_of(c);
             let drift = match leftover_of {
+                Some(name) if c.state == State::Removing => {
+                    format!("the old container of a recreate of {name}: the engine is deleting its files")
+                }
+                Some(name) if c.state == State::Dead => {
+                    format!("leftover of {name} whose removal was cut short (launch up finishes it)")
+                }
                 Some(name) => format!("leftover of {name} (launch up removes it once nothing in it would be lost)"),
                 None => drift(c, profile.as_ref(), &facts, &managed),
             };

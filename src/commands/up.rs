@@ -129,6 +129,7 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
                 "changes": o.changes.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "snapshot": o.applied.snapshot,
                 "discarded": o.applied.discarded,
+                "removing": o.applied.removing,
                 "leftovers": o.leftovers.iter().map(|l| json!({
                     "container": l.container(), "action": l.action(), "message": l.describe(),
                 })).collect::<Vec<_>>(),
@@ -173,6 +174,12 @@ fn report(target: &Target, o: &Outcome, global: &Global) {
     if o.applied.discarded {
         println!(
             "{}: the old container went with any files changed in it ([recreate] changed_files = \"discard\")",
+            o.name
+        );
+    }
+    if let Some(aside) = &o.applied.removing {
+        println!(
+            "{}: the engine is still deleting the old container's files; it goes on its own, as {aside}",
             o.name
         );
     }

@@ -21,8 +21,8 @@ use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{
-    Engine, EngineError, ExecOutput, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
-    SnapshotImage, State, auth, progress,
+    Engine, EngineError, ExecOutput, ExecRequest, ExecSession, Facts, LogOptions, Observed,
+    Removal, Result, SnapshotImage, State, auth, progress,
 };
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
@@ -766,14 +766,61 @@ impl Engine for DockerEngine {
             .force(true)
             .v(volumes)
             .build();
-        // Already gone is removed.
-        self.unless_missing(
-            format!("removing container {}", short(id)),
-            self.bounds.disk,
-            self.docker.remove_container(id, Some(options)),
-        )
-        .await
-        .map(drop)
+        let call = format!("removing container {}", short(id));
+        let began = tokio::time::Instant::now();
+        loop {
+            let left = self.bounds.disk.saturating_sub(began.elapsed());
+            let request = self.docker.remove_container(id, Some(options.clone()));
+            match self.within(&call, left, request).await? {
+                // Already gone is removed.
+                Err(e) if e.is_not_found() => return Ok(()),
+                // A removal `remove_begun` left to the engine: asked again
+                // until it ends (and tried anew if it failed).
+                Err(e) if e.is_conflict() && e.message().contains("already in progress") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn remove_begun(&self, id: &str) -> Result<Removal> {
+        // A small writable layer goes in tens of milliseconds, and then
+        // nothing of the old container shows once `up` returns.
+        const WHOLE: Duration = Duration::from_millis(100);
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        let call = format!("removing container {}", short(id));
+        let removal = self.docker.remove_container(id, Some(options));
+        tokio::pin!(removal);
+        let began = tokio::time::Instant::now();
+        let mut wait = WHOLE;
+        loop {
+            if let Ok(done) = tokio::time::timeout(wait, &mut removal).await {
+                return match done.map_err(|e| self.failed(call, e)) {
+                    Ok(()) => Ok(Removal::Done),
+                    Err(e) if e.is_not_found() => Ok(Removal::Done),
+                    Err(e) => Err(e),
+                };
+            }
+            // Once marked, the removal is the daemon's: its handler goes on
+            // when launch exits and the request is dropped (the daemon's
+            // API does not cancel a removal with its connection).
+            match self.find(id).await? {
+                None => return Ok(Removal::Done),
+                Some(c) if matches!(c.state, State::Removing | State::Dead) => {
+                    tracing::debug!("{call}: the engine deletes its files after launch returns");
+                    return Ok(Removal::Begun);
+                }
+                Some(_) if began.elapsed() >= self.bounds.disk => {
+                    return Err(EngineError::Timeout {
+                        address: self.address.clone(),
+                        call,
+                        after: self.bounds.disk,
+                    });
+                }
+                Some(_) => wait = Duration::from_millis(10),
+            }
+        }
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>> {

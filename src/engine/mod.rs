@@ -46,8 +46,12 @@ impl Observed {
             .and_then(|s| ContainerSpec::from_label(s))
     }
 
-    /// The GPU UUIDs it holds (label `launch.gpus`).
+    /// The GPU UUIDs it holds (label `launch.gpus`). A container the engine
+    /// is removing holds none: it can never start again.
     pub fn gpus(&self) -> Vec<String> {
+        if matches!(self.state, State::Removing | State::Dead) {
+            return Vec::new();
+        }
         let list = self.labels.get(label::GPUS).map_or("", String::as_str);
         list.split(',')
             .filter(|u| !u.is_empty())
@@ -79,6 +83,16 @@ impl State {
             State::Removing => "removing",
         }
     }
+}
+
+/// How far a removal had got when [`Engine::remove_begun`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The container is gone.
+    Done,
+    /// The engine has marked it for removal (it can never start again) and
+    /// is still deleting its files; it finishes without launch.
+    Begun,
 }
 
 /// Engine facts that decide the GPU mode.
@@ -330,7 +344,17 @@ pub trait Engine {
     async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()>;
     async fn unpause(&self, id: &str) -> Result<()>;
     async fn rename(&self, id: &str, name: &str) -> Result<()>;
+    /// Removes the container (forced), and its anonymous volumes with
+    /// `volumes`; once it returns the container is gone, also when another
+    /// removal of it was under way.
     async fn remove(&self, id: &str, volumes: bool) -> Result<()>;
+    /// Removes the container as `remove` does (its volumes stay), but waits
+    /// for the engine to delete its files only a moment: the daemon takes
+    /// longer over a writable layer where `pip install` left 20 000 files
+    /// than over the whole recreate. Past that moment it returns once the
+    /// engine has marked the container for removal, which the engine then
+    /// finishes without launch.
+    async fn remove_begun(&self, id: &str) -> Result<Removal>;
     /// Paths changed in the container's writable layer (`docker diff`).
     async fn changes(&self, id: &str) -> Result<Vec<String>>;
     /// Commits the container to `repo:tag`, adding `labels` to the image's
@@ -380,6 +404,21 @@ mod tests {
             started_at: String::new(),
             created: String::new(),
             health: None,
+        }
+    }
+
+    #[test]
+    fn a_container_being_removed_holds_no_gpu() {
+        let labels = BTreeMap::from([(label::GPUS.to_string(), "GPU-a,GPU-b".to_string())]);
+        let mut c = observed(labels);
+        assert_eq!(c.gpus(), ["GPU-a", "GPU-b"]);
+        for state in [State::Exited, State::Created, State::Paused] {
+            c.state = state;
+            assert_eq!(c.gpus().len(), 2, "a stopped container keeps its claim");
+        }
+        for state in [State::Removing, State::Dead] {
+            c.state = state;
+            assert!(c.gpus().is_empty(), "{state:?} can never start again");
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{
-    Engine, EngineError, ExecRequest, ExecSession, Facts, LogOptions, Observed, Result,
+    Engine, EngineError, ExecRequest, ExecSession, Facts, LogOptions, Observed, Removal, Result,
     SnapshotImage, State,
 };
 use crate::spec::{ContainerSpec, MountType};
@@ -114,6 +114,9 @@ struct World {
     faults: Vec<Fault>,
     /// Calls still allowed before the process "dies".
     crash_in: Option<usize>,
+    /// `remove_begun` leaves containers marked, as a daemon does with a
+    /// big writable layer, until `finish_removals`.
+    slow_removals: bool,
     clock: u64,
     serial: u64,
 }
@@ -272,6 +275,29 @@ impl Recording {
     /// was killed there.
     pub fn crash_after(&self, steps: usize) {
         self.world().crash_in = Some(steps);
+    }
+
+    /// From now on `remove_begun` returns with the container still being
+    /// removed (state `removing`), as after a `pip install` in it.
+    pub fn remove_slowly(&self) {
+        self.world().slow_removals = true;
+    }
+
+    /// The engine ends the removals it had begun; `dead`: they fail half
+    /// way, as when the daemon restarts, and the containers stay `dead`.
+    pub fn finish_removals(&self, dead: bool) {
+        let mut w = self.world();
+        if dead {
+            for c in w
+                .containers
+                .iter_mut()
+                .filter(|c| c.state == State::Removing)
+            {
+                c.state = State::Dead;
+            }
+        } else {
+            w.containers.retain(|c| c.state != State::Removing);
+        }
     }
 
     /// A fresh run on the same state: no crash, no faults pending.
@@ -559,6 +585,14 @@ impl Engine for Recording {
         let i = w
             .index(id)
             .ok_or_else(|| World::no_such_container(&call, id))?;
+        if matches!(w.containers[i].state, State::Removing | State::Dead) {
+            // The daemon's words.
+            return Err(EngineError::answered(
+                call,
+                409,
+                "container is marked for removal and cannot be started",
+            ));
+        }
         if w.containers[i].state != State::Running {
             let now = w.tick();
             let c = &mut w.containers[i];
@@ -621,6 +655,19 @@ impl Engine for Recording {
             w.containers.remove(i);
         }
         Ok(())
+    }
+
+    async fn remove_begun(&self, id: &str) -> Result<Removal> {
+        let mut w = self.enter(Op::Remove, id, &format!("removing container {id}"))?;
+        let Some(i) = w.index(id) else {
+            return Ok(Removal::Done);
+        };
+        if w.slow_removals {
+            w.containers[i].state = State::Removing;
+            return Ok(Removal::Begun);
+        }
+        w.containers.remove(i);
+        Ok(Removal::Done)
     }
 
     async fn changes(&self, id: &str) -> Result<Vec<String>> {

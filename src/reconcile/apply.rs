@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::engine::{Engine, Observed, State};
+use crate::engine::{Engine, Observed, Removal, State};
 use crate::error::{Error, Result};
 use crate::profile::{ChangedFiles, MountKind, Profile};
 use crate::spec::{ContainerSpec, label};
@@ -27,6 +27,9 @@ pub struct Applied {
     /// The old container of a recreate that could not be removed: it stays
     /// aside, and the next run settles it.
     pub left_aside: Option<super::recover::Leftover>,
+    /// The old container of a recreate, by its name aside, whose files the
+    /// engine was still deleting when `up` was done; it goes on its own.
+    pub removing: Option<String>,
 }
 
 pub async fn apply<E: Engine>(
@@ -228,12 +231,18 @@ async fn recreate<E: Engine>(
         Ok(id) => {
             // 3. Only now is the old container removed (its volumes stay).
             // The new one is up: a failure here is a leftover, not a failed
-            // recreate.
-            if let Err(e) = engine.remove(&old.id, false).await {
-                applied.left_aside = Some(super::recover::Leftover::Kept {
-                    name: aside,
-                    why: format!("{e}; the next launch up removes it"),
-                });
+            // recreate. The engine's deletion of a big writable layer is not
+            // waited for: nothing depends on it, and it would cost the
+            // recreate more than all its other steps (docs/benchmarks.md).
+            match engine.remove_begun(&old.id).await {
+                Ok(Removal::Done) => {}
+                Ok(Removal::Begun) => applied.removing = Some(aside),
+                Err(e) => {
+                    applied.left_aside = Some(super::recover::Leftover::Kept {
+                        name: aside,
+                        why: format!("{e}; the next launch up removes it"),
+                    });
+                }
             }
             applied.id = Some(id);
             Ok(applied)

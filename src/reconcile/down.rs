@@ -1,7 +1,7 @@
 //! down: stop and remove the container launch made for a name; its named
 //! volumes only when asked, and then say exactly which went and which stayed.
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, State};
 use crate::error::{Error, Result};
 use crate::spec::MountType;
 
@@ -42,6 +42,13 @@ pub async fn down<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
     };
     if !volumes {
         return Ok(Some(removed));
+    }
+    // The old container of a recent recreate may still be going (its files
+    // being deleted), and it mounts the same volumes: they go after it.
+    for old in engine.leftovers(name).await? {
+        if matches!(old.state, State::Removing | State::Dead) {
+            engine.remove(&old.id, false).await?;
+        }
     }
     let named = found
         .spec()

@@ -66,7 +66,9 @@ impl Listing {
         let mut containers = BTreeMap::new();
         let mut leftovers = BTreeSet::new();
         for c in engine.listed(names).await? {
-            if let Some(name) = recover::leftover_of(&c) {
+            if let Some(name) = recover::leftover_of(&c)
+                && c.state != State::Removing
+            {
                 leftovers.insert(name.to_string());
             }
             containers.insert(c.name.clone(), c);
@@ -193,7 +195,10 @@ pub async fn preview<E: Engine>(
     let mut preview = look(cx, profile, options).await?;
     if preview.observed.is_none()
         && cx.may_have_leftovers(&profile.name)
-        && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name).await?.pop()
+        && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name)
+            .await?
+            .into_iter()
+            .rfind(|c| c.state != State::Dead)
     {
         newest.name = profile.name.clone();
         preview = plan_for(cx, profile, options, Some(newest)).await?;

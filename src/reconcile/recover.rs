@@ -13,6 +13,12 @@
 //!   goes only when nothing in it would be lost (no changed files, or
 //!   snapshotted, or the profile discards them); otherwise it stays, and
 //!   `launch status` shows it.
+//!
+//! An old container the engine is removing is no leftover: it goes on its
+//! own. One whose removal was cut short (state `dead`, the daemon
+//! restarted) can never start again: it is never given its name back, and
+//! its removal is finished without asking what changed in it, which was
+//! decided when the removal began.
 
 use crate::engine::{Engine, Observed, State};
 use crate::error::Result;
@@ -42,7 +48,7 @@ pub async fn leftovers<E: Engine>(engine: &E, name: &str) -> Result<Vec<Observed
         .leftovers(name)
         .await?
         .into_iter()
-        .filter(|c| leftover_of(c) == Some(name))
+        .filter(|c| leftover_of(c) == Some(name) && c.state != State::Removing)
         .collect();
     let made = |c: &Observed| humantime::parse_rfc3339_weak(&c.created).ok();
     found.sort_by(|a, b| {
@@ -64,6 +70,8 @@ pub enum Leftover {
     Snapshotted { name: String, image: String },
     /// The profile discards changed files: any went with it, unlisted.
     Discarded { name: String },
+    /// Its removal, cut short, is finished.
+    Finished { name: String },
     /// It stays, for `why`.
     Kept { name: String, why: String },
 }
@@ -76,6 +84,7 @@ impl Leftover {
             Leftover::Removed { name }
             | Leftover::Snapshotted { name, .. }
             | Leftover::Discarded { name, .. }
+            | Leftover::Finished { name }
             | Leftover::Kept { name, .. } => name,
         }
     }
@@ -84,7 +93,7 @@ impl Leftover {
     pub fn action(&self) -> &'static str {
         match self {
             Leftover::Restored { .. } => "restored",
-            Leftover::Removed { .. } => "removed",
+            Leftover::Removed { .. } | Leftover::Finished { .. } => "removed",
             Leftover::Snapshotted { .. } => "snapshotted",
             Leftover::Discarded { .. } => "discarded",
             Leftover::Kept { .. } => "kept",
@@ -108,6 +117,9 @@ impl Leftover {
             Leftover::Discarded { name } => format!(
                 "removed {name}, left by an interrupted recreate, with any files changed in it ([recreate] changed_files = \"discard\")"
             ),
+            Leftover::Finished { name } => format!(
+                "removed {name}, an earlier recreate's old container whose removal had been cut short"
+            ),
             Leftover::Kept { name, why } => {
                 format!("kept {name}, left by an interrupted recreate: {why}")
             }
@@ -125,7 +137,12 @@ pub async fn restore<E: Engine>(
     if leftovers.is_empty() || engine.find(name).await?.is_some() {
         return Ok(None);
     }
-    let Some(newest) = leftovers.pop() else {
+    // A `dead` one can never start again.
+    let Some(newest) = leftovers
+        .iter()
+        .rposition(|c| c.state != State::Dead)
+        .map(|i| leftovers.remove(i))
+    else {
         return Ok(None);
     };
     engine.rename(&newest.id, name).await?;
@@ -160,6 +177,10 @@ pub async fn settle<E: Engine>(
             continue;
         }
         let settled = async {
+            if old.state == State::Dead {
+                engine.remove(&old.id, false).await?;
+                return Ok(Leftover::Finished { name: name.clone() });
+            }
             // As in a recreate, `discard` does not ask what changed.
             let discard = profile.recreate.changed_files == ChangedFiles::Discard;
             let changed = if discard {
@@ -210,7 +231,7 @@ pub async fn settle<E: Engine>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::recording::{Op, Recording};
+    use crate::engine::recording::{Call, Op, Recording};
     use crate::error::Error;
     use crate::reconcile::testing::Fixture;
     use crate::spec::label;
@@ -525,5 +546,93 @@ mod tests {
         assert_eq!(o.action, crate::reconcile::Action::Create);
         assert!(o.leftovers.is_empty(), "{:?}", o.leftovers);
         assert_eq!(f.engine.containers().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_old_container_the_engine_is_still_removing_is_left_to_it() {
+        let discard = "[recreate]\nchanged_files = \"discard\"";
+        let (f, id, new) = crashed_world(discard, &[NOTES]);
+        f.engine.remove_slowly();
+        let o = f.up(&new).await.expect("recreated");
+        let aside = aside_name("train", &id);
+        assert_eq!(o.applied.removing.as_deref(), Some(aside.as_str()));
+        assert_eq!(
+            f.engine.container(&aside).map(|c| c.state),
+            Some(State::Removing)
+        );
+
+        // Runs before the engine is done neither touch it nor report it.
+        f.engine.clear_calls();
+        let o = f.up(&new).await.expect("up to date");
+        assert_eq!(o.action, crate::reconcile::Action::Nothing);
+        let o2 = f.up_in_folder(&new).await.expect("up to date");
+        assert_eq!(o2.action, crate::reconcile::Action::Nothing);
+        assert!(o.leftovers.is_empty() && o2.leftovers.is_empty());
+        let touched: Vec<Call> = f
+            .engine
+            .calls()
+            .into_iter()
+            .filter(|c| c.target == id || c.target == aside)
+            .collect();
+        assert!(touched.is_empty(), "{touched:?}");
+
+        // Not even a free name gives it back: it can never start again.
+        crate::engine::Engine::remove(&f.engine, "train", false)
+            .await
+            .expect("remove train");
+        let o = f.up(&new).await.expect("created");
+        assert_eq!(o.action, crate::reconcile::Action::Create);
+        assert!(o.leftovers.is_empty(), "{:?}", o.leftovers);
+
+        f.engine.finish_removals(false);
+        assert_eq!(f.names(), ["train"]);
+    }
+
+    #[tokio::test]
+    async fn a_removal_cut_short_is_finished_without_asking_what_changed_and_never_restored() {
+        let discard = "[recreate]\nchanged_files = \"discard\"";
+        let (f, id, new) = crashed_world(discard, &[NOTES]);
+        f.engine.remove_slowly();
+        f.up(&new).await.expect("recreated");
+        // The daemon restarted mid-removal: the old container is `dead`.
+        f.engine.finish_removals(true);
+        let aside = aside_name("train", &id);
+        assert_eq!(
+            f.engine.container(&aside).map(|c| c.state),
+            Some(State::Dead)
+        );
+
+        // Under `refuse` (the same container otherwise), the files that
+        // went when the removal began are not asked about again.
+        let refuse = f.profile("sleep 1001", "");
+        f.engine.clear_calls();
+        let o = f.up(&refuse).await.expect("up to date");
+        assert_eq!(o.action, crate::reconcile::Action::Nothing);
+        assert_eq!(
+            o.leftovers,
+            [Leftover::Finished {
+                name: aside.clone()
+            }]
+        );
+        assert!(f.engine.calls_of(Op::Changes).is_empty());
+        assert_eq!(f.names(), ["train"]);
+
+        // With the name free, a dead leftover is not given it: a new
+        // container is made, and the dead one goes.
+        f.up(&new).await.expect("up to date");
+        f.engine.remove_slowly();
+        let newer = f.profile("sleep 1002", discard);
+        let o = f.up(&newer).await.expect("recreated");
+        let dead = o.applied.removing.expect("still being removed");
+        f.engine.finish_removals(true);
+        crate::engine::Engine::remove(&f.engine, "train", false)
+            .await
+            .expect("remove train");
+        let plan = f.preview(&newer).await.expect("plan");
+        assert_eq!(plan.plan.action, crate::reconcile::Action::Create);
+        let o = f.up(&newer).await.expect("created");
+        assert_eq!(o.action, crate::reconcile::Action::Create);
+        assert_eq!(o.leftovers, [Leftover::Finished { name: dead }]);
+        assert_eq!(f.names(), ["train"]);
     }
 }

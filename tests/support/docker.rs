@@ -209,9 +209,24 @@ fn build_rootfs(root: &Path, extra: &[(&str, &str)]) {
     }
 }
 
+/// Waits (a minute at most) until no container whose name contains `name`
+/// is being removed: the old container of a recreate, whose big writable
+/// layer the engine deletes after launch has returned.
+pub fn wait_while_removing(name: &str) {
+    let filter = format!("name={name}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline
+        && try_docker(&["ps", "-a", "--filter", &filter, "--format", "{{.State}}"])
+            .is_some_and(|states| states.lines().any(|s| s == "removing"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Containers first (they hold images), including recreate leftovers.
+        // Containers first (they hold images), including recreate leftovers
+        // and those the engine is still removing.
         let leftovers = try_docker(&["ps", "-aq", "--filter", &format!("name={}", self.prefix)])
             .unwrap_or_default();
         for id in leftovers.lines().filter(|l| !l.is_empty()) {
@@ -220,6 +235,7 @@ impl Drop for Scratch {
         for name in self.containers.borrow().iter() {
             let _ = try_docker(&["rm", "-f", "-v", name]);
         }
+        wait_while_removing(&self.prefix);
         let snapshots = try_docker(&[
             "images",
             "-q",
