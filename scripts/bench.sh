@@ -130,7 +130,7 @@ hyperfine --runs 10 --export-json "$work/cold.json" \
   --prepare "$rm16" \
   -n "launch up (cold)" "$launch up -q $work/one/one.toml" \
   -n "docker run -d" "docker run $run_flags"
-hyperfine --runs 5 --export-json "$work/sixteen.json" \
+hyperfine --runs 10 --export-json "$work/sixteen.json" \
   --prepare "$rm16" \
   -n "launch up DIR (16 profiles, cold)" "$launch up -q $work/sixteen" \
   -n "16 sequential docker run -d" "$seq16"
