@@ -8,6 +8,7 @@
 //! and `SCHEMA` changes only when the meaning of a field does.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -281,12 +282,16 @@ impl ContainerSpec {
 
     /// SHA-256 of the canonical JSON, in hex.
     pub fn hash(&self) -> String {
-        // Written straight into the digest: a no-op hashes every profile.
-        let mut hasher = Sha256::new();
-        // Writing to a digest cannot fail.
-        let _ = serde_json::to_writer(&mut hasher, &self.canonical_value());
-        let digest = hasher.finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        // A no-op hashes every profile: the JSON goes to the digest in one
+        // piece (serde_json writes it in many small ones).
+        let mut json = Vec::with_capacity(4096);
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut json, &self.canonical_value());
+        let mut hex = String::with_capacity(64);
+        for b in Sha256::digest(&json) {
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
     }
 
     /// This spec as an older launch, of `schema`, made it from the same
@@ -344,16 +349,20 @@ impl ContainerSpec {
 /// (serde_json's map keeps its keys sorted: launch does not ask for its
 /// `preserve_order` feature, and `the_hash_of_a_fixed_spec_is_pinned`
 /// would catch a dependency that did.)
-fn canonical(value: Value) -> Value {
+fn canonical(mut value: Value) -> Value {
+    prune(&mut value);
+    value
+}
+
+/// Drops empty values from objects, at every depth, in place.
+fn prune(value: &mut Value) {
     match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, canonical(v)))
-                .filter(|(_, v)| !is_empty(v))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
-        other => other,
+        Value::Object(map) => map.retain(|_, v| {
+            prune(v);
+            !is_empty(v)
+        }),
+        Value::Array(items) => items.iter_mut().for_each(prune),
+        _ => {}
     }
 }
 

@@ -86,11 +86,21 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
             if !wanted(&name) {
                 continue;
             }
-            // Under the name's lock, as `up` settles leftovers.
-            let _lock = if dry_run {
-                None
+            // Under the name's lock, as `up` settles leftovers, and as it is
+            // then: a run of `up` may have given it its name back meanwhile.
+            let (_lock, old) = if dry_run {
+                (None, old)
             } else {
-                Some(locks.acquire(&name).await?)
+                let lock = locks.acquire(&name).await?;
+                match engine.find(&old.id).await? {
+                    Some(now)
+                        if leftover_of(&now) == Some(name.as_str())
+                            && now.state != State::Removing =>
+                    {
+                        (Some(lock), now)
+                    }
+                    _ => continue,
+                }
             };
             match judge(&engine, &name, &old).await {
                 Ok(Some(why)) => kept.push(Item {

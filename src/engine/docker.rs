@@ -770,7 +770,12 @@ impl Engine for DockerEngine {
         let began = tokio::time::Instant::now();
         loop {
             let request = self.docker.remove_container(id, Some(options.clone()));
-            match self.within(&call, self.bounds.disk, request).await? {
+            // One bound for the whole wait, however many times it asks.
+            let left = self.bounds.disk.saturating_sub(began.elapsed());
+            match self
+                .within(&call, left.max(Duration::from_secs(1)), request)
+                .await?
+            {
                 // Already gone is removed.
                 Err(e) if e.is_not_found() => return Ok(()),
                 // A removal `remove_begun` left to the engine: asked again
@@ -808,9 +813,10 @@ impl Engine for DockerEngine {
             // Once marked, the removal is the daemon's: its handler goes on
             // when launch exits and the request is dropped (moby's
             // ContainerRm takes no context to cancel it with).
+            // (`dead` is a removal that failed: its answer says why.)
             match self.find(id).await? {
                 None => return Ok(Removal::Done),
-                Some(c) if matches!(c.state, State::Removing | State::Dead) => {
+                Some(c) if c.state == State::Removing => {
                     tracing::debug!("{call}: the engine deletes its files after launch returns");
                     return Ok(Removal::Begun);
                 }

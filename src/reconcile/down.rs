@@ -46,8 +46,14 @@ pub async fn down<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Op
     // The old container of a recent recreate may still be going (its files
     // being deleted), and it mounts the same volumes: they go after it.
     for old in engine.leftovers(name).await? {
-        if matches!(old.state, State::Removing | State::Dead) {
-            engine.remove(&old.id, false).await?;
+        if super::recover::leftover_of(&old) == Some(name)
+            && matches!(old.state, State::Removing | State::Dead)
+        {
+            tracing::info!("{name}: waiting for the engine to remove {}", old.name);
+            // On failure the volume stays, and says which container holds it.
+            if let Err(e) = engine.remove(&old.id, false).await {
+                tracing::warn!("{name}: {e}");
+            }
         }
     }
     let named = found
@@ -161,5 +167,34 @@ mod tests {
                 reason: "permission denied".into(),
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn volumes_go_after_the_old_container_the_engine_was_still_removing() {
+        let f = Fixture::new();
+        let body = "volumes = [\"data:/data\"]\n[recreate]\nchanged_files = \"discard\"";
+        let p = f.profile("sleep 1000", body);
+        let old = f.existing(&p, State::Running, &[]);
+        f.engine.remove_slowly();
+        let o = f
+            .up(&f.profile("sleep 1001", body))
+            .await
+            .expect("recreated");
+        let aside = o.applied.removing.expect("still being removed");
+        // Another name's old container, named like this one's: not waited on.
+        let mut other = f.spec(&f.profile("sleep 1", ""));
+        other.name = format!("train-launch-old-x-launch-old-{}", &old[..12]);
+        f.engine.add_container(&other, &f.path(), State::Dead, &[]);
+        f.engine.clear_calls();
+
+        let removed = down(&f.engine, "train", true)
+            .await
+            .expect("down")
+            .expect("there was a container");
+        assert_eq!(removed.volumes_removed, ["data"]);
+        assert!(f.engine.container(&aside).is_none(), "waited for it");
+        let removes = f.engine.calls_of(Op::Remove);
+        assert_eq!(removes.len(), 2, "train and its old one: {removes:?}");
+        assert!(f.engine.container(&other.name).is_some());
     }
 }

@@ -15,8 +15,8 @@
 //!   `launch status` shows it.
 //!
 //! An old container the engine is removing is no leftover: it goes on its
-//! own. One whose removal was cut short (state `dead`, the daemon
-//! restarted) can never start again: it is never given its name back, and
+//! own. One whose removal was cut short (state `dead`: the daemon
+//! restarted, or the removal failed) can never start again: it is never given its name back, and
 //! its removal is finished without asking what changed in it, which was
 //! decided when the removal began.
 
