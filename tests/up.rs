@@ -128,6 +128,24 @@ impl World {
         names
     }
 
+    /// `launch down --volumes NAME`: the container and `volume` are gone.
+    fn down_volumes(&self, volume: &str) {
+        let out = launch(&self.profiles)
+            .args(["down", "--volumes", &self.name])
+            .run()
+            .code(0);
+        assert!(
+            out.stdout.contains(&format!("volumes removed: {volume}")),
+            "{}",
+            show(&out)
+        );
+        assert!(self.containers().is_empty(), "{:?}", self.containers());
+        assert!(
+            try_docker(&["volume", "inspect", volume]).is_none(),
+            "--volumes removes it"
+        );
+    }
+
     /// Exactly one container of this name exists, running: no leftovers,
     /// once the engine has deleted what a recreate left it to remove.
     fn assert_alone_and_running(&self) {
@@ -827,17 +845,7 @@ fn a_recreate_returns_while_the_engine_deletes_a_big_old_layer_and_down_waits_fo
     assert!(!again.stderr.contains("warning"), "{}", show(&again));
 
     // It mounts the volume too: `down --volumes` waits for it to go.
-    let out = launch(&w.profiles)
-        .args(["down", "--volumes", &w.name])
-        .run()
-        .code(0);
-    assert!(
-        out.stdout.contains(&format!("volumes removed: {volume}")),
-        "{}",
-        show(&out)
-    );
-    assert!(w.containers().is_empty(), "{:?}", w.containers());
-    assert!(try_docker(&["volume", "inspect", &volume]).is_none());
+    w.down_volumes(&volume);
 }
 
 // ---- a recreate that fails rolls back ---------------------------------------
@@ -1132,20 +1140,7 @@ fn down_removes_the_container_and_keeps_named_volumes_unless_asked() {
         "a new container finds the data"
     );
 
-    let out = launch(&w.profiles)
-        .args(["down", "--volumes", &w.name])
-        .run()
-        .code(0);
-    assert!(
-        out.stdout.contains(&format!("volumes removed: {volume}")),
-        "{}",
-        show(&out)
-    );
-    assert!(w.containers().is_empty());
-    assert!(
-        try_docker(&["volume", "inspect", &volume]).is_none(),
-        "--volumes removes it"
-    );
+    w.down_volumes(&volume);
 
     let again = w.launch(&["down"]).code(0);
     assert!(

@@ -21,7 +21,7 @@ use launch::exit::Exit;
 use launch::reconcile::apply::{
     SNAPSHOT_LABEL, list, significant_changes, snapshot_repo, timestamp_tag,
 };
-use launch::reconcile::recover::leftover_of;
+use launch::reconcile::recover::unsettled_leftover_of;
 use launch::spec::label;
 
 /// One thing prune removed, would remove, or kept.
@@ -76,11 +76,7 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
         }
 
         for old in engine.managed().await? {
-            // One the engine is removing goes on its own.
-            let Some(name) = leftover_of(&old)
-                .filter(|_| old.state != State::Removing)
-                .map(str::to_string)
-            else {
+            let Some(name) = unsettled_leftover_of(&old).map(str::to_string) else {
                 continue;
             };
             if !wanted(&name) {
@@ -93,10 +89,7 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
             } else {
                 let lock = locks.acquire(&name).await?;
                 match engine.find(&old.id).await? {
-                    Some(now)
-                        if leftover_of(&now) == Some(name.as_str())
-                            && now.state != State::Removing =>
-                    {
+                    Some(now) if unsettled_leftover_of(&now) == Some(name.as_str()) => {
                         (Some(lock), now)
                     }
                     _ => continue,

@@ -66,9 +66,7 @@ impl Listing {
         let mut containers = BTreeMap::new();
         let mut leftovers = BTreeSet::new();
         for c in engine.listed(names).await? {
-            if let Some(name) = recover::leftover_of(&c)
-                && c.state != State::Removing
-            {
+            if let Some(name) = recover::unsettled_leftover_of(&c) {
                 leftovers.insert(name.to_string());
             }
             containers.insert(c.name.clone(), c);
@@ -195,10 +193,8 @@ pub async fn preview<E: Engine>(
     let mut preview = look(cx, profile, options).await?;
     if preview.observed.is_none()
         && cx.may_have_leftovers(&profile.name)
-        && let Some(mut newest) = recover::leftovers(cx.engine, &profile.name)
-            .await?
-            .into_iter()
-            .rfind(|c| c.state != State::Dead)
+        && let mut found = recover::leftovers(cx.engine, &profile.name).await?
+        && let Some(mut newest) = recover::restorable(&found).map(|i| found.swap_remove(i))
     {
         newest.name = profile.name.clone();
         preview = plan_for(cx, profile, options, Some(newest)).await?;

@@ -42,13 +42,25 @@ pub fn leftover_of(c: &Observed) -> Option<&str> {
     (c.is_managed() && !name.is_empty() && id == short(&c.id)).then_some(name)
 }
 
-/// The leftovers of `name`, oldest first.
+/// The name `c` is a leftover of, when launch still has to settle it: one
+/// the engine is removing goes on its own.
+pub fn unsettled_leftover_of(c: &Observed) -> Option<&str> {
+    leftover_of(c).filter(|_| c.state != State::Removing)
+}
+
+/// Which of `leftovers` (oldest first) gets the name back when it is free:
+/// the newest that can start again (a `dead` one cannot).
+pub fn restorable(leftovers: &[Observed]) -> Option<usize> {
+    leftovers.iter().rposition(|c| c.state != State::Dead)
+}
+
+/// The leftovers of `name` launch still has to settle, oldest first.
 pub async fn leftovers<E: Engine>(engine: &E, name: &str) -> Result<Vec<Observed>> {
     let mut found: Vec<Observed> = engine
         .leftovers(name)
         .await?
         .into_iter()
-        .filter(|c| leftover_of(c) == Some(name) && c.state != State::Removing)
+        .filter(|c| unsettled_leftover_of(c) == Some(name))
         .collect();
     let made = |c: &Observed| humantime::parse_rfc3339_weak(&c.created).ok();
     found.sort_by(|a, b| {
@@ -137,12 +149,7 @@ pub async fn restore<E: Engine>(
     if leftovers.is_empty() || engine.find(name).await?.is_some() {
         return Ok(None);
     }
-    // A `dead` one can never start again.
-    let Some(newest) = leftovers
-        .iter()
-        .rposition(|c| c.state != State::Dead)
-        .map(|i| leftovers.remove(i))
-    else {
+    let Some(newest) = restorable(leftovers).map(|i| leftovers.remove(i)) else {
         return Ok(None);
     };
     engine.rename(&newest.id, name).await?;
