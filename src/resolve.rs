@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::host::gpu::driver::PERSISTENCED_SOCKET;
 use crate::host::gpu::select::{self, Held, SelectError};
 use crate::host::gpu::{Gpu, GpuHost};
-use crate::profile::{Diagnostic, GpuMode, MountKind, Profile, Protocol};
+use crate::profile::{Diagnostic, GpuMode, MountKind, Profile, Protocol, User};
 use crate::spec::{self, ContainerSpec, DeviceRequest, GpuAssignment};
 
 /// Where the driver's files go in `devices` mode (nvidia-docker 1.0's volume).
@@ -46,8 +46,8 @@ pub struct ToolkitFacts {
 /// The profile's `group_add`, after the owner's groups for `user = "owner"`;
 /// each group once.
 fn group_add(p: &Profile) -> Vec<String> {
-    let mut groups: Vec<String> = match p.user.as_deref() {
-        Some("owner") => p.owner.supplementary().iter().map(u32::to_string).collect(),
+    let mut groups: Vec<String> = match p.user {
+        Some(User::Owner) => p.owner.supplementary().iter().map(u32::to_string).collect(),
         _ => Vec::new(),
     };
     for g in &p.run.group_add {
@@ -321,10 +321,31 @@ fn read_only_bind(source: &str, target: &str) -> spec::Mount {
     }
 }
 
+/// Who the container runs as (docs/architecture.md, the owner boundary):
+/// `owner` is the owner's numbers (no passwd entry is needed in the image),
+/// and a bare uid gets a group, since Docker runs one that the image's passwd
+/// lacks as gid 0: the owner's primary group, or, where that is root's
+/// (a root-owned profile), the group of the uid's own number.
+fn user(p: &Profile, u: &User) -> String {
+    match u {
+        User::Owner => format!("{}:{}", p.owner.uid, p.owner.gid()),
+        _ => match u.bare_uid() {
+            Some(uid) if uid != 0 => {
+                let gid = match p.owner.gid() {
+                    0 => uid,
+                    gid => gid,
+                };
+                format!("{uid}:{gid}")
+            }
+            _ => u.to_string(),
+        },
+    }
+}
+
 /// The spec of everything but the GPUs.
 pub fn base_spec(p: &Profile) -> ContainerSpec {
     let mut spec = ContainerSpec {
-        schema: spec::SCHEMA_WITHOUT_GPUS,
+        schema: spec::SCHEMA,
         name: p.name.clone(),
         image: p.image.clone(),
         entrypoint: p.entrypoint.clone(),
@@ -332,11 +353,7 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
         tty: p.interactive,
         open_stdin: p.interactive,
         working_dir: p.workdir.clone(),
-        user: match p.user.as_deref() {
-            // The owner's numbers: no passwd entry is needed in the image.
-            Some("owner") => Some(format!("{}:{}", p.owner.uid, p.owner.gid())),
-            _ => p.user.clone(),
-        },
+        user: p.user.as_ref().map(|u| user(p, u)),
         hostname: p.hostname.clone(),
         env: p.env.clone(),
         labels: p.labels.clone(),
@@ -378,10 +395,10 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
             })
             .collect(),
         shm_size: p.shm_size,
-        network_mode: p.network.clone(),
-        ipc_mode: p.ipc.clone(),
+        network_mode: p.network.as_ref().map(|n| n.to_string()),
+        ipc_mode: p.ipc.as_ref().map(|i| i.to_string()),
         // Docker has no "private" pid mode: it is the default, sent as nothing.
-        pid_mode: p.pid.clone().filter(|m| m != "private"),
+        pid_mode: p.pid.as_ref().and_then(crate::profile::Pid::mode),
         privileged: p.privileged,
         cap_add: p.cap_add.clone(),
         cap_drop: p.cap_drop.clone(),
@@ -399,12 +416,7 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
         nano_cpus: p.nano_cpus,
         cpuset_cpus: p.cpuset.clone(),
         restart: p.restart.as_ref().map(|r| spec::Restart {
-            name: match r.name.as_str() {
-                "always" => spec::RestartName::Always,
-                "unless-stopped" => spec::RestartName::UnlessStopped,
-                "on-failure" => spec::RestartName::OnFailure,
-                _ => spec::RestartName::No,
-            },
+            name: r.name,
             max_retries: r.max_retries,
         }),
         stop_timeout: p.stop_timeout,
@@ -432,6 +444,12 @@ pub fn base_spec(p: &Profile) -> ContainerSpec {
             options: l.options.clone(),
         }),
     };
+    // Without `gpus`, no GPU: an image's `ENV NVIDIA_VISIBLE_DEVICES=all`
+    // (every CUDA image has it) would otherwise give every GPU to the
+    // container on a host whose default runtime is `nvidia`. `gpus` sets
+    // the real value over this one.
+    let (key, value) = spec::NO_GPUS;
+    spec.env.insert(key.into(), value.into());
     sort(&mut spec);
     spec
 }
@@ -561,7 +579,7 @@ mod tests {
         assert_eq!(spec.user.as_deref(), Some("1000:1000"));
         assert_eq!(spec.group_add, ["27", "44"]);
         // Another user leaves group_add empty, so the hash of such a spec is as before.
-        profile.user = Some("1000".into());
+        profile.user = Some(User::parse("1000:1000").expect("a user"));
         assert!(base_spec(&profile).group_add.is_empty());
     }
 

@@ -16,13 +16,15 @@ use sha2::{Digest, Sha256};
 
 /// 2: GPU containers get `CUDA_DEVICE_ORDER=PCI_BUS_ID`, and in `toolkit`
 /// and `cdi` modes their device nodes in `devices` too
-/// (docs/architecture.md, GPU health). See [`ContainerSpec::projected`].
-pub const SCHEMA: u32 = 2;
+/// (docs/architecture.md, GPU health).
+/// 3: containers without GPUs get `NVIDIA_VISIBLE_DEVICES=void`, and a bare
+/// uid gets a group (docs/architecture.md, the owner boundary).
+/// See [`ContainerSpec::projected`].
+pub const SCHEMA: u32 = 3;
 
-/// The schema of a spec without GPUs: schema 2 changed GPU containers only,
-/// so the spec of a profile without GPUs is what schema 1 made, and keeps
-/// its number and its hash (an unchanged profile keeps its hash).
-pub const SCHEMA_WITHOUT_GPUS: u32 = 1;
+/// What a container without `gpus` is given since schema 3: no GPU, whatever
+/// the image's environment or the host's default runtime says.
+pub const NO_GPUS: (&str, &str) = ("NVIDIA_VISIBLE_DEVICES", "void");
 
 /// The default `CUDA_DEVICE_ORDER` of GPU containers since schema 2.
 pub const CUDA_DEVICE_ORDER: (&str, &str) = ("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
@@ -306,23 +308,55 @@ impl ContainerSpec {
         }
         let mut older = self.clone();
         older.schema = schema;
+        let mut out = vec![older];
+        if schema < 3 {
+            if self.gpu.is_none() {
+                // Profiles cannot set NVIDIA_VISIBLE_DEVICES themselves (env.rs).
+                let (key, value) = NO_GPUS;
+                for s in &mut out {
+                    if s.env.get(key).map(String::as_str) == Some(value) {
+                        s.env.remove(key);
+                    }
+                }
+            }
+            // `UID:GID` was `UID` when the profile said a bare uid.
+            if let Some((uid, gid)) = self.user.as_deref().and_then(|u| u.split_once(':'))
+                && uid.parse::<u32>().is_ok_and(|u| u != 0)
+                && gid.parse::<u32>().is_ok()
+            {
+                let bare: Vec<ContainerSpec> = out
+                    .iter()
+                    .map(|s| ContainerSpec {
+                        user: Some(uid.to_string()),
+                        ..s.clone()
+                    })
+                    .collect();
+                out.extend(bare);
+            }
+        }
         if schema < 2
             && let Some(gpu) = &self.gpu
         {
-            if gpu.mode != InjectionMode::Devices {
-                // Profiles cannot list NVIDIA devices themselves (check_devices).
-                older
-                    .devices
-                    .retain(|d| !d.container.starts_with("/dev/nvidia"));
-            }
             let (key, value) = CUDA_DEVICE_ORDER;
-            if older.env.get(key).map(String::as_str) == Some(value) {
-                let mut without = older.clone();
-                without.env.remove(key);
-                return vec![without, older];
+            let mut more = Vec::new();
+            for older in &mut out {
+                if gpu.mode != InjectionMode::Devices {
+                    // Profiles cannot list NVIDIA devices themselves (check_devices).
+                    older
+                        .devices
+                        .retain(|d| !d.container.starts_with("/dev/nvidia"));
+                }
+                if older.env.get(key).map(String::as_str) == Some(value) {
+                    let mut without = older.clone();
+                    without.env.remove(key);
+                    more.push(without);
+                }
             }
+            // The one without first, as schema 1 made it unless the profile set it.
+            more.append(&mut out);
+            out = more;
         }
-        vec![older]
+        out
     }
 
     /// Reads a spec back from its `launch.spec` label.
@@ -494,7 +528,7 @@ mod tests {
     /// Like `the_hash_of_a_fixed_spec_is_pinned`, for schema 2.
     #[test]
     fn the_hash_of_a_fixed_schema_2_spec_is_pinned() {
-        assert_eq!(SCHEMA, 2);
+        assert_eq!(SCHEMA, 3);
         assert_eq!(
             gpu_spec_v2().hash(),
             "bd80b805333835e7f8d737283c6b91c243ab14ed3db27e1752fa91280c12f600"
@@ -524,9 +558,33 @@ mod tests {
         );
         // Nothing projects onto its own schema or a newer one.
         assert!(gpu_spec_v2().projected(2).is_empty());
-        // A spec without GPUs is schema 1's already: nothing older to match.
-        assert_eq!(spec().schema, SCHEMA_WITHOUT_GPUS);
         assert!(spec().projected(1).is_empty());
+    }
+
+    /// Schema 3 (the owner boundary): a spec without GPUs says
+    /// `NVIDIA_VISIBLE_DEVICES=void`, and a bare uid got a group. A container
+    /// an older launch made from the same profile is up to date.
+    #[test]
+    fn a_schema_3_spec_projected_onto_older_schemas_is_what_they_made() {
+        let mut v3 = spec();
+        v3.schema = 3;
+        v3.env.insert(NO_GPUS.0.into(), NO_GPUS.1.into());
+        v3.user = Some("1001:100".into());
+        let mut v1 = spec();
+        v1.user = Some("1001".into());
+        assert!(v3.projected(1).contains(&v1), "{:#?}", v3.projected(1));
+        // A profile that wrote `1001:100` itself had it before too.
+        v1.user = Some("1001:100".into());
+        assert!(v3.projected(1).contains(&v1));
+        // Root's group was never added to uid 0.
+        v3.user = Some("0:0".into());
+        assert_eq!(v3.projected(1).len(), 1);
+        // A GPU spec keeps its NVIDIA_VISIBLE_DEVICES: it is the GPUs'.
+        let mut gpu = gpu_spec_v2();
+        gpu.schema = 3;
+        let v2 = gpu.projected(2);
+        assert_eq!(v2, [gpu_spec_v2()]);
+        assert_eq!(gpu.projected(1), gpu_spec_v2().projected(1));
     }
 
     /// The enums serialize to the strings the fields held when they were

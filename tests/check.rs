@@ -1017,16 +1017,16 @@ fn malformed_profiles() -> Vec<Bad> {
             "a device",
         ),
         bad(
-            "extends: a device",
+            "extends: a device (not a .toml profile, so never read)",
             "extends = \"/dev/null\"\nimage = \"busybox\"\n",
             "1:11",
-            "a device",
+            "not a profile",
         ),
         bad(
-            "extends: a folder",
+            "extends: a folder (not a .toml profile, so never read)",
             "extends = [\".\"]\nimage = \"busybox\"\n",
             "1:12",
-            "a folder",
+            "not a profile",
         ),
         bad(
             "volumes: one target written two ways",
@@ -1766,7 +1766,10 @@ fn a_child_volume_for_another_target_keeps_the_parent_volume() {
 fn a_child_env_value_replaces_the_parent_value_of_the_same_key() {
     let base = "image = \"busybox\"\n[env]\nTOKEN = \"${LAUNCH_TEST_UNSET}\"\nKEEP = \"1\"\n";
     let spec = merged(base, "[env]\nTOKEN = \"from-child\"\n");
-    assert_eq!(spec["env"], json!({ "TOKEN": "from-child", "KEEP": "1" }));
+    assert_eq!(
+        spec["env"],
+        json!({ "TOKEN": "from-child", "KEEP": "1", "NVIDIA_VISIBLE_DEVICES": "void" })
+    );
 }
 
 #[test]
@@ -1778,7 +1781,10 @@ fn a_child_env_of_another_key_keeps_the_parent_value() {
         "image = \"busybox\"\n[env]\nTOKEN = \"t\"\n",
         "[env]\nOTHER = \"x\"\n",
     );
-    assert_eq!(spec["env"], json!({ "TOKEN": "t", "OTHER": "x" }));
+    assert_eq!(
+        spec["env"],
+        json!({ "TOKEN": "t", "OTHER": "x", "NVIDIA_VISIBLE_DEVICES": "void" })
+    );
 }
 
 #[test]
@@ -2677,6 +2683,7 @@ fn an_env_file_is_literal_as_docker_reads_it() {
             "HOME_REF": "$HOME",
             "SECRET": "${LAUNCH_TEST_SECRET}",
             "EQ": "a=b",
+            "NVIDIA_VISIBLE_DEVICES": "void",
         })
     );
 }

@@ -106,7 +106,7 @@ fn run_as_schema_1(w: &World) {
             .expect("the spec label"),
     )
     .expect("a spec");
-    assert_eq!(now.schema, 2);
+    assert_eq!(now.schema, launch::spec::SCHEMA);
     let mut old = now.clone();
     old.schema = 1;
     old.env.remove("CUDA_DEVICE_ORDER");
@@ -152,11 +152,11 @@ fn a_container_made_by_an_older_launch_keeps_running_until_a_real_change() {
     let env = inspect(&w.name, "{{json .Config.Env}}");
     assert!(!env.contains("CUDA_DEVICE_ORDER"), "{env}");
 
-    // --force-recreate brings it to schema 2.
+    // --force-recreate brings it to the current schema.
     let up = w.launch(&["up", "--force-recreate"]).code(0);
     assert_ne!(w.id(), id, "{}", show(&up));
     let spec = launch::spec::ContainerSpec::from_label(&w.label("launch.spec")).expect("a spec");
-    assert_eq!(spec.schema, 2);
+    assert_eq!(spec.schema, launch::spec::SCHEMA);
     assert_eq!(
         docker(&["exec", &w.name, "sh", "-c", "echo $CUDA_DEVICE_ORDER"]),
         "PCI_BUS_ID"

@@ -718,7 +718,9 @@ fn files_a_profile_names_are_read_only_when_its_owner_could_read_them() {
         let out = Launch::new().arg("check").arg(&p).run().code(2);
         assert!(
             out.stderr.contains(&format!("pp.toml:{at}"))
-                && out.stderr.contains("4242 (the profile's owner)"),
+                && out
+                    .stderr
+                    .contains("4242 (who wrote the profile that names it)"),
             "{line} is refused at its place, naming the owner:\n{}",
             out.stderr
         );
@@ -845,12 +847,19 @@ fn an_image_s_user_is_judged_like_the_profile_s() {
         &["USER toor"],
     );
     let bob = scratch.busybox_image_with("bob", &[], &["USER 1001"]);
-    let mine = scratch.busybox_image_with("mine", &[], &[&format!("USER {OTHER}")]);
+    let mine = scratch.busybox_image_with("mine", &[], &[&format!("USER {OTHER}:{OTHER}")]);
+    // The owner's uid without a group: Docker runs it as gid 0.
+    let bare = scratch.busybox_image_with("bare", &[], &[&format!("USER {OTHER}")]);
     let dir = Profiles::new();
     let policy = write_policy(&dir, "[allow]\n");
     for (image, code, said) in [
         (&toor, 3, "is a name, which the image may map to uid 0"),
         (&bob, 3, "allow.run_as_others"),
+        (
+            &bare,
+            3,
+            "a uid without a group, which Docker runs as gid 0",
+        ),
         (&mine, 0, ""),
     ] {
         let path = dir.write(

@@ -14,7 +14,8 @@ pub use file::{DEFAULT_PATH, Source, load, parse};
 
 use crate::owner::Owner;
 use crate::profile::diagnostic::Diagnostic;
-use crate::profile::{GpuSelection, MountKind, Profile, Span};
+use crate::profile::user::Id;
+use crate::profile::{GpuSelection, MountKind, Profile, Shared, Span, User};
 
 /// What `{home}` stands for in `bind_sources`: the owner's home.
 pub const HOME: &str = "{home}";
@@ -249,21 +250,28 @@ impl Judge<'_> {
             return;
         }
         let p = self.profile;
-        for (key, value) in [("network", &p.network), ("ipc", &p.ipc), ("pid", &p.pid)] {
+        let settings = [
+            (
+                "network",
+                p.network.as_ref().map(|n| (n.shared(), n.to_string())),
+            ),
+            ("ipc", p.ipc.as_ref().map(|i| (i.shared(), i.to_string()))),
+            ("pid", p.pid.as_ref().map(|m| (m.shared(), m.to_string()))),
+        ];
+        for (key, setting) in settings {
+            let Some((shared, written)) = setting else {
+                continue;
+            };
             // Joining another container's namespace shares whatever that
             // container shares (maybe the host's), and sees into a container
             // that may be another owner's.
-            let whose = match value.as_deref() {
-                Some("host") => "the host's".to_string(),
-                Some(v) => match v.strip_prefix("container:") {
-                    Some(name) => format!("container {name}'s"),
-                    None => continue,
-                },
-                None => continue,
+            let whose = match shared {
+                Shared::Host => "the host's".to_string(),
+                Shared::Container(name) => format!("container {name}'s"),
+                Shared::Nothing => continue,
             };
             let message = format!(
-                "{key} = \"{}\" is not allowed for {}: it shares {whose} {key} namespace",
-                value.as_deref().unwrap_or_default(),
+                "{key} = \"{written}\" is not allowed for {}: it shares {whose} {key} namespace",
                 self.owner()
             );
             self.refuse(p.places.key(key), "host_namespaces", message);
@@ -311,8 +319,8 @@ impl Judge<'_> {
         }
         let help = "set user = \"owner\" (the profile owner's uid:gid) or a non-zero uid";
         let owner = self.owner();
-        match self.profile.user.as_deref() {
-            Some("owner") => {}
+        match &self.profile.user {
+            Some(User::Owner) => {}
             Some(user) => {
                 let Some(why) = as_root(user) else { return };
                 let message = format!(
@@ -326,15 +334,23 @@ impl Judge<'_> {
                 };
                 let image = &self.profile.image;
                 let message = match &host.image_user {
-                    Some(ImageUser::User(u)) => match (u.as_str(), as_root(u)) {
-                        (_, None) => return,
-                        ("", _) => format!(
-                            "image {image} runs as root (its user is not set) and the profile of {owner} sets no `user`; {help}"
-                        ),
-                        (u, Some(why)) => format!(
+                    Some(ImageUser::User(u)) if u.is_empty() => format!(
+                        "image {image} runs as root (its user is not set) and the profile of {owner} sets no `user`; {help}"
+                    ),
+                    Some(ImageUser::User(u)) => {
+                        let why = match User::parse(u) {
+                            Ok(user) if user.bare_uid().is_some() => Some(
+                                "a uid without a group, which Docker runs as gid 0, root's group"
+                                    .to_string(),
+                            ),
+                            Ok(user) => as_root(&user),
+                            Err(e) => Some(e),
+                        };
+                        let Some(why) = why else { return };
+                        format!(
                             "image {image} may run as root (its user is {u}: {why}) and the profile of {owner} sets no `user`; {help}"
-                        ),
-                    },
+                        )
+                    }
                     Some(ImageUser::Missing) => format!(
                         "the profile of {owner} sets no `user` and image {image} is not on this host, so whether it runs as root is unknown; {help}"
                     ),
@@ -359,20 +375,20 @@ impl Judge<'_> {
             return;
         }
         let o = &self.profile.owner;
-        let (user, span, whose) = match (self.profile.user.as_deref(), self.host) {
-            (Some("owner"), _) => return,
-            (Some(user), _) => (user, self.profile.places.key("user"), "user"),
+        let (user, span, whose) = match (&self.profile.user, self.host) {
+            (Some(User::Owner), _) => return,
+            (Some(user), _) => (user.clone(), self.profile.places.key("user"), "user"),
             (
                 None,
                 Some(OnHost {
                     image_user: Some(ImageUser::User(u)),
                     ..
                 }),
-            ) => (
-                u.as_str(),
-                self.profile.places.key("image"),
-                "the image's user",
-            ),
+            ) => match User::parse(u) {
+                Ok(user) => (user, self.profile.places.key("image"), "the image's user"),
+                // An unset user is root: run_as_root's to judge.
+                Err(_) => return,
+            },
             // Unless run_as_root already refused it.
             (
                 None,
@@ -391,11 +407,12 @@ impl Judge<'_> {
             }
             (None, _) => return,
         };
-        let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
-        let other = |id: &str, own: &dyn Fn(u32) -> bool| {
-            id.parse::<u32>().is_ok_and(|n| n != 0 && !own(n))
+        let User::Given { user: uid, group } = &user else {
+            return;
         };
-        if other(uid, &|u| u == o.uid) || other(gid, &|g| o.groups().contains(&g)) {
+        let other_uid = matches!(uid, Id::Num(n) if *n != 0 && *n != o.uid);
+        let other_gid = matches!(group, Some(Id::Num(g)) if *g != 0 && !o.groups().contains(g));
+        if other_uid || other_gid {
             let message = format!(
                 "{whose} {user} is not {}'s uid or one of their groups ({}:{}), so the container could read and write another user's files; set user = \"owner\"",
                 self.owner(),
@@ -527,19 +544,21 @@ impl Judge<'_> {
     }
 }
 
-/// Why `user` (`uid[:gid]`, as a profile or an image sets it) may be root:
-/// uid or gid 0, or a name, which the image's own passwd may map to 0.
-fn as_root(user: &str) -> Option<String> {
-    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
-    Some(match (uid.parse::<u32>(), gid.parse::<u32>()) {
-        _ if uid.is_empty() => "no user is root".to_string(),
-        (Ok(0), _) => "uid 0 is root".to_string(),
-        (Ok(_), Ok(0)) => "gid 0 is root's group".to_string(),
-        (Ok(_), Ok(_)) => return None,
-        (Ok(_), Err(_)) if gid.is_empty() => return None,
-        (Ok(_), Err(_)) => format!("group `{gid}` is a name, which the image may map to gid 0"),
-        (Err(_), _) if uid == "root" => "it is root".to_string(),
-        (Err(_), _) => format!("`{uid}` is a name, which the image may map to uid 0"),
+/// Why `user` may be root: uid or gid 0, or a name, which the image's own
+/// passwd or group file may map to 0. `None`: it is not.
+fn as_root(user: &User) -> Option<String> {
+    let User::Given { user, group } = user else {
+        return None;
+    };
+    Some(match (user, group) {
+        (Id::Num(0), _) => "uid 0 is root".to_string(),
+        (Id::Name(n), _) if n == "root" => "it is root".to_string(),
+        (Id::Name(n), _) => format!("`{n}` is a name, which the image may map to uid 0"),
+        (Id::Num(_), Some(Id::Num(0))) => "gid 0 is root's group".to_string(),
+        (Id::Num(_), Some(Id::Name(g))) => {
+            format!("group `{g}` is a name, which the image may map to gid 0")
+        }
+        (Id::Num(_), Some(Id::Num(_)) | None) => return None,
     })
 }
 

@@ -15,7 +15,7 @@ pub fn lints(profile: &Profile) -> Vec<Diagnostic> {
             .unwrap_or(profile.places.start.clone())
     };
     if let Some(gpus) = &profile.gpus {
-        if profile.shm_size.is_none() && profile.ipc.as_deref() != Some("host") {
+        if profile.shm_size.is_none() && profile.ipc != Some(super::Ipc::Host) {
             out.push(
                 Diagnostic::new(
                     gpus.span.clone(),

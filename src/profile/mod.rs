@@ -18,12 +18,14 @@ pub mod lint;
 mod load;
 mod loader;
 mod names;
+pub mod namespaces;
 mod ports;
 pub mod raw;
 mod resources;
 mod run_options;
 mod security;
 pub mod source;
+pub mod user;
 mod validate;
 mod volumes;
 
@@ -35,13 +37,15 @@ pub use crate::image_ref::ImageRef;
 pub use build::{Build, DEFAULT_DOCKERFILE};
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use folder::{Target, targets};
+pub use folder::{Target, targets, targets_trusting};
 pub use loader::Loader;
+pub use namespaces::{Ipc, Network, Pid, Shared};
 pub use ports::{PortBinding, Protocol};
 pub use raw::{ChangedFiles, GpuMode, PullPolicy};
 pub use run_options::{LogConfig, RunOptions};
 pub use security::{SECURITY_OPTS, capability};
 pub use source::{SourceMap, Span};
+pub use user::User;
 pub use volumes::{Mount, MountKind, normalize};
 
 /// A profile that passed every check that needs no host.
@@ -56,7 +60,7 @@ pub struct Profile {
     pub entrypoint: Option<Vec<String>>,
     pub interactive: bool,
     pub workdir: Option<String>,
-    pub user: Option<String>,
+    pub user: Option<User>,
     pub hostname: Option<String>,
     /// `env_file` entries overlaid by `env`.
     pub env: BTreeMap<String, String>,
@@ -67,9 +71,9 @@ pub struct Profile {
     pub volumes: Vec<Mount>,
     pub devices: Vec<DeviceMapping>,
     pub shm_size: Option<u64>,
-    pub network: Option<String>,
-    pub ipc: Option<String>,
-    pub pid: Option<String>,
+    pub network: Option<Network>,
+    pub ipc: Option<Ipc>,
+    pub pid: Option<Pid>,
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -88,13 +92,35 @@ pub struct Profile {
     pub run: RunOptions,
     /// The files it was read from, for errors found later against the host.
     pub sources: Arc<SourceMap>,
-    /// The owner of the profile file: whom the policy judges, whose home
-    /// `~` is, who `user = "owner"` runs as.
+    /// The acting owner (docs/architecture.md, the owner boundary): the
+    /// least trusted of everyone who wrote a file of it, usually the owner
+    /// of the profile file. Whom launch acts for, whose containers it may
+    /// touch, who `user = "owner"` runs as.
     pub owner: crate::owner::Owner,
+    /// The owners of every file read for it (the profile, what it extends,
+    /// env files, seccomp profiles, the build context): each key is judged
+    /// for the owner of the file that wrote it.
+    pub writers: Vec<crate::owner::Owner>,
     /// Where some keys are written, for errors found after loading (policy).
     pub places: Places,
     /// Canonical paths of the profiles it extends, directly or not.
     pub extends: Vec<PathBuf>,
+}
+
+impl Profile {
+    /// Who wrote what lies at `span`: the owner of that file (the acting
+    /// owner when it is not known).
+    pub fn writer_at(&self, span: &Span) -> &crate::owner::Owner {
+        let uid = self
+            .sources
+            .file_at(span.start)
+            .and_then(|f| f.owner)
+            .map(|(uid, _)| uid);
+        self.writers
+            .iter()
+            .find(|w| Some(w.uid) == uid)
+            .unwrap_or(&self.owner)
+    }
 }
 
 /// Where the values of top-level keys are written (in whichever file of
@@ -184,8 +210,7 @@ pub struct Ulimit {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartPolicy {
-    /// Docker's name: `no`, `always`, `unless-stopped`, `on-failure`.
-    pub name: String,
+    pub name: crate::spec::RestartName,
     pub max_retries: Option<u32>,
 }
 

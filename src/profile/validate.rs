@@ -10,9 +10,11 @@ use super::ImageRef;
 use super::diagnostic::{Diagnostic, unknown};
 use super::load::Read;
 use super::loader::Loader;
-use super::names::{container_name, hostname, namespace, network};
+use super::names::{container_name, hostname};
+use super::namespaces::{Ipc, Network, Pid};
 use super::raw::{self, OneOrMany, Sp};
 use super::source::Span;
+use super::user::User;
 use super::{
     Healthcheck, Profile, PullPolicy, RecreatePolicy, RestartPolicy, build, devices, env, gpus,
     ports, resources, security, volumes,
@@ -130,7 +132,7 @@ pub fn validate(
     let entrypoint = c.map(&raw.entrypoint, argv);
     let workdir = c.map(&raw.workdir, |w| absolute_container_path(w, "workdir"));
     let hostname = c.map(&raw.hostname, |h| hostname(h).map(|_| h.clone()));
-    let user = c.map(&raw.user, |u| non_empty(u, "user"));
+    let user = c.map(&raw.user, |u| User::parse(u));
 
     let env = env::env(&mut c, &raw);
     let labels = labels(&mut c, &raw.labels);
@@ -152,11 +154,9 @@ pub fn validate(
     });
     let nano_cpus = c.map(&raw.cpus, resources::cpus);
     let cpuset = c.map(&raw.cpuset, |s| resources::cpuset(s).map(|_| s.clone()));
-    let network = c.map(&raw.network, |n| network(n).map(|_| n.clone()));
-    let ipc = c.map(&raw.ipc, |v| {
-        namespace(v, "ipc", &["host", "private", "shareable", "none"])
-    });
-    let pid = c.map(&raw.pid, |v| namespace(v, "pid", &["host", "private"]));
+    let network = c.map(&raw.network, |n| Network::parse(n));
+    let ipc = c.map(&raw.ipc, |v| Ipc::parse(v));
+    let pid = c.map(&raw.pid, |v| Pid::parse(v));
     let cap_add = c.each(&raw.cap_add, security::capability);
     let cap_drop = c.each(&raw.cap_drop, security::capability);
     let security_opt = security::security_opts(&mut c, &raw.security_opt);
@@ -220,6 +220,7 @@ pub fn validate(
     });
     Some(Profile {
         owner,
+        writers: Vec::new(),
         places,
         extends: Vec::new(),
         path: absolute.clone(),
@@ -266,14 +267,6 @@ fn argv(value: &OneOrMany) -> Result<Vec<String>, String> {
             shell_words::split(line).map_err(|_| format!("`{line}` has an unclosed quote"))
         }
         OneOrMany::Many(items) => Ok(items.iter().map(|s| s.get().clone()).collect()),
-    }
-}
-
-fn non_empty(value: &str, key: &str) -> Result<String, String> {
-    if value.is_empty() {
-        Err(format!("`{key}` is empty"))
-    } else {
-        Ok(value.to_string())
     }
 }
 
@@ -364,7 +357,8 @@ fn mounts(
     let mut targets = HashSet::new();
     for item in list.iter().flatten() {
         let dir = c.dir_of(&item.span());
-        match volumes::parse(item.get(), &dir, c.loader.owner().as_ref(), item.span()) {
+        let owner = c.loader.owner_at(&item.span());
+        match volumes::parse(item.get(), &dir, owner.as_ref(), item.span()) {
             Ok(m) if gpus::is_gpu_path(&m.target, graphics) => c.diags.push(
                 Diagnostic::new(
                     item.span(),
@@ -429,18 +423,26 @@ fn devices(
 }
 
 fn restart(value: &str) -> Result<RestartPolicy, String> {
+    use crate::spec::RestartName;
     let (name, count) = value
         .split_once(':')
         .map_or((value, None), |(n, c)| (n, Some(c)));
-    match (name, count) {
-        ("no" | "always" | "unless-stopped" | "on-failure", None) => Ok(RestartPolicy {
-            name: name.to_string(),
+    let named = match name {
+        "no" => Some(RestartName::No),
+        "always" => Some(RestartName::Always),
+        "unless-stopped" => Some(RestartName::UnlessStopped),
+        "on-failure" => Some(RestartName::OnFailure),
+        _ => None,
+    };
+    match (named, count) {
+        (Some(name), None) => Ok(RestartPolicy {
+            name,
             max_retries: None,
         }),
-        ("on-failure", Some(n)) => n
+        (Some(RestartName::OnFailure), Some(n)) => n
             .parse()
             .map(|n| RestartPolicy {
-                name: name.into(),
+                name: RestartName::OnFailure,
                 max_retries: Some(n),
             })
             .map_err(|_| format!("restart retry count `{n}` is not a number")),

@@ -191,5 +191,6 @@ pub fn render(input: &Input<'_>) -> Output {
     Output {
         files: vec![(format!("{}.sbatch", spec.name), text)],
         dropped: drops.0,
+        invalid: Vec::new(),
     }
 }
