@@ -216,6 +216,24 @@ impl Owner {
     }
 }
 
+/// Whose files launch trusts: root's, and the admins' of the host's policy.
+/// The acting owner of a profile is the least trusted of its writers.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// User names and `@group`s (the policy's `admins`).
+    admins: Vec<String>,
+}
+
+impl Trust {
+    pub fn new(admins: Vec<String>) -> Trust {
+        Trust { admins }
+    }
+
+    pub fn trusts(&self, owner: &Owner) -> bool {
+        owner.uid == 0 || self.admins.iter().any(|a| owner.is(a))
+    }
+}
+
 /// The login name of `uid`, when it has a passwd entry.
 pub fn user_name(uid: u32) -> Option<String> {
     passwd_by_uid(uid).map(|pw| pw.name)

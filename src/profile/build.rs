@@ -33,7 +33,7 @@ pub fn build(c: &mut Checker, build: &Sp<raw::Build>) -> Option<Build> {
     let context = match &b.context {
         Some(context) => {
             let dir = c.dir_of(&context.span());
-            let owner = c.loader.owner();
+            let owner = c.loader.owner_at(&context.span());
             c.map(&b.context, |p| context_path(p, &dir, owner.as_ref()))
                 .map(|path| (path, context.span()))
         }

@@ -112,8 +112,9 @@ impl Diagnostics {
             let (last, _) = file.line_of(end.saturating_sub(1).max(start));
             let to = file.line_end(last);
             let path = file.path.to_string_lossy();
-            if to - from > MAX_QUOTED {
-                // A line this long (a generated profile) is located, not quoted.
+            if to - from > MAX_QUOTED || file.secret {
+                // A line this long (a generated profile), or one of a file
+                // of secrets (an env file), is located, not quoted.
                 let at = self.sources.locate(span.start)?;
                 label_shown = false;
                 return Some(Element::from(

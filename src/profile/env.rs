@@ -39,7 +39,7 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
     }
     let mut read = std::collections::HashSet::new();
     for file in files {
-        let owner = c.loader.owner();
+        let owner = c.loader.owner_at(&file.span());
         let path = match resolve_relative(
             &c.dir_of(&file.span()).join("profile.toml"),
             file.get(),
@@ -55,7 +55,7 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
         if !read.insert(path.clone()) {
             continue;
         }
-        match c.loader.text_file(&path) {
+        match c.loader.text_file(&path, owner.as_ref(), true) {
             Ok((base, text)) => {
                 for line in parse(text) {
                     match line {
@@ -162,9 +162,11 @@ pub fn parse(text: &str) -> Vec<Result<(&str, &str), LineError>> {
             help,
         };
         match line.split_once('=') {
+            // The line is not quoted: an env file holds secrets, and its
+            // errors go to cron mail and CI logs.
             None => out.push(Err(error(
                 line.len(),
-                format!("`{line}` has no `=`"),
+                "this line has no `=`".into(),
                 "write NAME=value; launch takes nothing from its own environment, unlike docker run --env-file",
             ))),
             Some(("", _)) => out.push(Err(error(
@@ -214,7 +216,11 @@ mod tests {
             .collect();
         assert_eq!(errors.len(), 3);
         assert_eq!(errors[0].at, 6..10);
-        assert!(errors[0].message.contains("`NAME` has no `=`"));
+        assert!(errors[0].message.contains("has no `=`"));
+        assert!(
+            !errors[0].message.contains("NAME"),
+            "the line is not quoted"
+        );
         assert_eq!(errors[1].at, 11..12);
         assert_eq!(errors[2].at, 14..22);
         assert!(errors[2].message.contains("whitespace"));

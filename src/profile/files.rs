@@ -1,10 +1,12 @@
 //! Reading the files a profile names (itself, what it extends, env files,
 //! seccomp profiles) without trusting them: only regular files, at most
-//! [`MAX_SIZE`] bytes, and never a read that can block.
+//! [`MAX_SIZE`] bytes, never a read that can block, and never a file that
+//! someone other than its owner could have written (as sshd refuses such
+//! keys): what launch applies is judged as its owner's.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The largest file launch reads for a profile.
@@ -31,8 +33,82 @@ impl ReadError {
     }
 }
 
+/// A file's text and who owns it.
+#[derive(Debug, Clone)]
+pub struct Text {
+    pub text: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The text of a regular file of at most [`MAX_SIZE`] bytes, which only its
+/// owner (and root) can have written.
+pub fn read_owned_text(path: &Path) -> Result<Text, ReadError> {
+    let (text, meta) = read(path)?;
+    only_owner_writes(path, &meta)?;
+    Ok(Text {
+        text,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    })
+}
+
+/// Why someone other than the owner of `path` (and root) could have
+/// written it: the file is group- or other-writable, or a folder above it
+/// lets another user replace it (writable by group or others without the
+/// sticky bit, or owned by someone else). `None`: only its owner could.
+pub fn written_by_others(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    let owner = meta.uid();
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "group or others can write it (mode {:03o}); `chmod go-w {}`",
+            meta.mode() & 0o777,
+            path.display()
+        ));
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    for dir in real.ancestors().skip(1) {
+        let Ok(d) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let sticky = d.mode() & 0o1000 != 0;
+        if d.uid() != 0 && d.uid() != owner {
+            return Some(format!(
+                "its folder {} belongs to uid {}, who could replace it",
+                dir.display(),
+                d.uid()
+            ));
+        }
+        if d.mode() & 0o022 != 0 && !sticky {
+            return Some(format!(
+                "its folder {} can be written by group or others (mode {:03o}), who could replace it; `chmod go-w {}`",
+                dir.display(),
+                d.mode() & 0o777,
+                dir.display()
+            ));
+        }
+    }
+    None
+}
+
+fn only_owner_writes(path: &Path, meta: &std::fs::Metadata) -> Result<(), ReadError> {
+    match written_by_others(path, meta) {
+        None => Ok(()),
+        Some(why) => Err(ReadError {
+            missing: false,
+            reason: format!(
+                "someone other than its owner could have written it: {why}; launch applies only files their owner alone can change"
+            ),
+        }),
+    }
+}
+
 /// The text of a regular file of at most [`MAX_SIZE`] bytes.
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    read(path).map(|(text, _)| text)
+}
+
+fn read(path: &Path) -> Result<(String, std::fs::Metadata), ReadError> {
     // Look before opening: opening a device can act on it (a tape rewinds).
     let metadata = std::fs::metadata(path).map_err(io_error)?;
     check_kind(&metadata)?;
@@ -54,12 +130,13 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
     if bytes.len() as u64 > MAX_SIZE {
         return Err(too_large(bytes.len() as u64));
     }
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         ReadError::new(format!(
             "it is not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ))
-    })
+    })?;
+    Ok((text, metadata))
 }
 
 fn check_kind(metadata: &std::fs::Metadata) -> Result<(), ReadError> {
@@ -124,5 +201,30 @@ mod tests {
         std::fs::write(&fits, vec![b'a'; MAX_SIZE as usize]).unwrap();
         assert_eq!(read_text(&fits).unwrap().len(), MAX_SIZE as usize);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_others_could_have_written_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "image = \"x\"\n").unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(&file, 0o644).unwrap();
+        assert!(read_owned_text(&file).is_ok());
+        mode(&file, 0o664).unwrap();
+        let e = read_owned_text(&file).unwrap_err();
+        assert!(
+            e.reason.contains("mode 664") && e.reason.contains("chmod go-w"),
+            "{e:?}"
+        );
+        mode(&file, 0o644).unwrap();
+        // A folder anyone can write, without the sticky bit: the file could be replaced.
+        mode(dir.path(), 0o777).unwrap();
+        let e = read_owned_text(&file).unwrap_err();
+        assert!(e.reason.contains("could replace it"), "{e:?}");
+        // With the sticky bit (as /tmp), only the file's owner can.
+        mode(dir.path(), 0o1777).unwrap();
+        assert!(read_owned_text(&file).is_ok());
     }
 }

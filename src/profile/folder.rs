@@ -39,7 +39,13 @@ impl serde::Serialize for ShownPath {
 /// profiles that extend them. A folder that gives no profiles is an invalid
 /// target of its own; the other arguments are still loaded.
 pub fn targets(args: &[PathBuf]) -> Vec<Target> {
-    let mut loader = Loader::new();
+    targets_trusting(args, crate::owner::Trust::default())
+}
+
+/// `targets`, on a host whose trusted writers are `trust`'s (root's, the
+/// policy's admins'): each profile acts for the least trusted of its writers.
+pub fn targets_trusting(args: &[PathBuf], trust: crate::owner::Trust) -> Vec<Target> {
+    let mut loader = Loader::trusting(trust);
     let mut out = Vec::new();
     for arg in args {
         if arg.is_dir() {

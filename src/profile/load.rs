@@ -128,7 +128,8 @@ impl Walk<'_> {
     /// One file: its table, or a reported problem. `entry` is the `extends`
     /// entry that named it; `None` for the profile itself.
     fn file(&mut self, path: &Path, entry: Option<&Spanned<String>>) -> Option<(Table, Span)> {
-        match self.loader.profile_file(path) {
+        let reader = entry.and_then(|e| self.loader.owner_at(&e.span()));
+        match self.loader.profile_file(path, reader.as_ref()) {
             ProfileFile::Parsed { table, whole } => Some((table, whole)),
             ProfileFile::Invalid(diags) => {
                 self.diags.extend(diags);
@@ -182,15 +183,17 @@ impl Walk<'_> {
             ),
         );
         for parent in extends_paths(&extends, self.diags) {
-            let parent_path =
-                match resolve_relative(path, parent.get_ref(), self.loader.owner().as_ref()) {
-                    Ok(p) => p,
-                    Err(message) => {
-                        self.diags.push(Diagnostic::new(parent.span(), message));
-                        complete = false;
-                        continue;
-                    }
-                };
+            let writer = self.loader.owner_at(&parent.span());
+            let parent_path = match resolve_relative(path, parent.get_ref(), writer.as_ref())
+                .and_then(profile_path)
+            {
+                Ok(p) => p,
+                Err(message) => {
+                    self.diags.push(Diagnostic::new(parent.span(), message));
+                    complete = false;
+                    continue;
+                }
+            };
             let canon = self.loader.canonical(&parent_path);
             self.extended.insert(canon.clone());
             if let Some(i) = self.stack.iter().position(|p| *p == canon) {
@@ -322,6 +325,19 @@ pub fn resolve_relative(
         Some(dir) if named.is_relative() => dir.join(named),
         _ => named,
     })
+}
+
+/// An extended file must be a profile by its name: a file that is not TOML
+/// (`/etc/shadow`) is refused before it is read, so that no error quotes it.
+fn profile_path(path: PathBuf) -> Result<PathBuf, String> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        Ok(path)
+    } else {
+        Err(format!(
+            "`extends` names {}, which is not a profile: extended profiles are `.toml` files",
+            path.display()
+        ))
+    }
 }
 
 /// Copies a parsed tree into global positions (see `source`).

@@ -11,6 +11,7 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::files::{self, ReadError};
 use super::source::{SourceMap, Span};
 use super::{Profile, load, validate};
+use crate::owner::{Owner, Trust};
 
 type Table = DeTable<'static>;
 
@@ -24,8 +25,16 @@ pub struct Loader {
     /// Other files (env files, seccomp profiles) by canonical path: where
     /// their text starts in `sources`.
     texts: HashMap<PathBuf, Result<usize, ReadError>>,
-    /// The owner of the profile being loaded: `~` is their home.
-    pub(super) owner: Option<crate::owner::Owner>,
+    /// The owner of the profile file being loaded.
+    pub(super) owner: Option<Owner>,
+    /// Owners by uid, looked up once per run.
+    owners: HashMap<u32, Owner>,
+    /// The owners of the files read for the profile being loaded, in order:
+    /// everyone who could have written what is applied.
+    writers: Vec<(u32, u32)>,
+    /// Whose files are trusted (root, the policy's admins): the acting owner
+    /// of a profile is the least trusted of its writers.
+    trust: Trust,
     /// The profile being loaded (canonical), which whoever runs launch named.
     top: PathBuf,
     /// Canonical paths already worked out: a folder's profiles name the
@@ -61,13 +70,22 @@ impl Loader {
         Loader::default()
     }
 
+    /// A loader for a host whose trusted writers are `trust`'s.
+    pub fn trusting(trust: Trust) -> Self {
+        Loader {
+            trust,
+            ..Loader::default()
+        }
+    }
+
     /// Reads and checks the profile at `path`.
     pub fn load(&mut self, path: &Path) -> Result<Profile, Diagnostics> {
         self.load_profile(path).result
     }
 
     pub(super) fn load_profile(&mut self, path: &Path) -> Loaded {
-        self.owner = crate::owner::Owner::of_file(path).ok();
+        self.owner = Owner::of_file(path).ok();
+        self.writers.clear();
         self.top = self.canonical(path);
         let mut items = Vec::new();
         let mut extends = HashSet::new();
@@ -96,6 +114,8 @@ impl Loader {
                 profile.sources = sources;
                 profile.extends = extends.iter().cloned().collect();
                 profile.extends.sort();
+                profile.writers = self.writers();
+                profile.owner = self.acting(&profile.owner, &profile.writers);
                 Ok(profile)
             }
             _ => {
@@ -111,24 +131,77 @@ impl Loader {
         }
     }
 
-    /// The profile's owner, whose home `~` means (looked up only then).
-    pub(super) fn owner(&self) -> Option<crate::owner::Owner> {
-        self.owner.clone()
+    /// The owner of the file `span` lies in: whose home `~` there means,
+    /// and who must be able to read what that file names.
+    pub(super) fn owner_at(&mut self, span: &Span) -> Option<Owner> {
+        let owner = self.sources.file_at(span.start)?.owner;
+        owner.map(|(uid, gid)| self.owner_of(uid, gid))
     }
 
-    /// A profile file, read and parsed on first use.
-    pub(super) fn profile_file(&mut self, path: &Path) -> ProfileFile {
+    fn owner_of(&mut self, uid: u32, gid: u32) -> Owner {
+        self.owners
+            .entry(uid)
+            .or_insert_with(|| Owner::of_uid(uid, gid))
+            .clone()
+    }
+
+    /// Notes the owner of a file this profile applies that is not read as
+    /// text (the build context, the Dockerfile).
+    pub(super) fn wrote(&mut self, uid: u32, gid: u32) {
+        if !self.writers.iter().any(|(u, _)| *u == uid) {
+            self.writers.push((uid, gid));
+        }
+    }
+
+    fn wrote_at(&mut self, base: usize) {
+        if let Some((uid, gid)) = self.sources.file_at(base).and_then(|f| f.owner) {
+            self.wrote(uid, gid);
+        }
+    }
+
+    /// Everyone who wrote a file of the profile just loaded.
+    fn writers(&mut self) -> Vec<Owner> {
+        let ids = self.writers.clone();
+        ids.into_iter()
+            .map(|(uid, gid)| self.owner_of(uid, gid))
+            .collect()
+    }
+
+    /// Whom launch acts for (docs/architecture.md, the owner boundary): the
+    /// least trusted of everyone who wrote what is applied. The profile
+    /// file's owner, unless they are trusted (root, an admin) and another
+    /// writer is not: root's profile that extends bob's base acts for bob.
+    fn acting(&self, file_owner: &Owner, writers: &[Owner]) -> Owner {
+        if !self.trust.trusts(file_owner) {
+            return file_owner.clone();
+        }
+        writers
+            .iter()
+            .find(|w| !self.trust.trusts(w))
+            .unwrap_or(file_owner)
+            .clone()
+    }
+
+    /// A profile file, read and parsed on first use; `reader` is the owner
+    /// of the profile whose `extends` names it.
+    pub(super) fn profile_file(&mut self, path: &Path, reader: Option<&Owner>) -> ProfileFile {
         let key = self.canonical(path);
         // Judged for each profile: one owner may read a shared file, another not.
-        if let Some(e) = self.refused(&key) {
+        if let Some(e) = self.refused_for(&key, reader) {
             return ProfileFile::Unreadable(e);
         }
-        if let Some(file) = self.profiles.get(&key) {
-            return file.clone();
+        if let Some(file) = self.profiles.get(&key).cloned() {
+            if let ProfileFile::Parsed { whole, .. } = &file {
+                self.wrote_at(whole.start);
+            }
+            return file;
         }
-        let file = match files::read_text(path) {
-            Ok(text) => {
-                let base = self.sources.add(path, text);
+        let file = match files::read_owned_text(path) {
+            Ok(read) => {
+                let base =
+                    self.sources
+                        .add_file(path, read.text, Some((read.uid, read.gid)), false);
+                self.wrote(read.uid, read.gid);
                 load::parse(&self.sources, base)
             }
             Err(e) => ProfileFile::Unreadable(e),
@@ -138,20 +211,30 @@ impl Loader {
     }
 
     /// Another file a profile names, read on first use: its text and where it
-    /// starts in `sources`.
-    pub(super) fn text_file(&mut self, path: &Path) -> Result<(usize, &'static str), ReadError> {
+    /// starts in `sources`. `reader` is who named it, who must be able to
+    /// read it; a `secret` file (env files) is never quoted in errors.
+    pub(super) fn text_file(
+        &mut self,
+        path: &Path,
+        reader: Option<&Owner>,
+        secret: bool,
+    ) -> Result<(usize, &'static str), ReadError> {
         let key = self.canonical(path);
-        if let Some(e) = self.refused(&key) {
+        if let Some(e) = self.refused_for(&key, reader) {
             return Err(e);
         }
         let base = match self.texts.get(&key) {
             Some(known) => known.clone(),
             None => {
-                let read = files::read_text(path).map(|text| self.sources.add(path, text));
+                let read = files::read_owned_text(path).map(|read| {
+                    self.sources
+                        .add_file(path, read.text, Some((read.uid, read.gid)), secret)
+                });
                 self.texts.insert(key, read.clone());
                 read
             }
         }?;
+        self.wrote_at(base);
         let text = self.sources.file_at(base).map_or("", |f| f.text);
         Ok((base, text))
     }
@@ -163,13 +246,13 @@ impl Loader {
     /// Otherwise an `extends`, `env_file` or seccomp file would show root's
     /// secrets in the container or in an error's excerpt. The profile itself
     /// was named by whoever runs launch.
-    fn refused(&self, path: &Path) -> Option<ReadError> {
-        let owner = self.owner.as_ref()?;
+    fn refused_for(&self, path: &Path, owner: Option<&Owner>) -> Option<ReadError> {
+        let owner = owner.or(self.owner.as_ref())?;
         if path == self.top || !owner.acted_for() || owner.may_read(path) {
             return None;
         }
         Some(ReadError::refused(format!(
-            "its owner's permissions do not let {} (the profile's owner) read it, and launch reads for a profile only what its owner could",
+            "its owner's permissions do not let {} (who wrote the profile that names it) read it, and launch reads for a profile only what its owner could",
             owner.display()
         )))
     }

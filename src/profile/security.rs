@@ -123,14 +123,11 @@ fn seccomp_file(opt: &str) -> Option<&str> {
 /// Reads a seccomp profile (relative to the profile that names it) into the
 /// option the engine takes.
 fn seccomp(c: &mut Checker, file: &str, span: &Span) -> Result<String, String> {
-    let path = resolve_relative(
-        &c.dir_of(span).join("profile.toml"),
-        file,
-        c.loader.owner().as_ref(),
-    )?;
+    let owner = c.loader.owner_at(span);
+    let path = resolve_relative(&c.dir_of(span).join("profile.toml"), file, owner.as_ref())?;
     let (_, text) = c
         .loader
-        .text_file(&path)
+        .text_file(&path, owner.as_ref(), false)
         .map_err(|e| format!("seccomp profile {}: {}", path.display(), e.reason))?;
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| format!("seccomp profile {} is not JSON: {e}", path.display()))?;

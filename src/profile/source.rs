@@ -19,6 +19,10 @@ pub struct SourceFile {
     pub text: &'static str,
     /// Global position of the file's first byte.
     pub base: usize,
+    /// Who owns the file (uid, gid): whose keys it holds.
+    pub owner: Option<(u32, u32)>,
+    /// Never quoted under a diagnostic (an env file's values are secrets).
+    pub secret: bool,
     /// Offsets where lines start, so a position is located by binary search
     /// rather than by counting from the top for every diagnostic.
     line_starts: Vec<usize>,
@@ -71,6 +75,17 @@ impl SourceMap {
     /// run (the process reads each file once, and diagnostics need the text
     /// until exit), and `toml`'s trees cannot be turned into owned `'static` ones.
     pub fn add(&mut self, path: &Path, text: String) -> usize {
+        self.add_file(path, text, None, false)
+    }
+
+    /// Adds a file with its owner; a `secret` file is located, never quoted.
+    pub fn add_file(
+        &mut self,
+        path: &Path,
+        text: String,
+        owner: Option<(u32, u32)>,
+        secret: bool,
+    ) -> usize {
         let base = self.files.last().map_or(0, |f| f.base + f.text.len() + 1);
         let text: &'static str = Box::leak(text.into_boxed_str());
         let bytes = text.as_bytes();
@@ -87,6 +102,8 @@ impl SourceMap {
             path: path.to_path_buf(),
             text,
             base,
+            owner,
+            secret,
             line_starts,
             continuations,
         }));
