@@ -113,7 +113,7 @@ fn kubernetes_output_passes_kubernetes_validate() {
         assert!(text.contains("kind: Service"), "{text}");
         assert!(text.contains("kind: PersistentVolumeClaim"), "{text}");
         assert!(text.contains("mountPath: /dev/shm"), "{text}");
-        assert!(text.contains("sizeLimit: '8589934592'"), "{text}");
+        assert!(text.contains("sizeLimit: \"8589934592\""), "{text}");
         assert!(
             text.contains("$$(not run)"),
             "Kubernetes would expand $(…): {text}"

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, managed_or_none, probe_host, runtime, shown, with_engine_facts};
+use super::{connect, runtime, shown};
 use crate::cli::{Global, RenderFormat};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::profile::{self, Diagnostic, Diagnostics, GpuSelection};
 use launch::resolve::{Resolved, mode_name};
+use launch::session::{managed_or_none, probe_host, with_engine_facts};
 use launch::spec::ContainerSpec;
 use launch::translate::render::{self, Gpus, Input, Output};
 
@@ -21,7 +22,9 @@ pub fn run(
     global: &Global,
 ) -> Result<Exit> {
     let policy = global.policy()?;
-    let profile = profile::load(path).map_err(Error::Profile)?;
+    let profile = profile::Loader::trusting(global.settings().trust)
+        .load(path)
+        .map_err(Error::Profile)?;
     let render: fn(&Input<'_>) -> Output = match format {
         RenderFormat::Json | RenderFormat::DockerRun if output.is_some() => {
             return Err(Error::Usage(
@@ -69,6 +72,16 @@ pub fn run(
             .map_err(|e| Error::Io(format!("where is this launch binary? {e}")))?,
     };
     let out = render(&input);
+    if !out.invalid.is_empty() {
+        return Err(Error::Profile(Diagnostics {
+            sources: profile.sources.clone(),
+            items: out
+                .invalid
+                .into_iter()
+                .map(Diagnostic::whole_file)
+                .collect(),
+        }));
+    }
     if !out.dropped.is_empty() && !lossy {
         let target = format!("{format:?}").to_lowercase();
         let items = out
@@ -123,7 +136,7 @@ fn resolve(
     policy: Option<&launch::policy::Policy>,
     global: &Global,
 ) -> Result<(Resolved, Option<String>)> {
-    let (facts, needs) = probe_host(global, [profile]);
+    let (facts, needs) = probe_host(&global.settings(), [profile]);
     runtime()?.block_on(async {
         // Rendering works without an engine; only `auto` (which runtimes it
         // has) and `count` (which GPUs are held) ask it, within --timeout.
@@ -145,7 +158,7 @@ fn resolve(
         let managed = managed_or_none(engine.as_ref()).await?;
         let facts = with_engine_facts(facts, needs, engine.as_ref()).await;
         if let Some(policy) = policy {
-            let host = super::on_host(
+            let host = launch::session::on_host(
                 policy,
                 profile,
                 &facts,

@@ -259,5 +259,6 @@ pub fn render(input: &Input<'_>) -> Output {
     Output {
         files: vec![("compose.yaml".into(), text)],
         dropped: drops.0,
+        invalid: Vec::new(),
     }
 }

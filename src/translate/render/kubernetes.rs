@@ -486,6 +486,7 @@ pub fn render(input: &Input<'_>) -> Output {
     Output {
         files: vec![(format!("{name}.yaml"), text)],
         dropped: drops.0,
+        invalid: Vec::new(),
     }
 }
 

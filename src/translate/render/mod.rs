@@ -7,6 +7,7 @@ pub mod compose;
 pub mod kubernetes;
 pub mod slurm;
 pub mod systemd;
+pub mod yaml;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,9 @@ pub struct Output {
     /// File name and text; the dropped keys are comments in the text.
     pub files: Vec<(String, String)>,
     pub dropped: Vec<Dropped>,
+    /// Values the target's syntax cannot hold at all (a newline on a unit
+    /// line): nothing is written, whatever `--lossy` says.
+    pub invalid: Vec<String>,
 }
 
 /// Collects dropped keys while a renderer walks the spec.
@@ -108,9 +112,10 @@ pub fn duration(ns: i64) -> String {
     format!("{ns}ns")
 }
 
-/// A YAML document of `value`.
+/// A YAML document of `value`, every string read back as a string
+/// (see [`yaml`]).
 pub fn yaml(value: &serde_json::Value) -> String {
-    serde_norway::to_string(value).unwrap_or_default()
+    yaml::to_string(value)
 }
 
 /// The user's labels: launch's own (`launch.*`) belong to containers launch makes.

@@ -4,10 +4,11 @@
 
 use super::{Input, Output};
 
-/// An argument of `ExecStart=`: `%` is a specifier, so it is doubled, and
-/// the whole is quoted when it holds a space, quote or backslash.
+/// An argument of `ExecStart=`: `%` is a specifier and `$` a variable, so
+/// both are doubled, and the whole is quoted when it holds a space, quote
+/// or backslash.
 fn exec_arg(arg: &str) -> String {
-    let arg = arg.replace('%', "%%");
+    let arg = arg.replace('%', "%%").replace('$', "$$");
     if arg.contains([' ', '"', '\\', '\'', '\t']) {
         format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
@@ -45,11 +46,21 @@ pub fn render(input: &Input<'_>) -> Output {
          [Install]\n\
          WantedBy=timers.target\n"
     );
+    // A newline would end the unit line and start another of the value's
+    // own making: such a value cannot be written.
+    let invalid = [("the profile's path", &profile), ("launch's path", &bin)]
+        .into_iter()
+        .filter(|(_, v)| v.contains(['\n', '\r']))
+        .map(|(what, v)| {
+            format!("{what} {v:?} holds a line break, which a systemd unit line cannot")
+        })
+        .collect();
     Output {
         files: vec![
             (format!("{unit}.service"), service),
             (format!("{unit}.timer"), timer),
         ],
         dropped: Vec::new(),
+        invalid,
     }
 }
