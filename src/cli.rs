@@ -107,6 +107,13 @@ pub struct Global {
           value_parser = positive_seconds)]
     pub timeout: f64,
 
+    /// The folder of launch's state store: which containers, images and
+    /// snapshots it made, and for whom. Only the user running launch may
+    /// write it. Default: /var/lib/launch for root, else
+    /// $XDG_STATE_HOME/launch (~/.local/state/launch).
+    #[arg(long, global = true, env = "LAUNCH_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Seconds to wait for another launch run working on the same container
     /// before giving up (exit 1, naming that run's pid).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0,
@@ -152,6 +159,28 @@ impl Global {
 
     pub fn engine_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
+    }
+
+    /// The library's plain options for a run. The policy's admins are
+    /// trusted writers of profiles; a policy that cannot be read trusts no
+    /// one but root (the commands that judge by it say why it cannot).
+    pub fn settings(&self) -> launch::session::Settings {
+        let admins = self
+            .policy()
+            .ok()
+            .flatten()
+            .map(|p| p.admins)
+            .unwrap_or_default();
+        launch::session::Settings {
+            host: self.host.clone(),
+            timeout: self.engine_timeout(),
+            roots: self.roots(),
+            state_dir: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(launch::state::default_dir),
+            trust: launch::owner::Trust::new(admins),
+        }
     }
 }
 

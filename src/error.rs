@@ -77,6 +77,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Profile(_) | Error::Usage(_) => Exit::Invalid,
+            Error::Engine(crate::engine::EngineError::Forbidden(_)) => Exit::Refused,
             Error::Io(_)
             | Error::NotReady(_)
             | Error::Nvml(_)

@@ -27,7 +27,9 @@ pub mod policy;
 pub mod profile;
 pub mod reconcile;
 pub mod resolve;
+pub mod session;
 pub mod spec;
+pub mod state;
 pub mod translate;
 
 pub use error::{Error, Result};

@@ -60,6 +60,14 @@ pub struct Context {
     entries: Arc<Vec<Entry>>,
 }
 
+impl Context {
+    /// The labels a build of this context gets: its hash, which tells `up`
+    /// whether the context changed since (the gate adds the owner).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(CONTEXT_HASH.to_string(), self.hash.clone())])
+    }
+}
+
 /// The host facts `[build]` needs, checked where bind sources are (`up`,
 /// `plan`, `render`): the context is a folder and holds the Dockerfile.
 pub fn check_host(profile: &Profile) -> Result<()> {

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::up::report_error;
-use super::{connect, report_invalid, runtime, shown};
+use super::{connect, report_invalid, runtime, shown, store};
 use crate::cli::Global;
 use launch::build;
 use launch::engine::Engine;
@@ -15,7 +15,7 @@ use launch::reconcile;
 pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     // An unsafe policy stops every command that reads profiles.
     global.policy()?;
-    let targets = super::targets(args)?;
+    let targets = super::targets(args, global)?;
     let mut exit = Exit::Ok;
     let mut valid = Vec::new();
     for t in &targets {
@@ -33,9 +33,10 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
         return Ok(exit);
     }
     let locks = global.locks();
+    let store = store(global);
     runtime()?.block_on(async {
-        let engine = match connect(global).await {
-            Ok(engine) => engine,
+        let docker = match connect(global).await {
+            Ok(docker) => docker,
             Err(e) => {
                 for (t, _) in &valid {
                     exit = exit.worst(report_error(t, &e, global));
@@ -57,11 +58,19 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
                 }
                 continue;
             };
+            // Every engine call for the profile passes its gate.
+            let engine = launch::engine::Gate::new(
+                &docker,
+                &store,
+                launch::engine::Acting::owner(&profile.owner, &profile.path),
+            );
             // Under the container's lock, so no `up` of it builds meanwhile.
             let built = async {
                 let _lock = locks.acquire(&profile.name).await?;
                 let context = reconcile::scan(b, &profile.owner).await?;
-                engine.build(&profile.image, &context).await?;
+                engine
+                    .build(&profile.image, &context, &context.labels())
+                    .await?;
                 let id = engine.image_id(&profile.image).await?;
                 Ok::<_, launch::Error>((id, context.hash))
             }

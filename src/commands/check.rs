@@ -19,7 +19,7 @@ pub fn run(args: &[PathBuf], deny_warnings: bool, global: &Global) -> Result<Exi
     let color = std::io::stderr().is_terminal();
     // A warning in a base many members extend is shown once.
     let mut warned = std::collections::HashSet::new();
-    for target in targets(args)? {
+    for target in targets(args, global)? {
         let display = target.path.display();
         let judged = match (&target.loaded, &policy) {
             (Ok(p), Some(policy)) => policy.judge(p, None),

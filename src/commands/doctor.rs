@@ -18,7 +18,7 @@ use launch::spec::label;
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     // With profiles, only their containers are judged.
     let mut names = Vec::new();
-    for target in targets(args)? {
+    for target in targets(args, global)? {
         match target.loaded {
             Ok(p) => names.push(p.name),
             Err(d) => return Err(Error::Profile(d)),

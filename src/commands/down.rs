@@ -5,36 +5,40 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, report_invalid, runtime, targets};
+use super::{connect, report_invalid, runtime, store, targets};
 use crate::cli::Global;
+use launch::engine::{Acting, Gate};
 use launch::error::Result;
 use launch::exit::Exit;
 use launch::reconcile::{down, plan::short};
 
 pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
-    // A path means its profile's container; anything else is a container name.
-    // An invalid profile is reported and the other names still go down.
+    // A path means its profile's container, for its acting owner; anything
+    // else is a container name, for the user running launch. An invalid
+    // profile is reported and the other names still go down.
     let mut names = Vec::new();
     let mut code = Exit::Ok;
     for arg in args {
         if Path::new(arg).exists() {
-            for t in targets(&[arg.into()])? {
+            for t in targets(&[arg.into()], global)? {
                 match &t.loaded {
-                    Ok(p) => names.push(p.name.clone()),
+                    Ok(p) => names.push((p.name.clone(), Acting::owner(&p.owner, &p.path))),
                     Err(_) => code = code.worst(report_invalid(&t, global)),
                 }
             }
         } else {
-            names.push(arg.clone());
+            names.push((arg.clone(), Acting::runner()));
         }
     }
     if names.is_empty() {
         return Ok(code);
     }
     let locks = global.locks();
+    let store = store(global);
     runtime()?.block_on(async {
-        let engine = connect(global).await?;
-        for name in names {
+        let docker = connect(global).await?;
+        for (name, acting) in names {
+            let engine = Gate::new(&docker, &store, acting);
             // A lock held too long is this name's failure, not the others'.
             let result = match locks.acquire(&name).await {
                 Ok(_lock) => down::down(&engine, &name, volumes).await,

@@ -7,19 +7,21 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{connect, container_name, existing_container, runtime};
+use super::{connect, container_target, existing_container, runtime, store};
 use crate::cli::Global;
-use launch::engine::{DockerEngine, Engine, ExecOutput, ExecRequest, State};
+use launch::engine::{Engine, ExecOutput, ExecRequest, State};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 
 pub fn run(target: &str, command: &[String], global: &Global) -> Result<Exit> {
-    let name = container_name(target)?;
+    let (name, acting) = container_target(target, global)?;
+    let store = store(global);
     // A TTY only when both ends are a terminal: output piped to a file
     // should not carry terminal line endings and escapes.
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let code = runtime()?.block_on(async {
-        let engine = connect(global).await?;
+        let docker = connect(global).await?;
+        let engine = launch::engine::Gate::new(&docker, &store, acting);
         let container = existing_container(&engine, &name).await?;
         if container.state != State::Running {
             return Err(Error::Io(format!(
@@ -55,12 +57,13 @@ pub fn run(target: &str, command: &[String], global: &Global) -> Result<Exit> {
 
 /// `bash` where it can run, else `sh`: trying bash first, quietly, keeps
 /// the engine's "executable file not found" out of the user's terminal.
-async fn default_shell(engine: &DockerEngine, id: &str) -> Result<String> {
+async fn default_shell<E: Engine>(engine: &E, id: &str) -> Result<String> {
     let probe = ExecRequest {
         cmd: ["bash", "-c", "exit 0"].map(String::from).to_vec(),
         tty: false,
         stdin: false,
         user: None,
+        env: Vec::new(),
     };
     let mut session = engine.exec(id, &probe).await?;
     while session.output.next().await.is_some() {}
@@ -75,12 +78,13 @@ async fn default_shell(engine: &DockerEngine, id: &str) -> Result<String> {
 
 /// Runs `cmd` attached: stdin forwarded, output written as it comes, the
 /// window size followed on a TTY; returns the command's exit code.
-async fn session(engine: &DockerEngine, id: &str, cmd: Vec<String>, tty: bool) -> Result<i64> {
+async fn session<E: Engine>(engine: &E, id: &str, cmd: Vec<String>, tty: bool) -> Result<i64> {
     let request = ExecRequest {
         cmd,
         tty,
         stdin: true,
         user: None,
+        env: Vec::new(),
     };
     let mut s = engine.exec(id, &request).await?;
     let mut winch = None;
@@ -142,7 +146,7 @@ async fn session(engine: &DockerEngine, id: &str, cmd: Vec<String>, tty: bool) -
 }
 
 /// The exit code of a finished exec; the engine may take a moment to record it.
-async fn exit_code(engine: &DockerEngine, exec: &str) -> Result<i64> {
+async fn exit_code<E: Engine>(engine: &E, exec: &str) -> Result<i64> {
     for _ in 0..100 {
         if let Some(code) = engine.exec_exit_code(exec).await? {
             return Ok(code);
@@ -155,7 +159,7 @@ async fn exit_code(engine: &DockerEngine, exec: &str) -> Result<i64> {
 }
 
 /// Gives the exec the terminal's size; a failure only costs the layout.
-async fn resize(engine: &DockerEngine, exec: &str) {
+async fn resize<E: Engine>(engine: &E, exec: &str) {
     let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdout()) else {
         return;
     };

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::up::report_error;
-use super::{Session, allowed, load_and_ask, runtime, shown, split_valid};
+use super::{allowed, open_session, runtime, shown, split_valid};
 use crate::cli::Global;
 use launch::error::Result;
 use launch::exit::Exit;
@@ -14,14 +14,15 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
     let locks = global.locks();
     runtime()?.block_on(async {
-        let (targets, facts, needs, early) = load_and_ask(args, global).await?;
+        let (targets, facts, needs, early) =
+            launch::session::load_and_ask(args, &global.settings()).await?;
         // A folder's exit code is its most severe (2 beats 4).
         let (valid, exit) = split_valid(&targets, global);
         if valid.is_empty() {
             early.abort();
             return Ok(exit);
         }
-        let session = match Session::open(global, &valid, facts, needs, early).await {
+        let session = match open_session(global, &valid, facts, needs, early).await {
             Ok(session) => session,
             Err(failed) => return Ok(exit.worst(failed)),
         };
@@ -35,12 +36,12 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
         )
         .await;
         let exit = exit.worst(refused);
-        let cx = session.context(&locks);
-        let previews = join_all(
-            valid
-                .iter()
-                .map(|(_, p)| reconcile::preview(&cx, p, Options::default())),
-        )
+        let (session, locks) = (&session, &locks);
+        let previews = join_all(valid.iter().map(|(_, p)| async move {
+            let gate = session.gate(p);
+            let cx = session.context(&gate, locks);
+            reconcile::preview(&cx, p, Options::default()).await
+        }))
         .await;
         let mut exit = exit;
         for ((target, _), preview) in valid.iter().zip(previews) {

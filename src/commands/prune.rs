@@ -1,28 +1,29 @@
 //! `launch prune`: old snapshots and leftover renamed-aside containers,
 //! only ever what launch made.
 //!
-//! A snapshot is launch's when the image carries the `launch.snapshot` label
-//! (set at commit) and the reference is in that name's repository with a
-//! timestamp tag; everything else, a `--tag` snapshot included, stays. A
+//! A snapshot is launch's when the state store says launch committed it
+//! (docs/architecture.md, the owner boundary): labels prove nothing, since
+//! any build can set them. Snapshots are kept newest first, by when launch
+//! took them; one whose tag the user chose (`--tag`) always stays. A
 //! leftover goes only when it is stopped, its name has a container again,
 //! and its changed files are all ones a recreate would not keep either
-//! (docs/architecture.md, recovery).
+//! (docs/architecture.md, recovery). For a profile, only what launch made
+//! for its acting owner is pruned; every removal passes the gate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
 
-use super::{connect, container_name, runtime};
+use super::{connect, container_target, runtime, store};
 use crate::cli::Global;
-use launch::engine::{DockerEngine, Engine, Observed, State};
+use launch::engine::{Acting, Engine, Gate, Observed, Scope, State};
 use launch::error::Result;
 use launch::exit::Exit;
-use launch::reconcile::apply::{
-    SNAPSHOT_LABEL, list, significant_changes, snapshot_repo, timestamp_tag,
-};
+use launch::reconcile::apply::{list, significant_changes};
 use launch::reconcile::recover::unsettled_leftover_of;
 use launch::spec::label;
+use launch::state::Store;
 
 /// One thing prune removed, would remove, or kept.
 struct Item {
@@ -32,25 +33,33 @@ struct Item {
 }
 
 pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> Result<Exit> {
-    let names: Option<BTreeSet<String>> = if targets.is_empty() {
+    // Each name, and whom launch acts for on it: a profile's acting owner,
+    // or (a name, or no names at all) the user running launch.
+    let named: Option<BTreeMap<String, Acting>> = if targets.is_empty() {
         None
     } else {
         Some(
             targets
                 .iter()
-                .map(|t| container_name(t))
+                .map(|t| container_target(t, global))
                 .collect::<Result<_>>()?,
         )
     };
-    let wanted = |name: &str| names.as_ref().is_none_or(|n| n.contains(name));
+    let acting = |name: &str| -> Option<Acting> {
+        match &named {
+            None => Some(Acting::runner()),
+            Some(n) => n.get(name).cloned(),
+        }
+    };
     let locks = global.locks();
+    let store = store(global);
     runtime()?.block_on(async {
-        let engine = connect(global).await?;
+        let docker = connect(global).await?;
         let mut removed = Vec::new();
         let mut kept = Vec::new();
         let mut failed = Vec::new();
 
-        for reference in old_snapshots(&engine, keep, &wanted).await? {
+        for (reference, acting) in old_snapshots(&store, keep, &acting)? {
             if dry_run {
                 removed.push(Item {
                     kind: "snapshot",
@@ -59,27 +68,39 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
                 });
                 continue;
             }
-            match engine.remove_image(&reference).await {
+            let gate = Gate::new(&docker, &store, acting);
+            match gate.remove_image(&reference).await {
                 Ok(()) => removed.push(Item {
                     kind: "snapshot",
                     name: reference,
                     why: String::new(),
                 }),
-                // A container made from it still uses it.
-                Err(e) if e.is_conflict() => kept.push(Item {
-                    kind: "snapshot",
-                    name: reference,
-                    why: e.message(),
-                }),
+                // A container made from it still uses it, or it is no longer
+                // what launch committed.
+                Err(e)
+                    if e.is_conflict()
+                        || matches!(e, launch::engine::EngineError::Forbidden(_)) =>
+                {
+                    kept.push(Item {
+                        kind: "snapshot",
+                        name: reference,
+                        why: e.message(),
+                    })
+                }
                 Err(e) => failed.push(e.to_string()),
             }
         }
 
-        for old in engine.managed().await? {
+        for old in docker.managed().await? {
             let Some(name) = unsettled_leftover_of(&old).map(str::to_string) else {
                 continue;
             };
-            if !wanted(&name) {
+            let Some(acting) = acting(&name) else {
+                continue;
+            };
+            let engine = Gate::new(&docker, &store, acting);
+            // For a profile: only its owner's leftovers.
+            if engine.whose(&old)? != launch::engine::Whose::Mine {
                 continue;
             }
             // Under the name's lock, as `up` settles leftovers, and as it is
@@ -121,48 +142,44 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
     })
 }
 
-/// The snapshot references beyond the newest `keep` per name, oldest last.
-async fn old_snapshots(
-    engine: &DockerEngine,
+/// The snapshots launch took beyond the newest `keep` of each name (in the
+/// order launch took them, not by their tags), each with whom it is removed
+/// for. `--tag` snapshots are never among them; for a profile, only its
+/// acting owner's are.
+fn old_snapshots(
+    store: &Store,
     keep: usize,
-    wanted: &impl Fn(&str) -> bool,
-) -> Result<Vec<String>> {
-    // Per repository: (age key, reference).
-    type Aged = ((String, u32), String);
-    let mut by_repo: BTreeMap<String, Vec<Aged>> = BTreeMap::new();
-    for image in engine.labeled_images(SNAPSHOT_LABEL).await? {
-        if image.of.is_empty() || !wanted(&image.of) {
+    acting: &impl Fn(&str) -> Option<Acting>,
+) -> Result<Vec<(String, Acting)>> {
+    let mut by_name: BTreeMap<String, Vec<(String, Acting)>> = BTreeMap::new();
+    for r in store
+        .snapshots()
+        .map_err(|e| launch::Error::Io(e.to_string()))?
+    {
+        let (Some(of), false) = (&r.of, r.tag_given) else {
+            continue;
+        };
+        let Some(acting) = acting(of) else { continue };
+        if acting.scope == Scope::Owner && r.owner.uid != acting.uid {
             continue;
         }
-        let repo = snapshot_repo(&image.of);
-        for reference in image.references {
-            let Some((r, tag)) = reference.rsplit_once(':') else {
-                continue;
-            };
-            // A reference someone else gave the image is theirs.
-            if r != repo {
-                continue;
-            }
-            if let Some((second, n)) = timestamp_tag(tag) {
-                let key = (second.to_string(), n);
-                by_repo
-                    .entry(repo.clone())
-                    .or_default()
-                    .push((key, reference.clone()));
-            }
-        }
+        by_name
+            .entry(of.clone())
+            .or_default()
+            .push((r.reference, acting));
     }
     let mut out = Vec::new();
-    for (_, mut snapshots) in by_repo {
-        snapshots.sort_by(|a, b| b.0.cmp(&a.0));
-        out.extend(snapshots.into_iter().skip(keep).map(|(_, r)| r));
+    for (_, mut snapshots) in by_name {
+        // Oldest first: all but the last `keep`.
+        let old = snapshots.len().saturating_sub(keep);
+        out.extend(snapshots.drain(..old));
     }
     Ok(out)
 }
 
 /// Why leftover `old` of `name` must stay, or `None` when nothing in it
 /// would be lost.
-async fn judge(engine: &DockerEngine, name: &str, old: &Observed) -> Result<Option<String>> {
+async fn judge<E: Engine>(engine: &E, name: &str, old: &Observed) -> Result<Option<String>> {
     // Its removal had begun, and was cut short: what it held was given up then.
     if old.state == State::Dead {
         return Ok(None);

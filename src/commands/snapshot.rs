@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
-use super::{connect, container_name, existing_container, runtime};
+use super::{connect, container_target, existing_container, runtime, store};
 use crate::cli::Global;
-use launch::engine::Engine;
+use launch::engine::{Engine, Gate, Whose};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::reconcile::apply::{snapshot_as, snapshot_repo};
@@ -13,22 +13,32 @@ use launch::reconcile::plan::short;
 use launch::spec::MountType;
 
 pub fn run(target: &str, tag: Option<&str>, global: &Global) -> Result<Exit> {
-    let name = container_name(target)?;
+    let (name, acting) = container_target(target, global)?;
+    let store = store(global);
     if let Some(t) = tag {
         valid_tag(t)?;
     }
     let locks = global.locks();
     runtime()?.block_on(async {
-        let engine = connect(global).await?;
+        let docker = connect(global).await?;
+        let engine = Gate::new(&docker, &store, acting);
         // Under the name's lock: no other launch run recreates the container
         // or takes the same tag meanwhile.
         let _lock = locks.acquire(&name).await?;
         let container = existing_container(&engine, &name).await?;
-        if !container.is_managed() {
-            return Err(Error::Refused(format!(
-                "{name} was not made by launch; launch snapshots only its own containers \
-                 (`docker commit {name}` commits any)"
-            )));
+        match engine.whose(&container)? {
+            Whose::Mine => {}
+            Whose::Foreign => {
+                return Err(Error::Refused(format!(
+                    "{name} was not made by launch; launch snapshots only its own containers \
+                     (`docker commit {name}` commits any)"
+                )));
+            }
+            Whose::Other(owner) => {
+                return Err(Error::Refused(format!(
+                    "{name} belongs to {owner}; launch snapshots a profile's own containers only"
+                )));
+            }
         }
         if let Some(t) = tag {
             let reference = format!("{}:{t}", snapshot_repo(&name));

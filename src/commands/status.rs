@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{connect, probe_host, runtime, shown, targets, with_engine_facts};
+use super::{connect, runtime, shown, targets};
 use crate::cli::Global;
 use launch::engine::{Engine, Observed, State};
 use launch::error::Result;
@@ -13,6 +13,7 @@ use launch::exit::Exit;
 use launch::host::HostFacts;
 use launch::profile::{self, Profile};
 use launch::reconcile::{self, diff, recover};
+use launch::session::{probe_host, with_engine_facts};
 use launch::spec::label;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
@@ -20,7 +21,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
         None
     } else {
         Some(
-            targets(args)?
+            targets(args, global)?
                 .into_iter()
                 .filter_map(|t| t.loaded.ok().map(|p| p.name))
                 .collect(),
@@ -43,7 +44,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let profiles: Vec<Option<Result<Profile, String>>> =
         listed.iter().map(|c| load_profile(c)).collect();
     let (facts, needs) = probe_host(
-        global,
+        &global.settings(),
         profiles.iter().flatten().filter_map(|p| p.as_ref().ok()),
     );
     let facts = rt.block_on(with_engine_facts(facts, needs, Some(&engine)));

@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::{Session, Target, allowed, load_and_ask, runtime, shown, split_valid};
+use super::{Target, allowed, open_session, runtime, shown, split_valid};
 use crate::cli::{Global, PullArg, UpArgs};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use launch::error::{Error, Result};
 use launch::exit::Exit;
 use launch::profile::{Profile, PullPolicy};
 use launch::reconcile::recover::Leftover;
-use launch::reconcile::{self, Action, Context, Options, Outcome, plan::short};
+use launch::reconcile::{self, Action, Options, Outcome, plan::short};
 
 pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
     let policy = global.policy()?;
@@ -28,46 +28,50 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
     let locks = global.locks();
     let rt = runtime()?;
     rt.block_on(async {
-        let (targets, facts, needs, early) = load_and_ask(&args.profiles, global).await?;
+        let settings = global.settings();
+        let (targets, facts, needs, early) =
+            launch::session::load_and_ask(&args.profiles, &settings).await?;
         let (valid, exit) = split_valid(&targets, global);
         if valid.is_empty() {
             early.abort();
             return Ok(exit);
         }
-        let session = match Session::open(global, &valid, facts, needs, early).await {
+        let session = match open_session(global, &valid, facts, needs, early).await {
             Ok(session) => session,
             Err(failed) => return Ok(exit.worst(failed)),
         };
-        let engine = &session.engine;
         let (valid, refused) = allowed(
             policy.as_ref(),
             valid,
             &session.facts,
-            Some(engine),
+            Some(&session.engine),
             options.pull != Some(PullPolicy::Never),
             global,
         )
         .await;
         let exit = exit.worst(refused);
         let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
-        let cx = session.context(&locks);
         // Which containers the listing already shows in sync: pure work,
         // split over two threads; the rest go to the engine.
-        let in_sync = in_sync_all(&cx, &profiles, options);
+        let in_sync = in_sync_all(session.listing.as_ref(), &session.facts, &profiles, options);
+        let (session, locks) = (&session, &locks);
         let runs = valid
             .iter()
             .zip(in_sync)
-            .map(|((_, profile), in_sync)| async {
+            .map(|((_, profile), in_sync)| async move {
+                // Every engine call for this profile goes through its gate.
+                let gate = session.gate(profile);
+                let cx = session.context(&gate, locks);
                 let outcome = match in_sync {
                     Some(outcome) => Ok(outcome),
                     None => reconcile::up(&cx, profile, options).await,
                 };
                 let outcome = match outcome {
-                    Ok(o) => reconcile::probe::after_up(engine, profile, o).await,
+                    Ok(o) => reconcile::probe::after_up(&gate, profile, o).await,
                     failed => failed,
                 };
                 match outcome {
-                    Ok(o) if args.wait => wait_until_ready(engine, &o.name, args.wait_timeout)
+                    Ok(o) if args.wait => wait_until_ready(&gate, &o.name, args.wait_timeout)
                         .await
                         .map(|()| o),
                     other => other,
@@ -91,18 +95,19 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
 
 /// `reconcile::in_sync` for each profile, on two threads when there are
 /// several (the no-op of a folder run from cron is mostly this).
-fn in_sync_all<E: Sync>(
-    cx: &Context<'_, E>,
+fn in_sync_all(
+    listing: Option<&reconcile::Listing>,
+    host: &launch::host::HostFacts,
     profiles: &[&launch::profile::Profile],
     options: Options,
 ) -> Vec<Option<Outcome>> {
-    if cx.listing.is_none() {
+    let Some(listing) = listing else {
         return vec![None; profiles.len()];
-    }
+    };
     let (first, second) = profiles.split_at(profiles.len() / 2);
     let check = |part: &[&launch::profile::Profile]| -> Vec<Option<Outcome>> {
         part.iter()
-            .map(|p| reconcile::in_sync(cx, p, options))
+            .map(|p| reconcile::in_sync(listing, host, p, options))
             .collect()
     };
     std::thread::scope(|s| {

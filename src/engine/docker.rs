@@ -548,9 +548,13 @@ impl Engine for DockerEngine {
         Ok(found.map(|v| (v.driver, v.options.into_iter().collect())))
     }
 
-    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
-        let labels =
-            HashMap::from([(crate::build::CONTEXT_HASH.to_string(), context.hash.clone())]);
+    async fn build(
+        &self,
+        tag: &str,
+        context: &crate::build::Context,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let labels: HashMap<String, String> = labels.clone().into_iter().collect();
         let args: HashMap<String, String> = context.args.clone().into_iter().collect();
         // The classic builder (the API's default): it needs no session, and
         // every engine launch supports has it.
@@ -924,6 +928,7 @@ impl Engine for DockerEngine {
             tty: Some(request.tty),
             cmd: Some(request.cmd.clone()),
             user: request.user.clone(),
+            env: (!request.env.is_empty()).then(|| request.env.clone()),
             ..Default::default()
         };
         let what = shell_words::join(&request.cmd);

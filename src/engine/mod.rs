@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod docker;
+pub mod gate;
 mod progress;
 #[cfg(test)]
 pub mod recording;
@@ -11,6 +12,7 @@ pub mod recording;
 use std::collections::BTreeMap;
 
 pub use docker::DockerEngine;
+pub use gate::{Acting, Gate, Scope, Whose};
 
 use crate::spec::{ContainerSpec, label};
 
@@ -125,6 +127,9 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Run as this user (`uid` or name); the container's user when `None`.
     pub user: Option<String>,
+    /// `NAME=value` entries over the container's environment (a fixed
+    /// PATH, so that no command is found where the container's owner put it).
+    pub env: Vec<String>,
 }
 
 /// What an exec writes: its two streams apart (a TTY has only stdout).
@@ -232,6 +237,13 @@ pub enum EngineError {
         #[source]
         source: Option<bollard::errors::Error>,
     },
+    /// The owner boundary refuses the call (docs/architecture.md): it
+    /// would touch what launch did not make for the acting owner.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The state store, which says what launch made for whom, failed.
+    #[error("{0}")]
+    State(String),
     #[error("image {0} is not present and the profile says pull = \"never\"")]
     ImageMissing(String),
     /// The builder refused the Dockerfile or a step failed; `reason` holds
@@ -330,9 +342,14 @@ pub trait Engine {
         &self,
         name: &str,
     ) -> Result<Option<(String, BTreeMap<String, String>)>>;
-    /// Builds `context` and tags the image `tag`, labelled with the
-    /// context's hash (`build::CONTEXT_HASH`).
-    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()>;
+    /// Builds `context` and tags the image `tag`, with `labels` (the
+    /// context's hash, `build::CONTEXT_HASH`, and its owner).
+    async fn build(
+        &self,
+        tag: &str,
+        context: &crate::build::Context,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()>;
     /// Creates the container `name` from `spec` with `labels`; returns its id.
     async fn create(
         &self,

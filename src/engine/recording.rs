@@ -507,7 +507,12 @@ impl Engine for Recording {
 
     /// A build always makes a new image id, as a real build with a changed
     /// context does; the old image loses the tag.
-    async fn build(&self, tag: &str, context: &crate::build::Context) -> Result<()> {
+    async fn build(
+        &self,
+        tag: &str,
+        _context: &crate::build::Context,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let mut w = self.enter(Op::Build, tag, &format!("building {tag}"))?;
         let id = format!("sha256:{}", w.new_id());
         w.images.retain(|i| i.reference != tag);
@@ -515,10 +520,7 @@ impl Engine for Recording {
             reference: tag.into(),
             id,
             changes: Vec::new(),
-            labels: BTreeMap::from([(
-                crate::build::CONTEXT_HASH.to_string(),
-                context.hash.clone(),
-            )]),
+            labels: labels.clone(),
         });
         Ok(())
     }

@@ -321,11 +321,16 @@ pub async fn snapshot_as<E: Engine>(
     tag: Option<&str>,
 ) -> Result<(String, String)> {
     let repo = snapshot_repo(name);
+    let given = tag.is_some();
     let tag = match tag {
         Some(t) => t.to_string(),
         None => unique_tag(engine, &repo).await?,
     };
-    let labels = BTreeMap::from([(SNAPSHOT_LABEL.to_string(), name.to_string())]);
+    let mut labels = BTreeMap::from([(SNAPSHOT_LABEL.to_string(), name.to_string())]);
+    if given {
+        // Recorded by the gate: a tag the user chose is never pruned.
+        labels.insert(crate::engine::gate::TAG_GIVEN.to_string(), "true".into());
+    }
     let image = engine.commit(id, &repo, &tag, &labels).await?;
     Ok((format!("{repo}:{tag}"), image))
 }

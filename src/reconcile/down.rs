@@ -1,7 +1,7 @@
 //! down: stop and remove the container launch made for a name; its named
 //! volumes only when asked, and then say exactly which went and which stayed.
 
-use crate::engine::{Engine, EngineError, State};
+use crate::engine::{Engine, EngineError, Gate, State, Whose};
 use crate::error::{Error, Result};
 use crate::spec::MountType;
 
@@ -24,15 +24,28 @@ pub struct KeptVolume {
 
 /// Removes the container `name` (a launch one only); with `volumes`, also the
 /// named volumes its spec mounts. `None` when there is no such container.
-pub async fn down<E: Engine>(engine: &E, name: &str, volumes: bool) -> Result<Option<Removed>> {
+pub async fn down<E: Engine>(
+    engine: &Gate<'_, E>,
+    name: &str,
+    volumes: bool,
+) -> Result<Option<Removed>> {
     let Some(found) = engine.find(name).await? else {
         return Ok(None);
     };
-    if !found.is_managed() {
-        return Err(Error::Refused(format!(
-            "container {name} was not created by launch (id {}); launch never removes it",
-            short(&found.id)
-        )));
+    match engine.whose(&found)? {
+        Whose::Mine => {}
+        Whose::Foreign => {
+            return Err(Error::Refused(format!(
+                "container {name} was not created by launch (id {}); launch never removes it",
+                short(&found.id)
+            )));
+        }
+        Whose::Other(owner) => {
+            return Err(Error::Refused(format!(
+                "container {name} belongs to {owner}, and this profile acts for {}: launch never removes another owner's container",
+                engine.acting().name
+            )));
+        }
     }
     engine.stop(&found.id, None).await?;
     engine.remove(&found.id, false).await?;
@@ -129,7 +142,7 @@ mod tests {
             .engine
             .add_container(&holder, &f.path(), State::Exited, &[]);
 
-        let removed = down(&f.engine, "train", true)
+        let removed = down(&f.gate_for(crate::engine::Acting::runner()), "train", true)
             .await
             .expect("down")
             .expect("there was a container");
@@ -155,7 +168,7 @@ mod tests {
         let p = f.profile("sleep 1000", "volumes = [\"data:/data\"]");
         f.existing(&p, State::Running, &[]);
         f.engine.fail(Op::RemoveVolume, 1, 500, "permission denied");
-        let removed = down(&f.engine, "train", true)
+        let removed = down(&f.gate_for(crate::engine::Acting::runner()), "train", true)
             .await
             .expect("down")
             .expect("there was a container");
@@ -187,7 +200,7 @@ mod tests {
         f.engine.add_container(&other, &f.path(), State::Dead, &[]);
         f.engine.clear_calls();
 
-        let removed = down(&f.engine, "train", true)
+        let removed = down(&f.gate_for(crate::engine::Acting::runner()), "train", true)
             .await
             .expect("down")
             .expect("there was a container");

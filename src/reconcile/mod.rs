@@ -14,7 +14,7 @@ mod testing;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::build;
-use crate::engine::{Engine, EngineError, Observed, State};
+use crate::engine::{Engine, EngineError, Gate, Observed, State, Whose};
 use crate::error::{Error, Result};
 use crate::host::{self, HostFacts};
 use crate::profile::{GpuSelection, Profile, PullPolicy};
@@ -28,10 +28,11 @@ pub use plan::{Action, Options};
 /// so no profile's own lock can be this one.
 const GPU_ALLOCATION: &str = "_gpu-allocation";
 
-/// What one run works with: the engine, the host's facts (gathered once
-/// for the whole run) and where its locks live.
+/// What one profile's run works with: the engine through the profile's
+/// gate (docs/architecture.md, the owner boundary), the host's facts
+/// (gathered once for the whole run) and where its locks live.
 pub struct Context<'a, E> {
-    pub engine: &'a E,
+    pub engine: &'a Gate<'a, E>,
     pub host: &'a HostFacts,
     pub locks: &'a Locks,
     /// launch's containers as one listing showed them when a run over a
@@ -81,8 +82,12 @@ impl Listing {
 /// The lock-free answer for a profile whose container the run's listing
 /// shows running and in sync: nothing to do. `None`: look properly. Pure:
 /// no engine call.
-pub fn in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> Option<Outcome> {
-    let listing = cx.listing?;
+pub fn in_sync(
+    listing: &Listing,
+    host: &HostFacts,
+    profile: &Profile,
+    options: Options,
+) -> Option<Outcome> {
     let found = listing.containers.get(&profile.name)?;
     // Choices that depend on other containers, pulls that may move a tag,
     // builds (the context may have changed) and forced recreates are made
@@ -93,10 +98,17 @@ pub fn in_sync<E>(cx: &Context<'_, E>, profile: &Profile, options: Options) -> O
     ) && options.pull.unwrap_or(profile.pull) != PullPolicy::Always
         && profile.build.is_none()
         && !options.force_recreate;
-    if !simple || listing.leftovers.contains(&profile.name) || found.state != State::Running {
+    // Another owner's container (by its label; the gate asks the store) is
+    // for the full path to refuse.
+    let owner = found.labels.get(crate::spec::label::OWNER);
+    if !simple
+        || listing.leftovers.contains(&profile.name)
+        || found.state != State::Running
+        || owner != Some(&profile.owner.display())
+    {
         return None;
     }
-    let resolved = host::resolve_profile(profile, cx.host, std::slice::from_ref(found)).ok()?;
+    let resolved = host::resolve_profile(profile, host, std::slice::from_ref(found)).ok()?;
     let plan = plan::plan(&resolved.spec, Some(found), None, options);
     (plan.action == Action::Nothing).then(|| Outcome {
         name: profile.name.clone(),
@@ -144,11 +156,12 @@ pub struct BuildDue {
     pub why: String,
 }
 
-/// Whether `profile`'s image is to be built: it is missing, or the hash of
-/// its context is not the one on the image. Also the image's id, if present.
-/// A profile without `[build]` builds nothing.
+/// Whether `profile`'s image is to be built: it is missing, launch did not
+/// build it for the profile's owner (its labels prove nothing: any build
+/// can set them), or the hash of its context is not the one on the image.
+/// Also the image's id, if present. A profile without `[build]` builds nothing.
 pub async fn build_due<E: Engine>(
-    engine: &E,
+    engine: &Gate<'_, E>,
     profile: &Profile,
 ) -> Result<(Option<BuildDue>, Option<String>)> {
     let Some(b) = &profile.build else {
@@ -157,8 +170,13 @@ pub async fn build_due<E: Engine>(
     build::check_host(profile)?;
     let context = scan(b, &profile.owner).await?;
     let found = engine.image_labels(&profile.image).await?;
+    let mine = found.is_some() && engine.built_for_me(&profile.image).await?;
     let why = match &found {
         None => Some("the image is missing".to_string()),
+        Some(_) if !mine => Some(format!(
+            "launch did not build it for {}",
+            engine.acting().name
+        )),
         Some((_, labels)) => match labels.get(build::CONTEXT_HASH) {
             Some(hash) if *hash == context.hash => None,
             Some(_) => Some("its build context changed".to_string()),
@@ -292,6 +310,16 @@ async fn plan_on<E: Engine>(
             image_id.as_deref(),
             options,
         );
+    }
+    if let Some(found) = &observed
+        && let Whose::Other(holder) = engine.whose(found)?
+    {
+        plan.action = Action::Refuse(format!(
+            "container {} belongs to {holder}, and this profile acts for {}: launch never touches another owner's container; \
+             set another `name` in the profile",
+            found.name,
+            profile.owner.display()
+        ));
     }
     reboot_check(cx, profile, &resolved.spec, &plan.action)?;
     // A rebuild almost always gives the image a new id, which recreates:
@@ -427,7 +455,9 @@ async fn make<E: Engine>(
     }
     // A failed build returns here: the running container is left alone.
     if let Some(due) = build {
-        engine.build(&spec.image, &due.context).await?;
+        engine
+            .build(&spec.image, &due.context, &due.context.labels())
+            .await?;
         image_id = engine.image_id(&spec.image).await?;
         plan = plan::plan_after(
             &spec,
@@ -456,7 +486,9 @@ pub async fn up<E: Engine>(
     options: Options,
 ) -> Result<Outcome> {
     let engine = cx.engine;
-    if let Some(outcome) = in_sync(cx, profile, options) {
+    if let Some(listing) = cx.listing
+        && let Some(outcome) = in_sync(listing, cx.host, profile, options)
+    {
         return Ok(outcome);
     }
     let _lock = cx.locks.acquire(&profile.name).await?;

@@ -1,7 +1,13 @@
 //! `[gpus] probe = true`: after `up` left a running GPU container as it
-//! was, run `nvidia-smi -L` in it (as uid 0, 5 s), and restart it when NVML
-//! fails there (docs/architecture.md, GPU health). The judgement is
+//! was, run `nvidia-smi -L` in it (5 s), and restart it when NVML fails
+//! there (docs/architecture.md, GPU health). The judgement is
 //! `health::probe`.
+//!
+//! The command runs as the container's own user, never as root in a
+//! container that does not run as root, with launch's argv (the tool where
+//! the GPU mode puts it) and a fixed PATH: the container's owner may control
+//! the image's PATH and any folder a bind mounts (docs/architecture.md, the
+//! owner boundary).
 
 use std::time::Duration;
 
@@ -11,6 +17,7 @@ use crate::engine::{Engine, ExecOutput, ExecRequest};
 use crate::error::Result;
 use crate::health::probe::{Verdict, judge};
 use crate::profile::Profile;
+use crate::spec::InjectionMode;
 
 use super::{Action, Outcome};
 
@@ -33,7 +40,19 @@ pub async fn after_up<E: Engine>(
         .capabilities
         .iter()
         .any(|c| c == "utility" || c == "all");
-    let (code, output) = match tokio::time::timeout(TIMEOUT, run(engine, &id)).await {
+    let mode = engine
+        .find(&id)
+        .await?
+        .and_then(|c| c.spec())
+        .and_then(|s| s.gpu)
+        .map(|g| g.mode);
+    let tool = match mode {
+        // Launch's own read-only bind of the host's binary.
+        Some(InjectionMode::Devices) => "/usr/local/nvidia/bin/nvidia-smi",
+        // Where the toolkit (and a CDI spec) mounts it.
+        _ => "/usr/bin/nvidia-smi",
+    };
+    let (code, output) = match tokio::time::timeout(TIMEOUT, run(engine, &id, tool)).await {
         Ok(ran) => ran?,
         Err(_) => (None, String::new()),
     };
@@ -54,13 +73,17 @@ pub async fn after_up<E: Engine>(
     }
 }
 
-/// `nvidia-smi -L` in the container: its exit code and output.
-async fn run<E: Engine>(engine: &E, id: &str) -> Result<(Option<i64>, String)> {
+/// The PATH the probe runs with, whatever the image or profile set.
+pub const PATH: &str = "PATH=/usr/local/nvidia/bin:/usr/bin:/bin";
+
+/// `TOOL -L` in the container, as its own user: its exit code and output.
+async fn run<E: Engine>(engine: &E, id: &str, tool: &str) -> Result<(Option<i64>, String)> {
     let request = ExecRequest {
-        cmd: vec!["nvidia-smi".into(), "-L".into()],
+        cmd: vec![tool.into(), "-L".into()],
         tty: false,
         stdin: false,
-        user: Some("0".into()),
+        user: None,
+        env: vec![PATH.into()],
     };
     let mut session = engine.exec(id, &request).await?;
     let mut output = Vec::new();

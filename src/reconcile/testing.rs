@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::engine::State;
 use crate::engine::recording::Recording;
+use crate::engine::{Acting, Gate, State};
 use crate::error::Result;
 use crate::host::HostFacts;
 use crate::profile::{self, Profile};
@@ -17,6 +17,8 @@ pub const IMAGE: &str = "busybox:test";
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub engine: Recording,
+    /// The state store, in the temp folder.
+    pub store: crate::state::Store,
     host: HostFacts,
     locks: Locks,
 }
@@ -31,6 +33,7 @@ impl Fixture {
             timeout: std::time::Duration::from_secs(5),
         };
         Fixture {
+            store: crate::state::Store::at(dir.path().join("state")),
             dir,
             engine,
             host: HostFacts::default(),
@@ -64,9 +67,19 @@ impl Fixture {
             .add_container(&self.spec(profile), &self.path(), state, changes)
     }
 
+    /// The engine as `profile`'s owner may use it.
+    pub fn gate(&self, profile: &Profile) -> Gate<'_, Recording> {
+        self.gate_for(Acting::owner(&profile.owner, &profile.path))
+    }
+
+    pub fn gate_for(&self, acting: Acting) -> Gate<'_, Recording> {
+        Gate::new(&self.engine, &self.store, acting)
+    }
+
     pub async fn up(&self, profile: &Profile) -> Result<Outcome> {
+        let gate = self.gate(profile);
         let cx = Context {
-            engine: &self.engine,
+            engine: &gate,
             host: &self.host,
             locks: &self.locks,
             listing: None,
@@ -86,8 +99,9 @@ impl Fixture {
         profile: &Profile,
         listing: &super::Listing,
     ) -> Result<Outcome> {
+        let gate = self.gate(profile);
         let cx = Context {
-            engine: &self.engine,
+            engine: &gate,
             host: &self.host,
             locks: &self.locks,
             listing: Some(listing),
@@ -96,8 +110,9 @@ impl Fixture {
     }
 
     pub async fn preview(&self, profile: &Profile) -> Result<super::Preview> {
+        let gate = self.gate(profile);
         let cx = Context {
-            engine: &self.engine,
+            engine: &gate,
             host: &self.host,
             locks: &self.locks,
             listing: None,

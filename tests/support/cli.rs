@@ -19,8 +19,11 @@ pub struct Output {
 impl Launch {
     pub fn new() -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_launch"));
-        // Keep the output plain and the environment predictable.
-        cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+        // Keep the output plain and the environment predictable; the state
+        // store of the tests is theirs, not the host's /var/lib/launch.
+        cmd.env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("LAUNCH_STATE_DIR", state_dir());
         Launch { cmd }
     }
 
@@ -80,6 +83,12 @@ impl Output {
         );
         self
     }
+}
+
+/// The state store the tests' runs share, under cargo's folder for test
+/// files (tests that need a store of their own set `LAUNCH_STATE_DIR`).
+pub fn state_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("launch-state")
 }
 
 /// A temporary folder of profile files.

@@ -1,0 +1,667 @@
+//! The one gate (docs/architecture.md, the owner boundary): every engine
+//! call launch makes for a profile goes through a [`Gate`], which knows the
+//! acting owner and asks the state store what launch made for whom.
+//!
+//! `Gate` implements [`Engine`] by passing each call on after its rule, so
+//! a new engine method cannot compile until it has one here. What an owner
+//! may touch: containers launch made for them and free names; images launch
+//! built for them; snapshots of their own containers. Nothing launch runs
+//! inside a container runs as anyone but the container's own user.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::{
+    ASIDE, Engine, EngineError, ExecRequest, ExecSession, Facts, LogOptions, Observed, Removal,
+    Result, SnapshotImage,
+};
+use crate::spec::{ContainerSpec, MountType, label};
+use crate::state::{ContainerRecord, ImageKind, ImageRecord, Owned, Store};
+
+/// The repository launch commits snapshots to: no build may tag under it.
+pub const SNAPSHOTS: &str = "launch-snapshots/";
+
+/// Set on a snapshot whose tag the user chose (`launch snapshot --tag`).
+pub const TAG_GIVEN: &str = "launch.snapshot-tag";
+
+/// Whom launch acts for, and how far.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    pub uid: u32,
+    /// The owner's name as shown and labelled (`launch.owner`).
+    pub name: String,
+    /// The profile launch acts on, if any: a container an older launch made
+    /// from this very file, before owners were recorded, is this owner's.
+    pub profile: Option<PathBuf>,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// For a profile: only what launch made for its owner.
+    Owner,
+    /// For the user running launch, on what they named on the command
+    /// line (`down NAME`, `logs NAME`, `prune`): anything launch made.
+    Runner,
+}
+
+impl Acting {
+    /// For a profile's acting owner.
+    pub fn owner(owner: &crate::owner::Owner, profile: &std::path::Path) -> Acting {
+        Acting {
+            uid: owner.uid,
+            name: owner.display(),
+            profile: Some(profile.to_path_buf()),
+            scope: Scope::Owner,
+        }
+    }
+
+    /// For the user running launch, on containers named on the command line.
+    pub fn runner() -> Acting {
+        let uid = rustix::process::geteuid().as_raw();
+        Acting {
+            uid,
+            name: crate::owner::user_name(uid).unwrap_or_else(|| uid.to_string()),
+            profile: None,
+            scope: Scope::Runner,
+        }
+    }
+
+    fn owned(&self) -> Owned {
+        Owned {
+            uid: self.uid,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Whose a container is, as the gate judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whose {
+    /// The acting owner's (or, for the runner, launch's).
+    Mine,
+    /// Launch made it for another owner (their name, or `unknown`).
+    Other(String),
+    /// Launch did not make it.
+    Foreign,
+}
+
+/// An engine, seen as one acting owner may use it.
+pub struct Gate<'a, E> {
+    inner: &'a E,
+    store: &'a Store,
+    acting: Acting,
+    /// Containers judged in this run, by id.
+    known: Mutex<HashMap<String, Known>>,
+    /// Execs this gate started: only their sizes and codes are asked.
+    execs: Mutex<HashSet<String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    name: String,
+    whose: Whose,
+    /// Named volumes it mounts (its spec), which `down --volumes` may remove.
+    volumes: Vec<String>,
+}
+
+fn forbidden(message: String) -> EngineError {
+    EngineError::Forbidden(message)
+}
+
+impl<'a, E: Engine> Gate<'a, E> {
+    pub fn new(inner: &'a E, store: &'a Store, acting: Acting) -> Gate<'a, E> {
+        Gate {
+            inner,
+            store,
+            acting,
+            known: Mutex::default(),
+            execs: Mutex::default(),
+        }
+    }
+
+    pub fn acting(&self) -> &Acting {
+        &self.acting
+    }
+
+    /// The engine behind the gate, for what only reads (listings shared by
+    /// a whole run).
+    pub fn inner(&self) -> &'a E {
+        self.inner
+    }
+
+    fn store_failed(e: crate::state::StoreError) -> EngineError {
+        EngineError::State(e.to_string())
+    }
+
+    /// Whose `c` is: the store says; where it has no record (a store made
+    /// since, or a container of an older launch), the labels say, and they
+    /// never make a container the acting owner's unless they name that owner
+    /// (or, without an owner label, this very profile file). Such a container
+    /// is then recorded as theirs.
+    pub fn whose(&self, c: &Observed) -> Result<Whose> {
+        if let Some(k) = self.lock_known().get(&c.id) {
+            return Ok(k.whose.clone());
+        }
+        let whose = self.judge(c)?;
+        let volumes = c
+            .spec()
+            .map(|s| {
+                s.mounts
+                    .into_iter()
+                    .filter(|m| m.kind == MountType::Volume)
+                    .filter_map(|m| m.source)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.lock_known().insert(
+            c.id.clone(),
+            Known {
+                name: c.name.clone(),
+                whose: whose.clone(),
+                volumes,
+            },
+        );
+        Ok(whose)
+    }
+
+    fn judge(&self, c: &Observed) -> Result<Whose> {
+        if !c.is_managed() {
+            return Ok(Whose::Foreign);
+        }
+        if self.acting.scope == Scope::Runner {
+            return Ok(Whose::Mine);
+        }
+        if let Some(r) = self.store.container(&c.id).map_err(Self::store_failed)? {
+            return Ok(if r.owner.uid == self.acting.uid {
+                Whose::Mine
+            } else {
+                Whose::Other(r.owner.name)
+            });
+        }
+        let mine = match c.labels.get(label::OWNER) {
+            Some(owner) => *owner == self.acting.name || *owner == self.acting.uid.to_string(),
+            None => {
+                let profile = self
+                    .acting
+                    .profile
+                    .as_ref()
+                    .map(|p| p.display().to_string());
+                profile.is_some() && c.labels.get(label::PROFILE) == profile.as_ref()
+            }
+        };
+        if !mine {
+            return Ok(Whose::Other(
+                c.labels
+                    .get(label::OWNER)
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into()),
+            ));
+        }
+        self.record(&c.id, base_name(&c.name))?;
+        Ok(Whose::Mine)
+    }
+
+    fn record(&self, id: &str, name: &str) -> Result<()> {
+        self.store
+            .record_container(&ContainerRecord {
+                id: id.into(),
+                name: name.into(),
+                owner: self.acting.owned(),
+                profile: self
+                    .acting
+                    .profile
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            })
+            .map_err(Self::store_failed)
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The container `id`, which must be the acting owner's; its name.
+    async fn mine(&self, id: &str, call: &str) -> Result<String> {
+        let known = self.lock_known().get(id).cloned();
+        let known = match known {
+            Some(k) => k,
+            None => {
+                let Some(c) = self.inner.find(id).await? else {
+                    // The engine says "no such container" in its own words.
+                    return Ok(id.to_string());
+                };
+                self.whose(&c)?;
+                // Under its full id, whatever `id` was.
+                let k = self.lock_known().get(&c.id).cloned();
+                match k {
+                    Some(k) => {
+                        self.lock_known().insert(id.to_string(), k.clone());
+                        k
+                    }
+                    None => return Err(forbidden(format!("{call} {id}: not judged"))),
+                }
+            }
+        };
+        match known.whose {
+            Whose::Mine => Ok(known.name),
+            Whose::Other(owner) => Err(forbidden(format!(
+                "{call} {}: the container belongs to {owner}, and launch acts here for {}; it never touches another owner's container",
+                known.name, self.acting.name
+            ))),
+            Whose::Foreign => Err(forbidden(format!(
+                "{call} {}: launch did not make this container and never touches it",
+                known.name
+            ))),
+        }
+    }
+
+    /// The store's record of `reference`, if it still names the image the
+    /// engine has under that reference (one removed or replaced outside
+    /// launch is forgotten).
+    async fn made(&self, reference: &str) -> Result<Option<ImageRecord>> {
+        let Some(r) = self.store.image(reference).map_err(Self::store_failed)? else {
+            return Ok(None);
+        };
+        if self.inner.image_id(reference).await?.as_deref() == Some(r.image_id.as_str()) {
+            return Ok(Some(r));
+        }
+        self.store
+            .forget_image(reference)
+            .map_err(Self::store_failed)?;
+        Ok(None)
+    }
+
+    /// Whether `reference` names an image launch built for the acting
+    /// owner, as it is now: what `up` may take a `[build]`'s image to be.
+    pub async fn built_for_me(&self, reference: &str) -> Result<bool> {
+        Ok(self
+            .made(reference)
+            .await?
+            .is_some_and(|r| r.kind == ImageKind::Built && r.owner.uid == self.acting.uid))
+    }
+
+    /// An image the container is to run: never one launch built for
+    /// another owner (their build could otherwise run as anyone).
+    async fn may_run(&self, image: &str) -> Result<()> {
+        match self.made(image).await? {
+            Some(r) if r.kind == ImageKind::Built && r.owner.uid != self.acting.uid => {
+                Err(forbidden(format!(
+                    "image {image} was built by launch for {} from their [build]; {} may not run it \
+                     (give the image another name, or build it from your own profile)",
+                    r.owner.name, self.acting.name
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A `container:NAME` namespace joins that container: only one of the
+    /// acting owner's own.
+    async fn may_join(&self, spec: &ContainerSpec) -> Result<()> {
+        let modes = [&spec.network_mode, &spec.ipc_mode, &spec.pid_mode];
+        for name in modes
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.strip_prefix("container:"))
+        {
+            if let Some(c) = self.inner.find(name).await? {
+                match self.whose(&c)? {
+                    Whose::Mine => {}
+                    Whose::Other(owner) => {
+                        return Err(forbidden(format!(
+                            "container:{name}: {name} belongs to {owner}; a container joins only the namespaces of its owner's own containers"
+                        )));
+                    }
+                    Whose::Foreign => {
+                        return Err(forbidden(format!(
+                            "container:{name}: launch did not make {name}; a container joins only the namespaces of its owner's own containers"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `NAME` of `NAME` or of `NAME-launch-old-ID`.
+fn base_name(name: &str) -> &str {
+    name.split_once(ASIDE).map_or(name, |(base, _)| base)
+}
+
+impl<E: Engine> Engine for Gate<'_, E> {
+    // Looking is free: plan must see another owner's container to refuse it.
+    async fn facts(&self) -> Result<Facts> {
+        self.inner.facts().await
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<Observed>> {
+        self.inner.find(name).await
+    }
+
+    async fn managed(&self) -> Result<Vec<Observed>> {
+        self.inner.managed().await
+    }
+
+    async fn container_names(&self) -> Result<Vec<(String, String)>> {
+        self.inner.container_names().await
+    }
+
+    /// Only the acting owner's: what is restored or settled is theirs.
+    async fn leftovers(&self, name: &str) -> Result<Vec<Observed>> {
+        let mut mine = Vec::new();
+        for c in self.inner.leftovers(name).await? {
+            if self.whose(&c)? == Whose::Mine {
+                mine.push(c);
+            }
+        }
+        Ok(mine)
+    }
+
+    async fn listed(&self, names: &[&str]) -> Result<Vec<Observed>> {
+        self.inner.listed(names).await
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        self.inner.image_id(image).await
+    }
+
+    /// A pull never replaces an image launch built (its tag is local).
+    async fn pull(&self, image: &str) -> Result<()> {
+        if let Some(r) = self.made(image).await?
+            && r.kind == ImageKind::Built
+        {
+            return Err(forbidden(format!(
+                "pulling {image} would replace the image launch built for {} under that name",
+                r.owner.name
+            )));
+        }
+        self.inner.pull(image).await
+    }
+
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        self.inner.image_labels(image).await
+    }
+
+    async fn image_env(&self, image: &str) -> Result<Option<BTreeMap<String, String>>> {
+        self.inner.image_env(image).await
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        self.inner.image_user(image).await
+    }
+
+    async fn volume_options(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        self.inner.volume_options(name).await
+    }
+
+    /// A build moves a tag: only one launch built for the same owner, or a
+    /// new one; never under `launch-snapshots/`.
+    async fn build(
+        &self,
+        tag: &str,
+        context: &crate::build::Context,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        if tag.starts_with(SNAPSHOTS) {
+            return Err(forbidden(format!(
+                "{tag} is under {SNAPSHOTS}, where launch keeps its snapshots; a build never tags there"
+            )));
+        }
+        let mine = match self.made(tag).await? {
+            Some(r) => r.kind == ImageKind::Built && r.owner.uid == self.acting.uid,
+            // Not recorded: a new tag, or (a store made since) one whose
+            // labels say launch built it for this owner.
+            None => match self.inner.image_labels(tag).await? {
+                None => true,
+                Some((_, found)) => {
+                    found.contains_key(crate::build::CONTEXT_HASH)
+                        && found.get(label::OWNER) == Some(&self.acting.name)
+                }
+            },
+        };
+        if !mine {
+            return Err(forbidden(format!(
+                "image {tag} exists and launch did not build it for {}: a build would move a tag that others may run; \
+                 give the [build] image another name",
+                self.acting.name
+            )));
+        }
+        let mut labels = labels.clone();
+        labels.insert(label::OWNER.into(), self.acting.name.clone());
+        self.inner.build(tag, context, &labels).await?;
+        let id = self.inner.image_id(tag).await?.unwrap_or_default();
+        self.store
+            .record_image(&ImageRecord {
+                reference: tag.into(),
+                image_id: id,
+                kind: ImageKind::Built,
+                owner: self.acting.owned(),
+                of: None,
+                tag_given: false,
+                seq: 0,
+            })
+            .map_err(Self::store_failed)
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.may_run(&spec.image).await?;
+        self.may_join(spec).await?;
+        let mut labels = labels.clone();
+        labels.insert(label::OWNER.into(), self.acting.name.clone());
+        let id = self.inner.create(name, spec, &labels).await?;
+        if self.acting.scope == Scope::Owner {
+            self.record(&id, name)?;
+        }
+        let volumes = spec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+            .filter_map(|m| m.source.clone())
+            .collect();
+        self.lock_known().insert(
+            id.clone(),
+            Known {
+                name: name.into(),
+                whose: Whose::Mine,
+                volumes,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        self.mine(id, "start").await?;
+        self.inner.start(id).await
+    }
+
+    async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()> {
+        self.mine(id, "stop").await?;
+        self.inner.stop(id, timeout).await
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.mine(id, "unpause").await?;
+        self.inner.unpause(id).await
+    }
+
+    /// Only between a name and its aside name (`NAME-launch-old-ID`).
+    async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let now = self.mine(id, "rename").await?;
+        let base = base_name(&now);
+        if name != base && base_name(name) != base {
+            return Err(forbidden(format!(
+                "rename {now} to {name}: launch only moves a container aside and back"
+            )));
+        }
+        self.inner.rename(id, name).await?;
+        if let Some(k) = self.lock_known().get_mut(id) {
+            k.name = name.to_string();
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str, volumes: bool) -> Result<()> {
+        self.mine(id, "remove").await?;
+        self.inner.remove(id, volumes).await?;
+        self.store.forget_container(id).map_err(Self::store_failed)
+    }
+
+    async fn remove_begun(&self, id: &str) -> Result<Removal> {
+        self.mine(id, "remove").await?;
+        let removal = self.inner.remove_begun(id).await?;
+        self.store
+            .forget_container(id)
+            .map_err(Self::store_failed)?;
+        Ok(removal)
+    }
+
+    /// The names of another owner's changed files are theirs too.
+    async fn changes(&self, id: &str) -> Result<Vec<String>> {
+        self.mine(id, "diff").await?;
+        self.inner.changes(id).await
+    }
+
+    /// Into the container's own snapshot repository, never over an image
+    /// that exists.
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let name = self.mine(id, "commit").await?;
+        let base = base_name(&name);
+        let reference = format!("{repo}:{tag}");
+        if repo != crate::reconcile::apply::snapshot_repo(base) {
+            return Err(forbidden(format!(
+                "commit {name} to {reference}: launch commits a container only to {}",
+                crate::reconcile::apply::snapshot_repo(base)
+            )));
+        }
+        if self.inner.image_id(&reference).await?.is_some() {
+            return Err(forbidden(format!(
+                "commit {name} to {reference}: that image exists, and a commit never replaces one"
+            )));
+        }
+        let image = self.inner.commit(id, repo, tag, labels).await?;
+        self.store
+            .record_image(&ImageRecord {
+                reference,
+                image_id: image.clone(),
+                kind: ImageKind::Snapshot,
+                owner: self.acting.owned(),
+                of: Some(base.to_string()),
+                tag_given: labels.contains_key(TAG_GIVEN),
+                seq: 0,
+            })
+            .map_err(Self::store_failed)?;
+        Ok(image)
+    }
+
+    async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
+        self.inner.labeled_images(label).await
+    }
+
+    /// Only a reference launch made: for a profile, one made for its owner.
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let Some(r) = self.made(reference).await? else {
+            return Err(forbidden(format!(
+                "remove image {reference}: launch did not make it (or it changed since), and removes only what it made"
+            )));
+        };
+        if self.acting.scope == Scope::Owner && r.owner.uid != self.acting.uid {
+            return Err(forbidden(format!(
+                "remove image {reference}: launch made it for {}, not for {}",
+                r.owner.name, self.acting.name
+            )));
+        }
+        self.inner.remove_image(reference).await?;
+        self.store
+            .forget_image(reference)
+            .map_err(Self::store_failed)
+    }
+
+    /// Only a volume one of the owner's containers mounts.
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let mounted = self
+            .lock_known()
+            .values()
+            .any(|k| k.whose == Whose::Mine && k.volumes.iter().any(|v| v == name));
+        if !mounted {
+            return Err(forbidden(format!(
+                "remove volume {name}: no container of {} that launch made mounts it",
+                self.acting.name
+            )));
+        }
+        self.inner.remove_volume(name).await
+    }
+
+    /// As the container's own user: launch never runs a command in a
+    /// container with more rights than the container has.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecSession> {
+        self.mine(id, "exec").await?;
+        if let Some(user) = &request.user {
+            return Err(forbidden(format!(
+                "exec in {id} as {user}: launch runs commands in a container only as its own user"
+            )));
+        }
+        let session = self.inner.exec(id, request).await?;
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.id.clone());
+        Ok(session)
+    }
+
+    async fn exec_resize(&self, exec: &str, width: u16, height: u16) -> Result<()> {
+        self.started(exec)?;
+        self.inner.exec_resize(exec, width, height).await
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        self.started(exec)?;
+        self.inner.exec_exit_code(exec).await
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+        stdout: &mut dyn std::io::Write,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        self.mine(id, "logs").await?;
+        self.inner.logs(id, options, stdout, stderr).await
+    }
+}
+
+impl<E> Gate<'_, E> {
+    fn started(&self, exec: &str) -> Result<()> {
+        let started = self
+            .execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(exec);
+        if started {
+            Ok(())
+        } else {
+            Err(forbidden(format!("exec {exec}: not started by this run")))
+        }
+    }
+}

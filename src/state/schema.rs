@@ -1,0 +1,56 @@
+//! The store's tables, and how an older store becomes the current one
+//! (`PRAGMA user_version` counts the steps taken).
+
+use rusqlite::Connection;
+
+/// Each step, in order; a store at version N has taken the first N.
+const STEPS: &[&str] = &[
+    // 1: what launch made, and for whom.
+    "CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_uid INTEGER NOT NULL,
+        owner_name TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        made INTEGER NOT NULL
+    );
+    CREATE TABLE images (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        reference TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        owner_uid INTEGER NOT NULL,
+        owner_name TEXT NOT NULL,
+        of TEXT,
+        tag_given INTEGER NOT NULL,
+        made INTEGER NOT NULL
+    );",
+];
+
+/// Brings the store up to date, in one transaction per step: a run killed
+/// half-way leaves it at the last whole step.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    loop {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let Some(step) = usize::try_from(version).ok().and_then(|v| STEPS.get(v)) else {
+            return Ok(());
+        };
+        // IMMEDIATE: two runs opening a new store at once take turns.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now != version {
+            conn.execute_batch("COMMIT")?;
+            continue;
+        }
+        let done = conn
+            .execute_batch(step)
+            .and_then(|()| conn.pragma_update(None, "user_version", version + 1));
+        match done {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
