@@ -87,8 +87,37 @@ pub fn check_host(profile: &Profile) -> Result<()> {
             b.context_span.clone(),
             format!("build context {} is not a folder", b.context.display()),
         )),
+        Ok(m) if !written_by(&m, profile) => Some((
+            b.context_span.clone(),
+            others_wrote(&b.context, &m, profile),
+        )),
+        Ok(m) if let Some(why) = crate::profile::files::written_by_others(&b.context, &m) => {
+            Some((
+                b.context_span.clone(),
+                format!(
+                    "build context {}: someone other than its owner could change it: {why}",
+                    b.context.display()
+                ),
+            ))
+        }
         Ok(_) => match std::fs::metadata(b.context.join(&b.dockerfile)) {
-            Ok(m) if m.is_file() => None,
+            Ok(m) if m.is_file() && !written_by(&m, profile) => Some((
+                b.dockerfile_span.clone(),
+                others_wrote(&b.context.join(&b.dockerfile), &m, profile),
+            )),
+            Ok(m) if m.is_file() => crate::profile::files::written_by_others(
+                &b.context.join(&b.dockerfile),
+                &m,
+            )
+            .map(|why| {
+                (
+                    b.dockerfile_span.clone(),
+                    format!(
+                        "Dockerfile {}: someone other than its owner could change it: {why}",
+                        b.dockerfile
+                    ),
+                )
+            }),
             _ => Some((
                 b.dockerfile_span.clone(),
                 format!(
@@ -106,6 +135,24 @@ pub fn check_host(profile: &Profile) -> Result<()> {
             items: vec![Diagnostic::new(span, message)],
         })),
     }
+}
+
+/// Whether the profile's acting owner (or root) owns a context file: what a
+/// build sends runs in an image the owner's containers run
+/// (docs/architecture.md, the owner boundary).
+fn written_by(meta: &std::fs::Metadata, profile: &Profile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid() == 0 || meta.uid() == profile.owner.uid
+}
+
+fn others_wrote(path: &Path, meta: &std::fs::Metadata, profile: &Profile) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} belongs to uid {}, not to {} for whom this profile builds; a [build] sends only its owner's (or root's) files",
+        path.display(),
+        meta.uid(),
+        profile.owner.display()
+    )
 }
 
 /// Walks the context of `profile`'s `[build]` and hashes what would be sent.

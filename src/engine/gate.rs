@@ -665,3 +665,282 @@ impl<E> Gate<'_, E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::State;
+    use crate::engine::recording::{Op, Recording};
+
+    const ALICE: u32 = 4242;
+    const BOB: u32 = 4343;
+
+    fn acting(uid: u32) -> Acting {
+        Acting {
+            uid,
+            name: uid.to_string(),
+            profile: Some(PathBuf::from(format!("/profiles/{uid}.toml"))),
+            scope: Scope::Owner,
+        }
+    }
+
+    fn spec(name: &str) -> ContainerSpec {
+        ContainerSpec {
+            schema: crate::spec::SCHEMA,
+            name: name.into(),
+            image: "busybox:test".into(),
+            ..Default::default()
+        }
+    }
+
+    struct World {
+        engine: Recording,
+        store: Store,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Recording::new();
+        engine.add_image("busybox:test");
+        World {
+            engine,
+            store: Store::at(dir.path().join("state")),
+            _dir: dir,
+        }
+    }
+
+    impl World {
+        fn gate(&self, uid: u32) -> Gate<'_, Recording> {
+            Gate::new(&self.engine, &self.store, acting(uid))
+        }
+
+        /// A container launch made for `uid`, as its labels say.
+        fn container_of(&self, uid: u32, name: &str) -> String {
+            let id = self.engine.add_container(
+                &spec(name),
+                std::path::Path::new("/profiles/x.toml"),
+                State::Running,
+                &[],
+            );
+            self.engine.set_label(&id, label::OWNER, &uid.to_string());
+            id
+        }
+    }
+
+    fn forbidden<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(EngineError::Forbidden(why)) => why,
+            other => panic!("not refused by the gate: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_call_touches_another_owner_s_container() {
+        let w = world();
+        let id = w.container_of(ALICE, "train");
+        w.engine.clear_calls();
+        let bob = w.gate(BOB);
+        let labels = BTreeMap::new();
+        let exec = ExecRequest::default();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let why = forbidden(bob.stop(&id, None).await);
+        assert!(why.contains(&format!("belongs to {ALICE}")), "{why}");
+        forbidden(bob.start(&id).await);
+        forbidden(bob.unpause(&id).await);
+        forbidden(bob.rename(&id, "train-launch-old-1").await);
+        forbidden(bob.remove(&id, false).await);
+        forbidden(bob.remove_begun(&id).await);
+        forbidden(bob.changes(&id).await);
+        forbidden(
+            bob.commit(&id, "launch-snapshots/train", "t", &labels)
+                .await,
+        );
+        forbidden(bob.exec(&id, &exec).await.map(|_| ()));
+        forbidden(
+            bob.logs(&id, &LogOptions::default(), &mut out, &mut err)
+                .await,
+        );
+        // Only looks reached the engine.
+        for op in [
+            Op::Start,
+            Op::Stop,
+            Op::Unpause,
+            Op::Rename,
+            Op::Remove,
+            Op::Changes,
+            Op::Commit,
+            Op::Exec,
+            Op::Logs,
+        ] {
+            assert!(
+                w.engine.calls_of(op).is_empty(),
+                "{op:?} reached the engine"
+            );
+        }
+        // Its owner may, and the runner (an admin naming it) may.
+        w.gate(ALICE)
+            .stop(&id, None)
+            .await
+            .expect("alice stops hers");
+        let runner = Gate::new(&w.engine, &w.store, Acting::runner());
+        runner.start(&id).await.expect("the runner starts it");
+    }
+
+    #[tokio::test]
+    async fn the_store_decides_and_labels_never_grant_more_than_their_owner() {
+        let w = world();
+        let id = w.container_of(ALICE, "train");
+        let c = w.engine.find(&id).await.expect("find").expect("there");
+        // No record yet: the label decides, for alice only.
+        assert_eq!(
+            w.gate(BOB).whose(&c).expect("judged"),
+            Whose::Other(ALICE.to_string())
+        );
+        assert_eq!(w.gate(ALICE).whose(&c).expect("judged"), Whose::Mine);
+        let r = w.store.container(&id).expect("read").expect("recorded");
+        assert_eq!(r.owner.uid, ALICE);
+        // The record outranks a label changed since.
+        w.engine.set_label(&id, label::OWNER, &BOB.to_string());
+        let c = w.engine.find(&id).await.expect("find").expect("there");
+        assert_eq!(
+            w.gate(BOB).whose(&c).expect("judged"),
+            Whose::Other(ALICE.to_string())
+        );
+        // A container launch did not make is no one's to touch.
+        let foreign = w.engine.add_container(
+            &spec("other"),
+            std::path::Path::new("/x.toml"),
+            State::Running,
+            &[],
+        );
+        w.engine.set_label(&foreign, label::MANAGED, "false");
+        let c = w.engine.find(&foreign).await.expect("find").expect("there");
+        assert_eq!(w.gate(ALICE).whose(&c).expect("judged"), Whose::Foreign);
+    }
+
+    #[tokio::test]
+    async fn what_a_gate_creates_is_recorded_for_its_owner_and_labelled_so() {
+        let w = world();
+        let alice = w.gate(ALICE);
+        let mut labels = BTreeMap::new();
+        labels.insert(label::OWNER.to_string(), BOB.to_string());
+        let id = alice
+            .create("train", &spec("train"), &labels)
+            .await
+            .expect("create");
+        assert_eq!(
+            w.store.container(&id).expect("read").map(|r| r.owner.uid),
+            Some(ALICE)
+        );
+        let c = w.engine.find(&id).await.expect("find").expect("there");
+        assert_eq!(
+            c.labels.get(label::OWNER),
+            Some(&ALICE.to_string()),
+            "the gate's, not the caller's"
+        );
+        alice.start(&id).await.expect("start");
+        alice.remove(&id, false).await.expect("remove");
+        assert_eq!(w.store.container(&id).expect("read"), None, "forgotten");
+    }
+
+    #[tokio::test]
+    async fn exec_runs_only_as_the_container_s_own_user() {
+        let w = world();
+        let id = w.container_of(ALICE, "train");
+        let alice = w.gate(ALICE);
+        let root = ExecRequest {
+            cmd: vec!["nvidia-smi".into()],
+            user: Some("0".into()),
+            ..Default::default()
+        };
+        let why = forbidden(alice.exec(&id, &root).await.map(|_| ()));
+        assert!(why.contains("only as its own user"), "{why}");
+        assert!(w.engine.calls_of(Op::Exec).is_empty());
+        forbidden(alice.exec_exit_code("not-started-here").await);
+    }
+
+    #[tokio::test]
+    async fn renames_only_move_a_container_aside_and_back() {
+        let w = world();
+        let id = w.container_of(ALICE, "train");
+        let alice = w.gate(ALICE);
+        forbidden(alice.rename(&id, "someone-else").await);
+        let aside = crate::reconcile::recover::aside_name("train", &id);
+        alice.rename(&id, &aside).await.expect("aside");
+        alice.rename(&id, "train").await.expect("back");
+    }
+
+    #[tokio::test]
+    async fn builds_move_only_tags_launch_built_for_the_same_owner() {
+        let w = world();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").expect("write");
+        let b = crate::profile::Build {
+            context: dir.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+            args: Default::default(),
+            target: None,
+            context_span: 0..0,
+            dockerfile_span: 0..0,
+        };
+        let context = crate::build::scan(&b, None).expect("scan");
+        let labels = context.labels();
+        let (alice, bob) = (w.gate(ALICE), w.gate(BOB));
+        // A tag launch did not build (an admin's image).
+        let why = forbidden(bob.build("busybox:test", &context, &labels).await);
+        assert!(why.contains("did not build it for 4343"), "{why}");
+        forbidden(
+            bob.build("launch-snapshots/train:1", &context, &labels)
+                .await,
+        );
+        assert!(w.engine.calls_of(Op::Build).is_empty());
+        // A new tag is bob's; alice can neither move it, pull over it, nor run it.
+        bob.build("bob/train:1", &context, &labels)
+            .await
+            .expect("build");
+        assert!(bob.built_for_me("bob/train:1").await.expect("asked"));
+        forbidden(alice.build("bob/train:1", &context, &labels).await);
+        forbidden(alice.pull("bob/train:1").await);
+        let mut theirs = spec("mine");
+        theirs.image = "bob/train:1".into();
+        let why = forbidden(alice.create("mine", &theirs, &BTreeMap::new()).await);
+        assert!(why.contains("built by launch for 4343"), "{why}");
+        // bob may rebuild his own.
+        bob.build("bob/train:1", &context, &labels)
+            .await
+            .expect("rebuild");
+    }
+
+    #[tokio::test]
+    async fn images_and_volumes_go_only_when_launch_made_them_for_this_owner() {
+        let w = world();
+        let id = w.container_of(ALICE, "train");
+        let alice = w.gate(ALICE);
+        let labels = BTreeMap::new();
+        let why = forbidden(
+            alice
+                .commit(&id, "launch-snapshots/other", "t", &labels)
+                .await,
+        );
+        assert!(why.contains("launch-snapshots/train"), "{why}");
+        alice
+            .commit(&id, "launch-snapshots/train", "t1", &labels)
+            .await
+            .expect("commit");
+        forbidden(
+            alice
+                .commit(&id, "launch-snapshots/train", "t1", &labels)
+                .await,
+        );
+        forbidden(w.gate(BOB).remove_image("launch-snapshots/train:t1").await);
+        forbidden(alice.remove_image("busybox:test").await);
+        alice
+            .remove_image("launch-snapshots/train:t1")
+            .await
+            .expect("her snapshot");
+        forbidden(alice.remove_volume("data").await);
+        assert!(w.engine.calls_of(Op::RemoveVolume).is_empty());
+    }
+}

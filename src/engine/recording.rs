@@ -238,6 +238,13 @@ impl Recording {
         id
     }
 
+    /// Sets a label on container `id` (who launch made it for, say).
+    pub fn set_label(&self, id: &str, key: &str, value: &str) {
+        if let Some(c) = self.world().containers.iter_mut().find(|c| c.id == id) {
+            c.labels.insert(key.into(), value.into());
+        }
+    }
+
     /// The next `times` calls of `op` fail with HTTP `status` and `message`.
     pub fn fail(&self, op: Op, times: usize, status: u16, message: &str) {
         self.world().faults.push(Fault {

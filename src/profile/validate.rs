@@ -179,6 +179,18 @@ pub fn validate(
             format!("image `{image}` is pinned by digest; with [build] it is the tag to build, e.g. \"train:dev\""),
         );
     }
+    // Where launch keeps snapshots, which prune and restore trust.
+    if let (Some(_), Some(written), Some(image)) = (&raw.build, &raw.image, &image)
+        && image.starts_with(crate::engine::gate::SNAPSHOTS)
+    {
+        c.error(
+            written.span(),
+            format!(
+                "image `{image}` is under {}, where launch keeps its snapshots; a [build] never tags there",
+                crate::engine::gate::SNAPSHOTS
+            ),
+        );
+    }
 
     // A stop waits this long while holding the container's lock; a day is
     // more than any job needs to save its work.

@@ -425,6 +425,31 @@ async fn cuda_check<E: Engine>(
     )))
 }
 
+/// Before a container is made from an image whose `USER` is a bare uid and
+/// a profile that sets no `user`: Docker would run it as gid 0 (root's
+/// group) unless the image's passwd names that uid, which launch cannot see
+/// without running it. Refused (exit 3) with the fix: a group of one's own
+/// (docs/architecture.md, the owner boundary).
+async fn group_check<E: Engine>(cx: &Context<'_, E>, spec: &ContainerSpec) -> Result<()> {
+    if spec.user.is_some() {
+        return Ok(());
+    }
+    let Some(user) = cx.engine.image_user(&spec.image).await? else {
+        return Ok(());
+    };
+    match crate::profile::User::parse(&user)
+        .ok()
+        .and_then(|u| u.bare_uid())
+    {
+        Some(uid) if uid != 0 => Err(Error::Refused(format!(
+            "image {} runs as uid {uid} without a group (its USER), which Docker runs as gid 0, root's group, \
+             unless the image's passwd names that uid; set user = \"{uid}:GID\" (or user = \"owner\") in the profile",
+            spec.image
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// After the look: pull if needed, then apply the plan. Returns the plan,
 /// the spec it was for, and what apply did.
 async fn make<E: Engine>(
@@ -474,6 +499,7 @@ async fn make<E: Engine>(
     if matches!(plan.action, Action::Create | Action::Recreate { .. }) {
         reboot_check(cx, profile, &spec, &plan.action)?;
         cuda_check(cx, profile, &spec).await?;
+        group_check(cx, &spec).await?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))

@@ -133,7 +133,10 @@ mod tests {
                 "{s} quoted:\n{text}"
             );
         }
-        assert!(text.contains("  - 8\n  - 1.5\n  - true\n  - null\n"), "{text}");
+        assert!(
+            text.contains("  - 8\n  - 1.5\n  - true\n  - null\n"),
+            "{text}"
+        );
     }
 
     #[test]
