@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The long run of tests/fuzz.rs: generated and mutated profiles through the
-# loader, and a tenth as many through `launch check`, in a release build.
+# loader, a tenth as many through `launch check`, and a sixth as many that
+# `check` passes through the real daemon's create (Docker must answer), in
+# a release build.
 #   scripts/fuzz.sh [CASES]      CASES generated and CASES mutated profiles (default 100000)
 #   LAUNCH_FUZZ_BATCH=N          profiles of each kind per process (default 10000)
 #   LAUNCH_FUZZ_MINUTES=M        start no batch after M minutes (default: no limit)
@@ -26,7 +28,7 @@ fi
 
 cargo test --release --locked --test fuzz --no-run
 declare -A tried=() valid=() invalid=()
-kinds=(generated mutated binary)
+kinds=(generated mutated binary create)
 for k in "${kinds[@]}"; do tried[$k]=0 valid[$k]=0 invalid[$k]=0; done
 done_cases=0 failed=0 start=$SECONDS
 

@@ -114,11 +114,30 @@ pub struct Global {
     #[arg(long, global = true, env = "LAUNCH_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Seconds the whole run may take (0: no limit). Past it, launch stops
+    /// cleanly where it is (exit 1 for what was not done), as a killed run
+    /// would, and the next run picks up from there. Default: 300 when not
+    /// on a terminal (cron, systemd), no limit on a terminal.
+    #[arg(long, global = true, value_name = "SECONDS", env = "LAUNCH_DEADLINE",
+          value_parser = seconds_or_none)]
+    pub deadline: Option<f64>,
+
     /// Seconds to wait for another launch run working on the same container
     /// before giving up (exit 1, naming that run's pid).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0,
           value_parser = positive_seconds)]
     pub lock_timeout: f64,
+}
+
+/// A cron run's bound: long enough for a recreate with a slow stop and a
+/// snapshot, short enough not to pile up behind the next minutes' runs.
+const DEFAULT_DEADLINE: f64 = 300.0;
+
+fn seconds_or_none(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(v),
+        _ => positive_seconds(s),
+    }
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -159,6 +178,19 @@ impl Global {
 
     pub fn engine_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
+    }
+
+    /// The run's deadline: `--deadline`, else 5 minutes off a terminal.
+    pub fn deadline(&self) -> Option<launch::session::Deadline> {
+        let seconds = self.deadline.unwrap_or_else(|| {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                0.0
+            } else {
+                DEFAULT_DEADLINE
+            }
+        });
+        (seconds > 0.0 && seconds.is_finite())
+            .then(|| launch::session::Deadline::after(Duration::from_secs_f64(seconds)))
     }
 
     /// The library's plain options for a run. The policy's admins are

@@ -69,6 +69,17 @@ pub enum Error {
     /// can be made until it is.
     #[error("{0}")]
     RebootPending(String),
+
+    /// The run's deadline (`--deadline`) passed before this was done; it
+    /// stopped there, as a killed run would, and the next run repairs it.
+    #[error(
+        "the run's deadline of {}s (--deadline) passed while {doing}; launch stopped there, and the next run picks up what this one left, as after a killed run",
+        after.as_secs()
+    )]
+    Deadline {
+        doing: String,
+        after: std::time::Duration,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,6 +89,7 @@ impl Error {
         match self {
             Error::Profile(_) | Error::Usage(_) => Exit::Invalid,
             Error::Engine(crate::engine::EngineError::Forbidden(_)) => Exit::Refused,
+            Error::Engine(crate::engine::EngineError::Address { .. }) => Exit::Invalid,
             Error::Io(_)
             | Error::NotReady(_)
             | Error::Nvml(_)
@@ -85,6 +97,7 @@ impl Error {
             | Error::Host(_)
             | Error::RecreateFailed { .. }
             | Error::LockTimeout { .. }
+            | Error::Deadline { .. }
             | Error::RebootPending(_) => Exit::Runtime,
             Error::NotEnoughGpus(_) | Error::Refused(_) | Error::Policy(_) => Exit::Refused,
         }

@@ -1,6 +1,9 @@
 //! Image references (`[registry/]repository[:tag][@digest]`): the one parser
-//! of Docker's reference grammar, used by profile validation, pulls and
-//! registry credentials alike.
+//! of Docker's reference grammar, used by profile validation, the policy's
+//! image globs, import, pulls and registry credentials alike. The grammar
+//! is distribution/reference's, through `container_image_dist_ref` (tested
+//! against it); Docker's own further rules are added here: a repository in
+//! lower case, a sha256 digest of 64 lower-case hex digits.
 
 use std::fmt;
 
@@ -15,9 +18,9 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses a reference. A light check of Docker's grammar: it catches the
-    /// mistakes people make (spaces, capitals, a stray `:`) without rejecting
-    /// real names.
+    /// Parses a reference as Docker does, so that what `check` accepts the
+    /// engine accepts too; the common mistakes (spaces, capitals, a stray
+    /// `:`) are named in words.
     pub fn parse(image: &str) -> Result<ImageRef, String> {
         if image.is_empty() {
             return Err("`image` is empty".into());
@@ -30,12 +33,13 @@ impl ImageRef {
             None => (image, None),
         };
         if let Some(digest) = digest {
-            let valid = digest
-                .strip_prefix("sha256:")
-                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            // Docker's digest check: lower-case hex only.
+            let valid = digest.strip_prefix("sha256:").is_some_and(|hex| {
+                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            });
             if !valid {
                 return Err(format!(
-                    "image digest `{digest}` is not sha256:<64 hex digits>"
+                    "image digest `{digest}` is not sha256:<64 lower-case hex digits>"
                 ));
             }
         }
@@ -77,6 +81,11 @@ impl ImageRef {
                 ));
             }
         }
+        // The whole grammar: separators between letters and digits only,
+        // one `.` or `_`, `__`, or any number of `-`.
+        if let Err(e) = container_image_dist_ref::ImgRef::new(image) {
+            return Err(grammar_error(image, &e));
+        }
         Ok(ImageRef {
             repository: repo.to_string(),
             registry_end: has_registry.then_some(first.len()),
@@ -84,6 +93,33 @@ impl ImageRef {
             digest: digest.map(str::to_string),
         })
     }
+}
+
+/// What distribution's grammar found wrong, in words, with where.
+fn grammar_error(image: &str, e: &container_image_dist_ref::err::Error<u16>) -> String {
+    use container_image_dist_ref::err::Kind;
+    let at = usize::from(e.index());
+    let what = match e.kind() {
+        Kind::HostOrPathInvalidComponentEnd | Kind::PathComponentInvalidEnd => {
+            "a name part must start and end with a letter or digit, with one `.` or `_`, `__`, or dashes between"
+        }
+        Kind::HostComponentInvalidEnd => {
+            "a registry host part must start and end with a letter or digit"
+        }
+        Kind::NameTooLong | Kind::HostOrPathTooLong | Kind::PathTooLong | Kind::HostTooLong => {
+            "the name is longer than 255 characters"
+        }
+        Kind::TagTooLong => "the tag is longer than 128 characters",
+        Kind::EncodedNonLowerHex => "a digest is lower-case hex",
+        Kind::Port | Kind::PortInvalidChar | Kind::PortMissing | Kind::PortTooLong => {
+            "the registry's port is not a number"
+        }
+        _ => "it is not `[registry/]name[:tag][@digest]`",
+    };
+    format!(
+        "image `{image}` is not a valid reference: {what} (at character {})",
+        at + 1
+    )
 }
 
 impl ImageRef {
@@ -179,5 +215,45 @@ mod tests {
                 .contains("digest")
         );
         assert!(ImageRef::parse("a//b").unwrap_err().contains("`a//b`"));
+    }
+
+    /// What Docker refuses, `check` refuses (each with the grammar's reason).
+    #[test]
+    fn references_docker_refuses_are_refused() {
+        let upper = DIGEST.to_uppercase().replace("SHA256", "sha256");
+        for bad in [
+            "busy-".to_string(),
+            "busy..box".into(),
+            "busy___box".into(),
+            "-busy".into(),
+            "busy.".into(),
+            "a/b-".into(),
+            format!("busybox@{upper}"),
+            "x".repeat(256),
+            "registry:port/x".into(),
+        ] {
+            assert!(ImageRef::parse(&bad).is_err(), "{bad}");
+        }
+        for good in [
+            "busy-box",
+            "busy__box",
+            "busy.box",
+            "busy---box",
+            "a.b_c__d-e/f",
+            "localhost:5000/a/b:c_d.e-f",
+            "[::1]:5000/a",
+            "Registry.Example.com/team/x",
+        ] {
+            assert!(
+                ImageRef::parse(good).is_ok(),
+                "{good}: {:?}",
+                ImageRef::parse(good)
+            );
+        }
+        assert!(
+            ImageRef::parse("busy..box")
+                .unwrap_err()
+                .contains("one `.` or `_`")
+        );
     }
 }

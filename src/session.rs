@@ -34,6 +34,45 @@ pub struct Settings {
     pub trust: Trust,
 }
 
+/// One bound on a whole run (`--deadline`): a hung engine, a stuck stop or
+/// commit ends the run cleanly here instead of holding it for the sum of
+/// every call's own bound. What the run had done is left as a killed run
+/// leaves it, which the next run repairs (docs/architecture.md, a run).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: tokio::time::Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    /// `after` from now.
+    pub fn after(after: Duration) -> Deadline {
+        Deadline {
+            at: tokio::time::Instant::now() + after,
+            after,
+        }
+    }
+}
+
+/// `work`, unless `deadline` passes first: then an error saying what was
+/// being done. Dropping `work` releases its locks as a killed run's are.
+pub async fn within<T>(
+    deadline: Option<Deadline>,
+    doing: impl FnOnce() -> String,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match deadline {
+        None => work.await,
+        Some(d) => match tokio::time::timeout_at(d.at, work).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::Deadline {
+                doing: doing(),
+                after: d.after,
+            }),
+        },
+    }
+}
+
 /// Connects to the engine of `settings`, within its timeout.
 pub async fn connect(settings: &Settings) -> Result<DockerEngine> {
     Ok(DockerEngine::connect(settings.host.as_deref(), settings.timeout).await?)
@@ -131,6 +170,8 @@ pub struct Session {
     pub facts: HostFacts,
     pub listing: Option<Listing>,
     pub store: Store,
+    /// GPUs the run's profiles that name theirs will take ([`reserve`]).
+    pub reserved: crate::host::gpu::select::Held,
 }
 
 impl Session {
@@ -154,11 +195,13 @@ impl Session {
             Some(l) if profiles.len() > 1 => Some(l),
             _ => listing(&engine, profiles).await,
         };
+        let reserved = reserve(profiles, &facts);
         Ok(Session {
             engine,
             facts,
             listing,
             store: Store::at(&settings.state_dir),
+            reserved,
         })
     }
 
@@ -182,8 +225,44 @@ impl Session {
             host: &self.facts,
             locks,
             listing: self.listing.as_ref(),
+            reserved: &self.reserved,
         }
     }
+}
+
+/// The GPUs this run's profiles that name them (by index, UUID or `all`)
+/// will take, when the run also chooses some by count: the choice must not
+/// fall on a GPU a profile of the same folder is about to take, whose
+/// container does not exist yet. Pure: resolved on the run's host facts.
+pub fn reserve(profiles: &[&Profile], facts: &HostFacts) -> crate::host::gpu::select::Held {
+    use crate::profile::GpuSelection;
+    let counts = profiles.iter().any(|p| {
+        matches!(
+            p.gpus.as_ref().map(|g| &g.selection),
+            Some(GpuSelection::Count(_))
+        )
+    });
+    let mut reserved = crate::host::gpu::select::Held::new();
+    if !counts {
+        return reserved;
+    }
+    for p in profiles {
+        let named = matches!(
+            p.gpus.as_ref().map(|g| &g.selection),
+            Some(GpuSelection::List(_) | GpuSelection::All)
+        );
+        if !named {
+            continue;
+        }
+        if let Ok(r) = host::resolve_profile(p, facts, &[])
+            && let Some(gpu) = r.spec.gpu
+        {
+            for uuid in gpu.uuids {
+                reserved.entry(uuid).or_insert_with(|| p.name.clone());
+            }
+        }
+    }
+    reserved
 }
 
 /// For a run over several profiles, launch's containers from one listing

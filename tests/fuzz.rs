@@ -8,6 +8,7 @@
 //! gets a tenth of that). Failures are kept in `tests/fuzz.proptest-regressions`
 //! and replayed first on every run.
 
+#[macro_use]
 mod support;
 
 use std::fmt;
@@ -339,6 +340,65 @@ fn launch_check_exits_0_or_2() {
         (case, any::<bool>()),
         |(case, json), stats| check_binary(&case, json, stats),
     );
+}
+
+/// What `check` accepts, the engine creates: tidy profiles of the fuzzer's
+/// keys, made runnable here (the test's offline image, no pull, no GPUs,
+/// whose NVML this host lacks), go through `check` and then `up` on the
+/// real daemon. `up` may stop for a fact of the host (a bind source that is
+/// not there: exit 2 at its place) or fail to start what cannot run here
+/// (privileges this sandbox lacks), but the daemon's create must never
+/// refuse what `check` passed. `scripts/fuzz.sh` runs many more.
+#[test]
+fn what_check_accepts_the_engine_creates() {
+    needs_docker!();
+    let scratch = support::docker::Scratch::new("fuzz_create");
+    // With a command of its own, as real images have.
+    let image = scratch.busybox_image_with("img", &[], &["CMD [\"sleep\", \"1000\"]"]);
+    let keys: Vec<&'static str> = KEYS
+        .iter()
+        .copied()
+        .filter(|&k| {
+            !matches!(
+                k,
+                "name" | "pull" | "gpus" | "env_file" | "build" | "memory_swap" | "extends"
+            )
+        })
+        .collect();
+    let g = Gen { tidy: true };
+    let strategy = entries(keys, 8, g);
+    let cases = (cases() / 6).max(12);
+    let n = AtomicU64::new(0);
+    run("create", cases, strategy, |entries, stats| {
+        let name = scratch.name(&format!("c{}", n.fetch_add(1, Ordering::SeqCst)));
+        let head = format!("image = {image:?}\nname = {name:?}\npull = \"never\"\n");
+        let mut text = head.into_bytes();
+        text.extend(render(&entries));
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("profile.toml");
+        std::fs::write(&path, &text).expect("write");
+        let shown = String::from_utf8_lossy(&text).into_owned();
+        let check = Launch::new().arg("check").arg(&path).run();
+        if check.code != 0 {
+            stats.invalid.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        stats.valid.fetch_add(1, Ordering::Relaxed);
+        let up = Launch::new()
+            .env("LAUNCH_LOCK_DIR", dir.path().join("locks"))
+            .args(["--json", "up"])
+            .arg(&path)
+            .run();
+        let _ = support::docker::try_docker(&["rm", "-f", "-v", &name]);
+        // The daemon's create is the call "creating container …".
+        if up.stdout.contains("creating container") || up.stderr.contains("creating container") {
+            return Err(TestCaseError::fail(format!(
+                "check accepted, the engine's create refused:\n{shown}\n--- up\n{}\n{}",
+                up.stdout, up.stderr
+            )));
+        }
+        Ok(())
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1032,8 +1092,8 @@ fn right(key: &str, g: Gen) -> BoxedStrategy<V> {
     };
     let duration = || {
         g.pick(
-            &["30s", "1m30s", "0s", "1ns", "1h"],
-            &["-1s", "bogus", "", "99999999999h", "1.5s"],
+            &["30s", "1m30s", "0s", "1ms", "1h"],
+            &["-1s", "bogus", "", "99999999999h", "1.5s", "1ns", "500us"],
         )
     };
     match key {

@@ -1411,7 +1411,7 @@ gpus = { devices = [0], mode = "toolkit" }
             format!("security_opt = [\"seccomp=unconfined\"]\n{base}"),
         ),
         ("the memory limit", format!("memory = \"4g\"\n{base}")),
-        ("the CPU limit", format!("cpus = 2.5\n{base}")),
+        ("the CPU limit", format!("cpus = 1.5\n{base}")),
         (
             "the restart policy",
             format!("restart = \"unless-stopped\"\n{base}"),

@@ -34,6 +34,7 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
     }
     let locks = global.locks();
     let store = store(global);
+    let deadline = global.deadline();
     runtime()?.block_on(async {
         let docker = match connect(global).await {
             Ok(docker) => docker,
@@ -73,8 +74,9 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
                     .await?;
                 let id = engine.image_id(&profile.image).await?;
                 Ok::<_, launch::Error>((id, context.hash))
-            }
-            .await;
+            };
+            let doing = || format!("{} was being built", profile.image);
+            let built = launch::session::within(deadline, doing, built).await;
             match built {
                 Ok((id, hash)) => {
                     let id = id.unwrap_or_default();

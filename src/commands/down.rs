@@ -35,15 +35,18 @@ pub fn run(args: &[String], volumes: bool, global: &Global) -> Result<Exit> {
     }
     let locks = global.locks();
     let store = store(global);
+    let deadline = global.deadline();
     runtime()?.block_on(async {
         let docker = connect(global).await?;
         for (name, acting) in names {
             let engine = Gate::new(&docker, &store, acting);
             // A lock held too long is this name's failure, not the others'.
-            let result = match locks.acquire(&name).await {
-                Ok(_lock) => down::down(&engine, &name, volumes).await,
-                Err(e) => Err(e),
+            let work = async {
+                let _lock = locks.acquire(&name).await?;
+                down::down(&engine, &name, volumes).await
             };
+            let doing = || format!("{name} was being removed");
+            let result = launch::session::within(deadline, doing, work).await;
             code = code.worst(report(&name, &result, global));
         }
         Ok(code)

@@ -177,9 +177,18 @@ pub async fn open_session(
     Session::open(&global.settings(), &profiles, facts, needs, early)
         .await
         .map_err(|e| {
+            // The profile's own errors that need no engine first (a missing
+            // bind source is exit 2 whether or not an engine answers), then
+            // the engine's; the run exits with the most severe.
             valid
                 .iter()
-                .map(|(t, _)| up::report_error(t, &e, global))
+                .map(|(t, p)| {
+                    let own = launch::host::check_paths(p)
+                        .and_then(|()| launch::build::check_host(p))
+                        .err()
+                        .map_or(Exit::Ok, |own| up::report_error(t, &own, global));
+                    own.worst(up::report_error(t, &e, global))
+                })
                 .collect()
         })
 }

@@ -37,10 +37,13 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
         .await;
         let exit = exit.worst(refused);
         let (session, locks) = (&session, &locks);
+        let deadline = global.deadline();
         let previews = join_all(valid.iter().map(|(_, p)| async move {
             let gate = session.gate(p);
             let cx = session.context(&gate, locks);
-            reconcile::preview(&cx, p, Options::default()).await
+            let doing = || format!("{} was being planned", p.name);
+            let work = reconcile::preview(&cx, p, Options::default());
+            launch::session::within(deadline, doing, work).await
         }))
         .await;
         let mut exit = exit;

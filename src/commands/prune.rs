@@ -53,7 +53,8 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
     };
     let locks = global.locks();
     let store = store(global);
-    runtime()?.block_on(async {
+    let deadline = global.deadline();
+    let work = async {
         let docker = connect(global).await?;
         let mut removed = Vec::new();
         let mut kept = Vec::new();
@@ -139,7 +140,12 @@ pub fn run(targets: &[String], keep: usize, dry_run: bool, global: &Global) -> R
             }
         }
         Ok(report(&removed, &kept, &failed, dry_run, global))
-    })
+    };
+    runtime()?.block_on(launch::session::within(
+        deadline,
+        || "old snapshots and leftovers were being pruned".to_string(),
+        work,
+    ))
 }
 
 /// The snapshots launch took beyond the newest `keep` of each name (in the

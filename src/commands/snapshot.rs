@@ -19,7 +19,8 @@ pub fn run(target: &str, tag: Option<&str>, global: &Global) -> Result<Exit> {
         valid_tag(t)?;
     }
     let locks = global.locks();
-    runtime()?.block_on(async {
+    let deadline = global.deadline();
+    let work = async {
         let docker = connect(global).await?;
         let engine = Gate::new(&docker, &store, acting);
         // Under the name's lock: no other launch run recreates the container
@@ -103,7 +104,12 @@ pub fn run(target: &str, tag: Option<&str>, global: &Global) -> Result<Exit> {
             println!("  run it with image = \"{reference}\" in a profile, or `docker run`");
         }
         Ok(Exit::Ok)
-    })
+    };
+    runtime()?.block_on(launch::session::within(
+        deadline,
+        || format!("{name} was being committed"),
+        work,
+    ))
 }
 
 /// Docker's tag grammar: a letter, digit or `_`, then up to 127 of those, `.` or `-`.

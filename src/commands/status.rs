@@ -17,15 +17,26 @@ use launch::session::{probe_host, with_engine_facts};
 use launch::spec::label;
 
 pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
+    // An invalid profile is reported (exit 2), and its container is still
+    // listed, found by the profile path it was made from.
+    let mut exit = Exit::Ok;
+    let mut invalid_paths: Vec<String> = Vec::new();
     let wanted: Option<Vec<String>> = if args.is_empty() {
         None
     } else {
-        Some(
-            targets(args, global)?
-                .into_iter()
-                .filter_map(|t| t.loaded.ok().map(|p| p.name))
-                .collect(),
-        )
+        let mut names = Vec::new();
+        for t in targets(args, global)? {
+            match &t.loaded {
+                Ok(p) => names.push(p.name.clone()),
+                Err(_) => {
+                    exit = exit.worst(super::report_invalid(&t, global));
+                    let path =
+                        std::fs::canonicalize(&*t.path).unwrap_or_else(|_| t.path.to_path_buf());
+                    invalid_paths.push(path.display().to_string());
+                }
+            }
+        }
+        Some(names)
     };
     let rt = runtime()?;
     let engine = rt.block_on(connect(global))?;
@@ -34,10 +45,15 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     let listed: Vec<&Observed> = managed
         .iter()
         .filter(|c| {
-            wanted.as_ref().is_none_or(|w| {
-                w.iter()
-                    .any(|n| *n == c.name || recover::leftover_of(c) == Some(n.as_str()))
-            })
+            let of_invalid = c
+                .labels
+                .get(label::PROFILE)
+                .is_some_and(|p| invalid_paths.contains(p));
+            of_invalid
+                || wanted.as_ref().is_none_or(|w| {
+                    w.iter()
+                        .any(|n| *n == c.name || recover::leftover_of(c) == Some(n.as_str()))
+                })
         })
         .collect();
     // Each container's profile, loaded once; the host probed once for all.
@@ -91,11 +107,11 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
         if !global.json {
             if rows.is_empty() {
                 println!("no launch-managed containers");
-                return Ok(Exit::Ok);
+                return Ok(exit);
             }
             super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "OWNER", "PROFILE", "DRIFT"], &rows);
         }
-        Ok(Exit::Ok)
+        Ok(exit)
     })
 }
 

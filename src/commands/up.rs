@@ -1,6 +1,7 @@
 //! `launch up` (and plain `launch PROFILE`): apply profiles, concurrently.
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::json;
 
 use super::{Target, allowed, open_session, runtime, shown, split_valid};
@@ -55,31 +56,41 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         // split over two threads; the rest go to the engine.
         let in_sync = in_sync_all(session.listing.as_ref(), &session.facts, &profiles, options);
         let (session, locks) = (&session, &locks);
+        let deadline = global.deadline();
         let runs = valid
             .iter()
             .zip(in_sync)
-            .map(|((_, profile), in_sync)| async move {
+            .map(|((target, profile), in_sync)| async move {
                 // Every engine call for this profile goes through its gate.
                 let gate = session.gate(profile);
                 let cx = session.context(&gate, locks);
-                let outcome = match in_sync {
-                    Some(outcome) => Ok(outcome),
-                    None => reconcile::up(&cx, profile, options).await,
+                let work = async {
+                    let outcome = match in_sync {
+                        Some(outcome) => Ok(outcome),
+                        None => reconcile::up(&cx, profile, options).await,
+                    };
+                    let outcome = match outcome {
+                        Ok(o) => reconcile::probe::after_up(&gate, profile, o).await,
+                        failed => failed,
+                    };
+                    match outcome {
+                        Ok(o) if args.wait => wait_until_ready(&gate, &o.name, args.wait_timeout)
+                            .await
+                            .map(|()| o),
+                        other => other,
+                    }
                 };
-                let outcome = match outcome {
-                    Ok(o) => reconcile::probe::after_up(&gate, profile, o).await,
-                    failed => failed,
-                };
-                match outcome {
-                    Ok(o) if args.wait => wait_until_ready(&gate, &o.name, args.wait_timeout)
-                        .await
-                        .map(|()| o),
-                    other => other,
-                }
+                let doing = || format!("{} was being brought up", profile.name);
+                (
+                    *target,
+                    launch::session::within(deadline, doing, work).await,
+                )
             });
-        let results = join_all(runs).await;
+        // Each profile's line as soon as it is done: a run killed later
+        // still leaves word of what it did.
+        let mut runs: FuturesUnordered<_> = runs.collect();
         let mut exit = exit;
-        for ((target, _), result) in valid.iter().zip(results) {
+        while let Some((target, result)) = runs.next().await {
             let this = match result {
                 Ok(outcome) => {
                     report(target, &outcome, global);
@@ -202,8 +213,7 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> Exit {
             "{}",
             json!({
                 "profile": shown(&target.path), "name": name, "action": "error", "error": e.to_string(),
-                // Each violation with its place.
-                "errors": match e { Error::Policy(d) => d.to_json(), _ => serde_json::Value::Null },
+                "errors": reasons(e),
                 "exit_code": e.exit().code(),
             })
         );
@@ -214,6 +224,16 @@ pub fn report_error(target: &Target, e: &Error, global: &Global) -> Exit {
         }
     }
     e.exit()
+}
+
+/// Why a run failed, for `--json`: each located problem of a profile or a
+/// policy (file, line, column, message, help), else the one message; a
+/// cron log that keeps only the JSON line keeps the reasons.
+pub fn reasons(e: &Error) -> serde_json::Value {
+    match e {
+        Error::Profile(d) | Error::Policy(d) => d.to_json(),
+        other => json!([{ "message": other.to_string() }]),
+    }
 }
 
 /// `--wait`: polls until the container runs (and is healthy, if it has a

@@ -93,6 +93,10 @@ impl DockerEngine {
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        check_address(&address).map_err(|why| EngineError::Address {
+            address: address.clone(),
+            why,
+        })?;
         let unreachable = |e: BollardError| EngineError::Unreachable {
             address: address.clone(),
             reason: describe(&e),
@@ -279,6 +283,62 @@ fn open(address: &str, version: &ClientVersion) -> std::result::Result<Docker, B
     } else {
         // Let bollard name what it does not support.
         Docker::connect_with_host(address)
+    }
+}
+
+/// Whether `address` is one launch can connect to, judged before any
+/// connection: `unix:///path`, `tcp://host:port` (or `http://`), and
+/// `ssh://[user@]host[:port]`, a port in 1–65535. A host or user beginning
+/// with `-` would reach `ssh` as an option (`ssh://-oProxyCommand=…`).
+pub fn check_address(address: &str) -> std::result::Result<(), String> {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return Err("expected unix:///path, tcp://host:port or ssh://[user@]host[:port]".into());
+    };
+    let port_ok = |port: &str| port.parse::<u16>().is_ok_and(|p| p != 0);
+    // `host[:port]`, the host maybe an IPv6 address in brackets.
+    let host_port = |hp: &str, need_port: bool| -> std::result::Result<(), String> {
+        let (host, port) = match hp.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((h, rest)) => (h, rest.strip_prefix(':')),
+                None => return Err("an IPv6 address needs its closing `]`".into()),
+            },
+            None => match hp.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hp, None),
+            },
+        };
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        if host.starts_with('-') {
+            return Err(format!("host `{host}` begins with `-`"));
+        }
+        match port {
+            Some(p) if !port_ok(p) => Err(format!("port `{p}` is not a number from 1 to 65535")),
+            None if need_port => Err("no port".into()),
+            _ => Ok(()),
+        }
+    };
+    match scheme {
+        "unix" if rest.starts_with('/') => Ok(()),
+        "unix" => Err("a unix socket is an absolute path: unix:///var/run/docker.sock".into()),
+        "tcp" | "http" => host_port(rest.trim_end_matches('/'), false),
+        "ssh" => {
+            let rest = rest.trim_end_matches('/');
+            let host = match rest.rsplit_once('@') {
+                Some((user, host)) => {
+                    if user.is_empty() || user.starts_with('-') {
+                        return Err(format!("user `{user}` is empty or begins with `-`"));
+                    }
+                    host
+                }
+                None => rest,
+            };
+            host_port(host, false)
+        }
+        other => Err(format!(
+            "`{other}://` is not an engine address launch knows: unix://, tcp:// or ssh://"
+        )),
     }
 }
 
@@ -532,6 +592,20 @@ impl Engine for DockerEngine {
             .inspect_image(image)
             .await?
             .map(|i| i.config.and_then(|c| c.user).unwrap_or_default()))
+    }
+
+    async fn image_platform(&self, image: &str) -> Result<Option<String>> {
+        Ok(self.inspect_image(image).await?.map(|i| {
+            let mut platform = format!(
+                "{}/{}",
+                i.os.unwrap_or_default(),
+                i.architecture.unwrap_or_default()
+            );
+            if let Some(v) = i.variant.filter(|v| !v.is_empty()) {
+                platform = format!("{platform}/{v}");
+            }
+            platform
+        }))
     }
 
     async fn volume_options(
@@ -1458,6 +1532,33 @@ mod tests {
             EngineError::answered("x", 500, "boom"),
             EngineError::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn engine_addresses_are_judged_before_any_connection() {
+        for good in [
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "tcp://[::1]:2375",
+            "http://host",
+            "ssh://alice@gpu-1",
+            "ssh://gpu-1:2222",
+        ] {
+            assert_eq!(check_address(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "foo://",
+            "tcp://127.0.0.1:99999",
+            "tcp://127.0.0.1:0",
+            "tcp://:2375",
+            "ssh://-oProxyCommand=id",
+            "ssh://-x@host",
+            "ssh://alice@-host",
+            "unix://relative",
+            "/var/run/docker.sock",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

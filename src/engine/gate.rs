@@ -397,6 +397,10 @@ impl<E: Engine> Engine for Gate<'_, E> {
         self.inner.image_user(image).await
     }
 
+    async fn image_platform(&self, image: &str) -> Result<Option<String>> {
+        self.inner.image_platform(image).await
+    }
+
     async fn volume_options(
         &self,
         name: &str,

@@ -184,6 +184,10 @@ pub enum EngineError {
         #[source]
         source: Option<bollard::errors::Error>,
     },
+    /// The address cannot be an engine's (a usage error, found before any
+    /// connection).
+    #[error("--host / DOCKER_HOST `{address}` is not an engine address: {why}")]
+    Address { address: String, why: String },
     /// The engine answers, but speaks an API older than launch needs.
     #[error(
         "the container engine at {address} speaks API {version}, older than the {minimum} launch needs \
@@ -336,6 +340,9 @@ pub trait Engine {
     /// The local image's configured user (`""` when it sets none), if the
     /// image is present.
     async fn image_user(&self, image: &str) -> Result<Option<String>>;
+    /// The local image's platform, `os/architecture[/variant]`, if the
+    /// image is present.
+    async fn image_platform(&self, image: &str) -> Result<Option<String>>;
     /// A named volume's driver and driver options (a `local` volume with
     /// `o=bind` and `device` mounts a host path), if the volume exists.
     async fn volume_options(

@@ -117,6 +117,8 @@ struct World {
     /// `remove_begun` leaves containers marked, as a daemon does with a
     /// big writable layer, until `finish_removals`.
     slow_removals: bool,
+    /// Calls that never answer, as a hung daemon's.
+    hangs: Vec<Op>,
     clock: u64,
     serial: u64,
 }
@@ -307,11 +309,25 @@ impl Recording {
         }
     }
 
-    /// A fresh run on the same state: no crash, no faults pending.
+    /// From now on every call of `op` is accepted and never answered, as a
+    /// hung daemon's.
+    pub fn hang(&self, op: Op) {
+        self.world().hangs.push(op);
+    }
+
+    async fn hangs(&self, op: Op) {
+        let hung = self.world().hangs.contains(&op);
+        if hung {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A fresh run on the same state: no crash, no faults or hangs pending.
     pub fn revive(&self) {
         let mut w = self.world();
         w.crash_in = None;
         w.faults.clear();
+        w.hangs.clear();
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -503,6 +519,15 @@ impl Engine for Recording {
             .map(|_| String::new()))
     }
 
+    /// Every image of the recording is the host's own platform.
+    async fn image_platform(&self, image: &str) -> Result<Option<String>> {
+        let w = self.enter(Op::ImageId, image, &format!("inspecting image {image}"))?;
+        Ok(w.images
+            .iter()
+            .find(|i| i.reference == image)
+            .map(|_| "linux/amd64".to_string()))
+    }
+
     /// The recording keeps volumes by name only: none has options.
     async fn volume_options(
         &self,
@@ -589,6 +614,7 @@ impl Engine for Recording {
     }
 
     async fn start(&self, id: &str) -> Result<()> {
+        self.hangs(Op::Start).await;
         let call = format!("starting container {id}");
         let mut w = self.enter(Op::Start, id, &call)?;
         let i = w
@@ -612,6 +638,7 @@ impl Engine for Recording {
     }
 
     async fn stop(&self, id: &str, _timeout: Option<u64>) -> Result<()> {
+        self.hangs(Op::Stop).await;
         let call = format!("stopping container {id}");
         let mut w = self.enter(Op::Stop, id, &call)?;
         let i = w
@@ -659,6 +686,7 @@ impl Engine for Recording {
     }
 
     async fn remove(&self, id: &str, _volumes: bool) -> Result<()> {
+        self.hangs(Op::Remove).await;
         let mut w = self.enter(Op::Remove, id, &format!("removing container {id}"))?;
         if let Some(i) = w.index(id) {
             w.containers.remove(i);

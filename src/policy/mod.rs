@@ -165,7 +165,11 @@ impl Judge<'_> {
         let Some(globs) = &self.policy.allow.images else {
             return;
         };
-        let image = &self.profile.image;
+        // One reading of references: an invalid one is `check`'s to report.
+        let Ok(reference) = crate::image_ref::ImageRef::parse(&self.profile.image) else {
+            return;
+        };
+        let image = &reference.to_string();
         if globs
             .iter()
             .any(|g| image_glob(g).is_ok_and(|m| m.is_match(image)))

@@ -26,10 +26,20 @@ pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
                 "device path `{path}` must be absolute, e.g. /dev/fuse"
             ));
         }
+        if super::volumes::normalize(path) == "/" {
+            return Err(format!(
+                "device path `{path}` is the root folder, not a device"
+            ));
+        }
     }
-    if permissions.is_empty() || !permissions.chars().all(|c| "rwm".contains(c)) {
+    // Each of r, w, m at most once, as the engine's cgroup rule takes them.
+    let once = |c: char| permissions.matches(c).count() <= 1;
+    if permissions.is_empty()
+        || !permissions.chars().all(|c| "rwm".contains(c))
+        || !"rwm".chars().all(once)
+    {
         return Err(format!(
-            "device permissions `{permissions}` must be letters of `rwm`"
+            "device permissions `{permissions}` must be some of `r`, `w` and `m`, each once"
         ));
     }
     Ok(DeviceMapping {
@@ -58,5 +68,8 @@ mod tests {
                 .unwrap_err()
                 .contains("`rwx`")
         );
+        assert!(parse("/dev/fuse:rrrr").unwrap_err().contains("each once"));
+        assert!(parse("/").unwrap_err().contains("root folder"));
+        assert!(parse("/dev/fuse:/").is_err());
     }
 }

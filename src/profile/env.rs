@@ -88,6 +88,18 @@ pub fn env(c: &mut Checker, raw: &raw::RawProfile) -> BTreeMap<String, String> {
             );
             continue;
         }
+        // A process environment is NUL-terminated strings: the engine refuses one.
+        if name.contains('\0') {
+            c.error(key.span(), "environment variable name holds a NUL byte");
+            continue;
+        }
+        if value.get().0.contains('\0') {
+            c.error(
+                value.span(),
+                format!("the value of `{name}` holds a NUL byte"),
+            );
+            continue;
+        }
         if grants_gpus(name) {
             c.error(
                 key.span(),
@@ -179,6 +191,13 @@ pub fn parse(text: &str) -> Vec<Result<(&str, &str), LineError>> {
                 format!("variable name `{name}` contains whitespace"),
                 "write NAME=value; the value is taken as written, quotes included",
             ))),
+            Some((name, value)) if name.contains('\0') || value.contains('\0') => {
+                out.push(Err(error(
+                    line.len(),
+                    "this line holds a NUL byte, which no process environment can".into(),
+                    "remove the NUL byte",
+                )))
+            }
             Some((name, value)) => out.push(Ok((name, value))),
         }
     }

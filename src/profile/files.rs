@@ -131,12 +131,29 @@ fn read(path: &Path) -> Result<(String, std::fs::Metadata), ReadError> {
         return Err(too_large(bytes.len() as u64));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let (line, column) = line_column(bytes, at);
         ReadError::new(format!(
-            "it is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
+            "it is not UTF-8 text: byte 0x{:02x} at {}:{line}:{column} is not UTF-8",
+            bytes.get(at).copied().unwrap_or(0),
+            path.display()
         ))
     })?;
     Ok((text, metadata))
+}
+
+/// The 1-based line and column (in characters) of byte `at`, all of whose
+/// bytes before it are UTF-8.
+fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, column)
 }
 
 fn check_kind(metadata: &std::fs::Metadata) -> Result<(), ReadError> {

@@ -90,7 +90,12 @@ pub(super) fn parse(sources: &SourceMap, base: usize) -> ProfileFile {
     if !errors.is_empty() {
         let mut diags = Vec::new();
         for e in errors {
-            let span = e.span().unwrap_or(0..0);
+            let span = match e.span() {
+                Some(span) if span != (0..0) => span,
+                // The parser's recursion limit comes without a place: the
+                // line that nests deepest is where it was met.
+                _ => deepest_line(file.text),
+            };
             let span = span.start + base..span.end + base;
             let mut message = format!("invalid TOML: {}", e.message().trim_end());
             if message.contains("duplicate key")
@@ -107,6 +112,25 @@ pub(super) fn parse(sources: &SourceMap, base: usize) -> ProfileFile {
         DeValue::Table(table) => ProfileFile::Parsed { table, whole },
         _ => ProfileFile::Invalid(Vec::new()),
     }
+}
+
+/// The line of `text` with the most nesting marks (`.`, `[`, `{`), from its
+/// first character to its end: where a recursion limit is met.
+fn deepest_line(text: &str) -> std::ops::Range<usize> {
+    let mut best = (0, 0..0);
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let depth = line
+            .bytes()
+            .filter(|b| matches!(b, b'.' | b'[' | b'{'))
+            .count();
+        if depth > best.0 {
+            let indent = line.len() - line.trim_start().len();
+            best = (depth, at + indent..at + line.trim_end().len());
+        }
+        at += line.len();
+    }
+    best.1
 }
 
 /// A file's merged tree, where it is, and how many `extends` lie below it.

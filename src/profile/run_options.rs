@@ -32,6 +32,90 @@ pub struct LogConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// What every log driver takes (the engine's own buffering).
+const GLOBAL_LOG_OPTIONS: &[&str] = &["mode", "max-buffer-size"];
+
+/// The options Docker's own log drivers take (each driver's
+/// `ValidateLogOpt`); `None` for a driver launch does not know (a plugin).
+fn log_options(driver: &str) -> Option<&'static [&'static str]> {
+    Some(match driver {
+        "json-file" => &[
+            "max-file",
+            "max-size",
+            "compress",
+            "labels",
+            "labels-regex",
+            "env",
+            "env-regex",
+            "tag",
+        ],
+        "local" => &["max-file", "max-size", "compress"],
+        "journald" => &["labels", "labels-regex", "env", "env-regex", "tag"],
+        "none" => &[],
+        "syslog" => &[
+            "env",
+            "env-regex",
+            "labels",
+            "labels-regex",
+            "syslog-address",
+            "syslog-facility",
+            "syslog-tls-ca-cert",
+            "syslog-tls-cert",
+            "syslog-tls-key",
+            "syslog-tls-skip-verify",
+            "tag",
+            "syslog-format",
+        ],
+        "gelf" => &[
+            "gelf-address",
+            "gelf-compression-type",
+            "gelf-compression-level",
+            "gelf-tcp-max-reconnect",
+            "gelf-tcp-reconnect-delay",
+            "tag",
+            "labels",
+            "labels-regex",
+            "env",
+            "env-regex",
+        ],
+        "fluentd" => &[
+            "env",
+            "env-regex",
+            "labels",
+            "labels-regex",
+            "tag",
+            "fluentd-address",
+            "fluentd-async",
+            "fluentd-async-connect",
+            "fluentd-buffer-limit",
+            "fluentd-retry-wait",
+            "fluentd-max-retries",
+            "fluentd-sub-second-precision",
+            "fluentd-request-ack",
+            "fluentd-write-timeout",
+        ],
+        _ => return None,
+    })
+}
+
+/// The values the engine parses at create.
+fn log_value(name: &str, value: &str) -> Result<(), String> {
+    let ok = match name {
+        "max-size" | "max-buffer-size" => parse_size::parse_size(value).is_ok(),
+        "max-file" => value.parse::<u32>().is_ok_and(|n| n >= 1),
+        "compress" => value.parse::<bool>().is_ok(),
+        "mode" => matches!(value, "blocking" | "non-blocking"),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "log option {name} = \"{value}\" is not a value the engine takes"
+        ))
+    }
+}
+
 fn non_empty(v: &str, key: &str) -> Result<String, String> {
     if v.trim().is_empty() {
         Err(format!("`{key}` has an empty entry"))
@@ -143,12 +227,33 @@ pub fn run_options(c: &mut Checker, raw: &RawProfile, memory: Option<Option<u64>
     let log = raw.log.as_ref().map(|l| {
         let l = l.get();
         let driver = c.map(&l.driver, |d| non_empty(d, "log.driver"));
-        let options = l
-            .options
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.get().clone(), v.get().clone()))
-            .collect();
+        let known = driver.as_deref().and_then(log_options);
+        let mut options = BTreeMap::new();
+        for (k, v) in l.options.iter().flatten() {
+            let (name, value) = (k.get(), v.get());
+            if let (Some(known), Some(driver)) = (known, driver.as_deref())
+                && !known.contains(&name.as_str())
+                && !GLOBAL_LOG_OPTIONS.contains(&name.as_str())
+            {
+                c.error(
+                    k.span(),
+                    format!(
+                        "log option `{name}` is not one the {driver} driver takes ({})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                continue;
+            }
+            if let Err(e) = log_value(name, value) {
+                c.error(v.span(), e);
+                continue;
+            }
+            options.insert(name.clone(), value.clone());
+        }
         LogConfig { driver, options }
     });
     RunOptions {

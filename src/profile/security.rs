@@ -104,11 +104,17 @@ pub fn security_opts(c: &mut Checker, list: &Option<Vec<Sp<String>>>) -> Vec<Str
 
 fn security_opt(value: &str) -> Result<String, String> {
     let kind = value.split(['=', ':']).next().unwrap_or_default();
-    if SECURITY_OPTS.contains(&kind) {
-        Ok(value.to_string())
-    } else {
-        Err(unknown("security option", kind, SECURITY_OPTS))
+    if !SECURITY_OPTS.contains(&kind) {
+        return Err(unknown("security option", kind, SECURITY_OPTS));
     }
+    // Only no-new-privileges stands alone; the engine refuses the others bare.
+    let bare = value.len() == kind.len() || value.len() == kind.len() + 1;
+    if bare && kind != "no-new-privileges" {
+        return Err(format!(
+            "security option `{value}` needs a value, e.g. `{kind}=…`"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// The file of `seccomp=FILE` (or the older `seccomp:FILE`); not the

@@ -130,6 +130,16 @@ pub fn validate(
     };
     let command = c.map(&raw.command, argv);
     let entrypoint = c.map(&raw.entrypoint, argv);
+    // An entrypoint set in the profile drops the image's command too (as
+    // `docker run --entrypoint` does): an empty one leaves nothing to run.
+    if let (Some(e), Some(written), None) = (&entrypoint, &raw.entrypoint, &raw.command)
+        && e.iter().all(String::is_empty)
+    {
+        c.error(
+            written.span(),
+            "an empty entrypoint clears the image's entrypoint and its command, which leaves nothing to run; add `command`",
+        );
+    }
     let workdir = c.map(&raw.workdir, |w| absolute_container_path(w, "workdir"));
     let hostname = c.map(&raw.hostname, |h| hostname(h).map(|_| h.clone()));
     let user = c.map(&raw.user, |u| User::parse(u));
@@ -155,6 +165,29 @@ pub fn validate(
     let nano_cpus = c.map(&raw.cpus, resources::cpus);
     let cpuset = c.map(&raw.cpuset, |s| resources::cpuset(s).map(|_| s.clone()));
     let network = c.map(&raw.network, |n| Network::parse(n));
+    // Another container's network is that container's: Docker refuses a
+    // port or a hostname of this one's.
+    if let (Some(Network::Container(_)), Some(written)) = (&network, &raw.network) {
+        for (key, present) in [
+            ("ports", raw.ports.as_ref().is_some_and(|p| !p.is_empty())),
+            ("hostname", raw.hostname.is_some()),
+            ("dns", raw.dns.as_ref().is_some_and(|d| !d.is_empty())),
+            (
+                "extra_hosts",
+                raw.extra_hosts.as_ref().is_some_and(|h| !h.is_empty()),
+            ),
+        ] {
+            if present {
+                c.error(
+                    written.span(),
+                    format!(
+                        "network = \"{}\" shares another container's network, so this one cannot set `{key}`",
+                        written.get()
+                    ),
+                );
+            }
+        }
+    }
     let ipc = c.map(&raw.ipc, |v| Ipc::parse(v));
     let pid = c.map(&raw.pid, |v| Pid::parse(v));
     let cap_add = c.each(&raw.cap_add, security::capability);
@@ -274,12 +307,17 @@ pub fn validate(
 }
 
 fn argv(value: &OneOrMany) -> Result<Vec<String>, String> {
-    match value {
+    let words = match value {
         OneOrMany::One(line) => {
-            shell_words::split(line).map_err(|_| format!("`{line}` has an unclosed quote"))
+            shell_words::split(line).map_err(|_| format!("`{line}` has an unclosed quote"))?
         }
-        OneOrMany::Many(items) => Ok(items.iter().map(|s| s.get().clone()).collect()),
+        OneOrMany::Many(items) => items.iter().map(|s| s.get().clone()).collect(),
+    };
+    // Arguments are NUL-terminated strings: the engine refuses one.
+    if words.iter().any(|w| w.contains('\0')) {
+        return Err("an argument holds a NUL byte".into());
     }
+    Ok(words)
 }
 
 fn absolute_container_path(path: &str, key: &str) -> Result<String, String> {
@@ -495,14 +533,21 @@ fn healthcheck(c: &mut Checker, h: &Sp<raw::Healthcheck>) -> Option<Healthcheck>
     };
     let duration = |c: &mut Checker, v: &Option<Sp<String>>, key: &str| {
         c.map(v, |s| {
-            humantime::parse_duration(s)
+            let ns = humantime::parse_duration(s)
                 .ok()
                 .and_then(|d| i64::try_from(d.as_nanos()).ok())
                 .ok_or_else(|| {
                     format!(
                         "healthcheck {key} `{s}` is not a duration such as \"30s\" or \"1m30s\""
                     )
-                })
+                })?;
+            // The engine's floor (0 is its default).
+            if ns != 0 && ns < 1_000_000 {
+                return Err(format!(
+                    "healthcheck {key} `{s}` is shorter than 1ms, the least Docker takes"
+                ));
+            }
+            Ok(ns)
         })
     };
     Some(Healthcheck {

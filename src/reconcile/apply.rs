@@ -15,6 +15,18 @@ use super::plan::{Action, short};
 /// Paths whose changes never block a recreate: scratch space by convention.
 const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/log"];
 
+/// What engines put in a container themselves, which its writable layer
+/// then lists: Docker's init (`init = true`) and Podman's network and
+/// identity files. Never a change of the user's.
+const ENGINE_INJECTED: &[&str] = &[
+    "/sbin/docker-init",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/run/.containerenv",
+    "/run/secrets",
+];
+
 /// What apply did.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
@@ -364,13 +376,15 @@ pub fn timestamp_tag(tag: &str) -> Option<(&str, u32)> {
     shape.then_some((second, n))
 }
 
-/// `docker diff` paths that matter: not scratch, not ignored, not a mount
-/// point (`mounts`: container paths) or a folder above one, and not merely
-/// the parent folder of another change.
-///
-/// One `pip install` changes tens of thousands of paths, so each question is
-/// a binary search or a look at the next neighbour in tree order (see
-/// `tree_order`), never a scan of all paths: O(n log n) in all.
+/// The changed paths of a writable layer (`docker diff`) that a recreate
+/// would lose. Engines list the folders above a changed file too: a folder
+/// counts only when nothing below it is listed (an added empty folder, a
+/// deletion), so `[recreate] ignore = ["/root/.cache"]` is not defeated by
+/// `/root`. Then scratch folders, ignored paths, mount points (and the
+/// folders above them) and what the engine itself puts in a container
+/// (`/sbin/docker-init`, Podman's `/etc/hosts`…, and their folders when
+/// nothing else changed below them) are left out. O(n log n): a layer
+/// where `pip install` changed 20 000 paths is judged at once.
 pub fn significant_changes(
     paths: Vec<String>,
     ignore: &[String],
@@ -382,6 +396,7 @@ pub fn significant_changes(
     // folder at or before it in tree order.
     let mut roots: Vec<String> = SCRATCH
         .iter()
+        .chain(ENGINE_INJECTED)
         .map(|d| d.to_string())
         .chain(ignore.iter().map(trim))
         .chain(mounts.iter().map(trim))
@@ -393,36 +408,37 @@ pub fn significant_changes(
             outer.push(r);
         }
     }
-    let mut mounts: Vec<String> = mounts.iter().map(trim).collect();
-    mounts.sort_by(|a, b| tree_order(a, b));
+    // Mount points and injected paths, whose folders do not count either.
+    let mut placed: Vec<String> = mounts
+        .iter()
+        .map(trim)
+        .chain(ENGINE_INJECTED.iter().map(|p| p.to_string()))
+        .collect();
+    placed.sort_by(|a, b| tree_order(a, b));
 
     let inside_root = |p: &str| {
         let i = outer.partition_point(|r| tree_order(r, p).is_le());
         i > 0 && under(p, &outer[i - 1])
     };
-    // Only the folders on the way to a mount point: what lies inside a
+    // Only the folders on the way to a placed path: what lies inside a
     // folder comes right after it in tree order.
-    let above_mount = |p: &str| {
-        let i = mounts.partition_point(|m| tree_order(m, p).is_lt());
-        mounts.get(i).is_some_and(|m| under(m, p))
+    let above_placed = |p: &str| {
+        let i = placed.partition_point(|m| tree_order(m, p).is_lt());
+        placed.get(i).is_some_and(|m| under(m, p))
     };
-    let mut kept: Vec<String> = paths
-        .into_iter()
-        .filter(|p| !inside_root(p) && !above_mount(p))
+    let mut all = paths;
+    all.sort_by(|a, b| tree_order(a, b));
+    all.dedup();
+    // A leaf: the next path in tree order is not inside it.
+    let leaves = all
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| !all.get(i + 1).is_some_and(|next| under(next, p)))
+        .map(|(_, p)| p);
+    let mut out: Vec<String> = leaves
+        .filter(|p| !inside_root(p) && !above_placed(p))
+        .cloned()
         .collect();
-    kept.sort_by(|a, b| tree_order(a, b));
-    let mut out: Vec<String> = Vec::with_capacity(kept.len());
-    // Walking backwards, `after` is the first path after the current one
-    // that differs from it: inside it if any path is.
-    let mut after: Option<&str> = None;
-    for i in (0..kept.len()).rev() {
-        if let Some(next) = kept.get(i + 1).filter(|next| **next != kept[i]) {
-            after = Some(next);
-        }
-        if !after.is_some_and(|q| under(q, &kept[i])) {
-            out.push(kept[i].clone());
-        }
-    }
     out.sort();
     out
 }
@@ -511,20 +527,22 @@ mod tests {
         let under = |path: &str, dir: &str| {
             path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
         };
-        let kept: Vec<&String> = paths
+        let leaves: Vec<&String> = paths
             .iter()
+            .filter(|p| !paths.iter().any(|q| q != *p && under(q, p)))
+            .collect();
+        let mut out: Vec<String> = leaves
+            .into_iter()
             .filter(|p| {
                 !SCRATCH.iter().any(|d| under(p, d))
                     && !ignore.iter().any(|d| under(p, d))
                     && !mounts.iter().any(|m| under(p, m) || under(m, p))
+                    && !ENGINE_INJECTED.iter().any(|m| under(p, m) || under(m, p))
             })
-            .collect();
-        let mut out: Vec<String> = kept
-            .iter()
-            .filter(|p| !kept.iter().any(|q| q != *p && under(q, p)))
             .map(|p| p.to_string())
             .collect();
         out.sort();
+        out.dedup();
         out
     }
 
@@ -597,13 +615,46 @@ mod tests {
         let start = std::time::Instant::now();
         let got = significant_changes(paths, &["/root/.cache".into()], &["/data".into()]);
         let took = start.elapsed();
-        // /root itself changed, and what changed inside it is ignored.
-        expected.push("/root".into());
+        // /root is listed because something inside it changed, and that
+        // is ignored: /root itself is no change.
         expected.sort();
-        assert_eq!(got.len(), 25_001);
+        assert_eq!(got.len(), 25_000);
         assert_eq!(got, expected);
         // The quadratic rule took minutes here; sorting takes milliseconds.
         assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    }
+
+    #[test]
+    fn a_folder_counts_only_when_nothing_below_it_is_listed() {
+        let paths = [
+            "/root",
+            "/root/.cache",
+            "/root/.cache/pip/x.whl",
+            "/sbin",
+            "/sbin/docker-init",
+            "/etc",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/opt/empty",
+            "/srv",
+        ]
+        .map(String::from)
+        .to_vec();
+        // An ignored cache, the engine's own files and their folders go;
+        // an added empty folder and a deleted one stay.
+        assert_eq!(
+            significant_changes(paths.clone(), &["/root/.cache".into()], &[]),
+            ["/opt/empty", "/srv"]
+        );
+        // Podman lists only /etc for the files it put there.
+        assert_eq!(
+            significant_changes(vec!["/etc".into()], &[], &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            significant_changes(vec!["/etc".into(), "/etc/motd".into()], &[], &[]),
+            ["/etc/motd"]
+        );
     }
 
     // ---- failure paths, on the recording engine ----------------------------
@@ -634,6 +685,45 @@ mod tests {
         assert_eq!(c.id, id, "the old one");
         assert_eq!(c.state, State::Running, "running again");
         assert_eq!(f.names(), ["train"], "nothing else left");
+    }
+
+    /// A daemon that hangs after the old container was moved aside: the
+    /// run's deadline ends it in time, and the next run repairs what it
+    /// left, as after a killed run.
+    #[tokio::test]
+    async fn a_daemon_that_hangs_mid_recreate_ends_at_the_deadline_and_the_next_run_repairs() {
+        use crate::session::{Deadline, within};
+        let f = Fixture::new();
+        let (id, new) = changed(&f);
+        f.engine.hang(Op::Start);
+        let begun = std::time::Instant::now();
+        let deadline = Some(Deadline::after(std::time::Duration::from_millis(300)));
+        let e = within(deadline, || "train was being brought up".into(), f.up(&new))
+            .await
+            .expect_err("stopped at the deadline");
+        assert!(begun.elapsed() < std::time::Duration::from_secs(5));
+        let shown = e.to_string();
+        assert!(shown.contains("the run's deadline"), "{shown}");
+        assert!(shown.contains("train was being brought up"), "{shown}");
+        assert_eq!(e.exit(), crate::exit::Exit::Runtime);
+        // Stopped where the daemon hung: the old container aside, a new one
+        // made and never started.
+        assert!(
+            f.names().iter().any(|n| n.starts_with("train-launch-old-")),
+            "{:?}",
+            f.names()
+        );
+        f.engine.revive();
+        let outcome = f.up(&new).await.expect("the next run");
+        assert_eq!(
+            f.engine.container("train").map(|c| c.state),
+            Some(State::Running)
+        );
+        assert_eq!(f.names(), ["train"], "{outcome:?}");
+        assert!(
+            f.engine.container("train").is_some_and(|c| c.id != id),
+            "the new spec runs"
+        );
     }
 
     #[tokio::test]

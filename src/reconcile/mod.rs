@@ -38,6 +38,9 @@ pub struct Context<'a, E> {
     /// launch's containers as one listing showed them when a run over a
     /// folder began; `None`: each profile looks for itself. See [`Listing`].
     pub listing: Option<&'a Listing>,
+    /// GPUs the run's profiles that name theirs will take (UUID → profile
+    /// name): a `{ count = N }` of the same run does not choose them.
+    pub reserved: &'a crate::host::gpu::select::Held,
 }
 
 impl<E> Context<'_, E> {
@@ -282,7 +285,7 @@ async fn plan_on<E: Engine>(
     if build.is_some() && profile.gpus.is_some() {
         cx.host.confirm().await;
     }
-    let resolved = host::resolve_profile(profile, cx.host, &managed)?;
+    let resolved = host::resolve_reserving(profile, cx.host, &managed, cx.reserved)?;
     let policy = options.pull.unwrap_or(profile.pull);
     let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);
     // The image matters when a container is to be made, or when a pull may
@@ -450,6 +453,78 @@ async fn group_check<E: Engine>(cx: &Context<'_, E>, spec: &ContainerSpec) -> Re
     }
 }
 
+/// Before a container is made with `platform`: the local image must be of
+/// that platform (the engine refuses another at create). A variant the
+/// profile leaves out matches any.
+async fn platform_check<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+) -> Result<()> {
+    let Some(wanted) = &spec.platform else {
+        return Ok(());
+    };
+    let Some(found) = cx.engine.image_platform(&spec.image).await? else {
+        return Ok(());
+    };
+    let parts = |p: &str| p.split('/').map(str::to_string).collect::<Vec<_>>();
+    let (w, f) = (parts(wanted), parts(&found));
+    let matches = w.iter().zip(&f).all(|(a, b)| a == b) && w.len() >= 2;
+    if matches {
+        return Ok(());
+    }
+    let span = profile
+        .places
+        .key("platform")
+        .unwrap_or(profile.places.start.clone());
+    Err(Error::Profile(crate::profile::Diagnostics {
+        sources: std::sync::Arc::clone(&profile.sources),
+        items: vec![
+            crate::profile::Diagnostic::new(
+                span,
+                format!(
+                    "platform = \"{wanted}\", but image {} on this host is {found}",
+                    spec.image
+                ),
+            )
+            .help("pull the image for that platform, or leave `platform` out"),
+        ],
+    }))
+}
+
+/// Before a container is made that joins another's namespaces
+/// (`container:NAME`): that container must exist (the engine refuses the
+/// create otherwise). Whose it is, is the gate's to judge.
+async fn join_check<E: Engine>(cx: &Context<'_, E>, profile: &Profile) -> Result<()> {
+    let joined = [
+        ("network", profile.network.as_ref().map(|n| n.shared())),
+        ("ipc", profile.ipc.as_ref().map(|i| i.shared())),
+        ("pid", profile.pid.as_ref().map(|p| p.shared())),
+    ];
+    let mut items = Vec::new();
+    for (key, shared) in joined {
+        if let Some(crate::profile::Shared::Container(name)) = shared
+            && cx.engine.find(name).await?.is_none()
+        {
+            let span = profile
+                .places
+                .key(key)
+                .unwrap_or(profile.places.start.clone());
+            items.push(crate::profile::Diagnostic::new(
+                span,
+                format!("{key} = \"container:{name}\": there is no container {name} to join"),
+            ));
+        }
+    }
+    if items.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Profile(crate::profile::Diagnostics {
+        sources: std::sync::Arc::clone(&profile.sources),
+        items,
+    }))
+}
+
 /// After the look: pull if needed, then apply the plan. Returns the plan,
 /// the spec it was for, and what apply did.
 async fn make<E: Engine>(
@@ -500,6 +575,8 @@ async fn make<E: Engine>(
         reboot_check(cx, profile, &spec, &plan.action)?;
         cuda_check(cx, profile, &spec).await?;
         group_check(cx, &spec).await?;
+        platform_check(cx, profile, &spec).await?;
+        join_check(cx, profile).await?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))

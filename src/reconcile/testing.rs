@@ -19,6 +19,7 @@ pub struct Fixture {
     pub engine: Recording,
     /// The state store, in the temp folder.
     pub store: crate::state::Store,
+    reserved: crate::host::gpu::select::Held,
     host: HostFacts,
     locks: Locks,
 }
@@ -34,6 +35,7 @@ impl Fixture {
         };
         Fixture {
             store: crate::state::Store::at(dir.path().join("state")),
+            reserved: Default::default(),
             dir,
             engine,
             host: HostFacts::default(),
@@ -83,6 +85,7 @@ impl Fixture {
             host: &self.host,
             locks: &self.locks,
             listing: None,
+            reserved: &self.reserved,
         };
         super::up(&cx, profile, Options::default()).await
     }
@@ -105,6 +108,7 @@ impl Fixture {
             host: &self.host,
             locks: &self.locks,
             listing: Some(listing),
+            reserved: &self.reserved,
         };
         super::up(&cx, profile, Options::default()).await
     }
@@ -116,6 +120,7 @@ impl Fixture {
             host: &self.host,
             locks: &self.locks,
             listing: None,
+            reserved: &self.reserved,
         };
         super::preview(&cx, profile, Options::default()).await
     }

@@ -296,10 +296,21 @@ pub fn ld_cache(root: &Path) -> Vec<(String, PathBuf)> {
 
 /// The entries of the cache whose soname `keep` accepts.
 fn ld_cache_entries(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
-    std::fs::read(root.join("etc/ld.so.cache"))
-        .map(|b| parse_ld_cache(&b, keep))
-        .unwrap_or_default()
+    use std::io::Read;
+    // A real cache is well under a megabyte; a larger file is not read whole.
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(root.join("etc/ld.so.cache"))
+        .and_then(|f| f.take(MAX_CACHE as u64).read_to_end(&mut bytes));
+    match read {
+        Ok(_) => parse_ld_cache(&bytes, keep),
+        Err(_) => Vec::new(),
+    }
 }
+
+/// The largest ld.so cache read.
+const MAX_CACHE: usize = 16 << 20;
+/// The longest soname or path read from it (PATH_MAX).
+const MAX_STRING: usize = 4096;
 
 const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
 const HEADER: usize = 48;
@@ -318,12 +329,19 @@ fn parse_ld_cache(bytes: &[u8], keep: impl Fn(&str) -> bool) -> Vec<(String, Pat
     };
     let string_at = |at: u32| {
         let tail = cache.get(at as usize..)?;
-        let end = tail.iter().position(|&b| b == 0)?;
+        let end = tail.iter().take(MAX_STRING).position(|&b| b == 0)?;
         std::str::from_utf8(&tail[..end]).ok()
     };
     let Some(count) = u32_at(20) else {
         return Vec::new();
     };
+    // The header's count is checked against the file: a cache that claims
+    // more entries than it holds is not one (a crafted 48-byte file claimed
+    // four billion).
+    if count as usize > cache.len().saturating_sub(HEADER) / ENTRY {
+        tracing::debug!("ld.so.cache claims {count} entries, more than it holds: not read");
+        return Vec::new();
+    }
     let arch = match std::env::consts::ARCH {
         "x86_64" => Some(0x0300),
         "aarch64" => Some(0x0a00),
