@@ -70,6 +70,20 @@ pub enum Error {
     #[error("{0}")]
     RebootPending(String),
 
+    /// The engine started a GPU container that does not reach its GPUs
+    /// (docs/architecture.md, engines as they are).
+    #[error(
+        "the engine started {name} without its GPUs ({mode} mode on {engine}): it lacks {}; launch stopped it. \
+         Set mode = \"devices\" under [gpus], which needs nothing of the engine, or fix the engine's GPU support",
+        missing.join(", ")
+    )]
+    GpusLost {
+        name: String,
+        mode: String,
+        engine: String,
+        missing: Vec<String>,
+    },
+
     /// The run's deadline (`--deadline`) passed before this was done; it
     /// stopped there, as a killed run would, and the next run repairs it.
     #[error(
@@ -98,6 +112,7 @@ impl Error {
             | Error::RecreateFailed { .. }
             | Error::LockTimeout { .. }
             | Error::Deadline { .. }
+            | Error::GpusLost { .. }
             | Error::RebootPending(_) => Exit::Runtime,
             Error::NotEnoughGpus(_) | Error::Refused(_) | Error::Policy(_) => Exit::Refused,
         }

@@ -41,6 +41,9 @@ pub struct ToolkitFacts {
     pub engine_cdi: bool,
     /// A CDI spec for `nvidia.com/gpu` in /etc/cdi or /var/run/cdi.
     pub nvidia_cdi_spec: Option<PathBuf>,
+    /// Which engine answered (`auto` never sends Podman toolkit requests,
+    /// which it drops without a word).
+    pub engine: Option<crate::engine::Identity>,
 }
 
 /// The profile's `group_add`, after the owner's groups for `user = "owner"`;
@@ -183,6 +186,30 @@ fn choose_mode(requested: GpuMode, facts: &ToolkitFacts) -> ModeChoice {
     };
     if requested != GpuMode::Auto {
         return choice(requested, "set by `mode` in the profile");
+    }
+    let podman = facts.engine.as_ref().filter(|e| e.is_podman());
+    if let Some(podman) = podman {
+        // Podman drops DeviceRequests other than CDI's, and CDI's before 5.4.
+        if let (true, Some(spec)) = (podman.at_least(5, 4), &facts.nvidia_cdi_spec) {
+            return choice(
+                GpuMode::Cdi,
+                &format!(
+                    "auto: {podman} reads CDI and {} defines nvidia.com/gpu",
+                    spec.display()
+                ),
+            );
+        }
+        return choice(
+            GpuMode::Devices,
+            &format!(
+                "auto: {podman} drops toolkit requests{}; injecting device nodes and driver files directly",
+                if podman.at_least(5, 4) {
+                    ""
+                } else {
+                    " and CDI requests before 5.4"
+                }
+            ),
+        );
     }
     if facts.runtimes.iter().any(|r| r == "nvidia") {
         return choice(

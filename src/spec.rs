@@ -40,6 +40,9 @@ pub mod label {
     /// Who owns the profile (docs/architecture.md, shared hosts): a user
     /// name, or a uid without a passwd entry. Not in the spec or its hash.
     pub const OWNER: &str = "launch.owner";
+    /// The same owner's uid, which a no-op compares without asking the
+    /// user database.
+    pub const OWNER_UID: &str = "launch.owner-uid";
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

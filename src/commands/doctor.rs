@@ -81,6 +81,8 @@ async fn engine_part(
     };
     (
         Some(EngineFacts {
+            identity: facts.identity,
+            rootless: facts.rootless,
             runtimes: facts.runtimes,
             cdi: !facts.cdi_spec_dirs.is_empty(),
             cgroup_driver: facts.cgroup_driver,

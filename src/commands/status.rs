@@ -40,6 +40,10 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
     };
     let rt = runtime()?;
     let engine = rt.block_on(connect(global))?;
+    // Which engine answers: what it can do with GPUs differs.
+    let identity = rt
+        .block_on(engine.identity())
+        .map_or_else(|e| format!("unknown ({e})"), |i| i.to_string());
     let managed = rt.block_on(engine.managed())?;
     // A profile's leftovers are listed with it.
     let listed: Vec<&Observed> = managed
@@ -87,6 +91,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                     "{}",
                     json!({
                         "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
+                        "engine": identity,
                         "gpus": gpus, "owner": owner.map_or("unknown", String::as_str),
                         "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
                         "leftover_of": leftover_of,
@@ -109,6 +114,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 println!("no launch-managed containers");
                 return Ok(exit);
             }
+            println!("engine: {identity}");
             super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "OWNER", "PROFILE", "DRIFT"], &rows);
         }
         Ok(exit)

@@ -81,6 +81,7 @@ pub struct DockerEngine {
     docker: Docker,
     address: String,
     bounds: Bounds,
+    identity: tokio::sync::OnceCell<super::Identity>,
 }
 
 impl DockerEngine {
@@ -149,6 +150,7 @@ impl DockerEngine {
             docker,
             address,
             bounds: Bounds::default(),
+            identity: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -389,7 +391,55 @@ impl DockerEngine {
 }
 
 impl Engine for DockerEngine {
+    async fn identity(&self) -> Result<super::Identity> {
+        self.identity
+            .get_or_try_init(|| async {
+                let v = self
+                    .call("docker version", self.bounds.call, self.docker.version())
+                    .await?;
+                // Podman names itself among the components; Docker's first
+                // component is "Engine".
+                let podman = v
+                    .components
+                    .iter()
+                    .flatten()
+                    .find(|c| c.name.contains("Podman"));
+                let (product, version) = match podman {
+                    Some(c) => (super::Product::Podman, c.version.clone()),
+                    None => (
+                        super::Product::Docker,
+                        v.version.clone().unwrap_or_default(),
+                    ),
+                };
+                Ok(super::Identity {
+                    product,
+                    version,
+                    local: self.address.starts_with("unix://"),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    async fn process(&self, id: &str) -> Result<Option<u32>> {
+        let found = self
+            .unless_missing(
+                format!("inspecting container {id}"),
+                self.bounds.call,
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(found
+            .and_then(|c| c.state)
+            .filter(|s| s.running == Some(true))
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|&p| p > 0))
+    }
+
     async fn facts(&self) -> Result<Facts> {
+        let identity = self.identity().await.ok();
         let info = self
             .call("docker info", self.bounds.call, self.docker.info())
             .await?;
@@ -402,6 +452,12 @@ impl Engine for DockerEngine {
                 .cgroup_driver
                 .map(|d| d.to_string())
                 .filter(|d| !d.is_empty()),
+            identity,
+            rootless: info
+                .security_options
+                .iter()
+                .flatten()
+                .any(|o| o.contains("rootless")),
         })
     }
 

@@ -29,8 +29,9 @@ pub const TAG_GIVEN: &str = "launch.snapshot-tag";
 #[derive(Debug, Clone)]
 pub struct Acting {
     pub uid: u32,
-    /// The owner's name as shown and labelled (`launch.owner`).
-    pub name: String,
+    /// The owner, whose name (`launch.owner`) is looked up only when a
+    /// message or a label needs it: a no-op asks no user database.
+    owner: crate::owner::Owner,
     /// The profile launch acts on, if any: a container an older launch made
     /// from this very file, before owners were recorded, is this owner's.
     pub profile: Option<PathBuf>,
@@ -51,7 +52,7 @@ impl Acting {
     pub fn owner(owner: &crate::owner::Owner, profile: &std::path::Path) -> Acting {
         Acting {
             uid: owner.uid,
-            name: owner.display(),
+            owner: owner.clone(),
             profile: Some(profile.to_path_buf()),
             scope: Scope::Owner,
         }
@@ -60,18 +61,24 @@ impl Acting {
     /// For the user running launch, on containers named on the command line.
     pub fn runner() -> Acting {
         let uid = rustix::process::geteuid().as_raw();
+        let gid = rustix::process::getegid().as_raw();
         Acting {
             uid,
-            name: crate::owner::user_name(uid).unwrap_or_else(|| uid.to_string()),
+            owner: crate::owner::Owner::of_uid(uid, gid),
             profile: None,
             scope: Scope::Runner,
         }
     }
 
+    /// The owner's name as shown and labelled: the login name, or the uid.
+    pub fn name(&self) -> String {
+        self.owner.display()
+    }
+
     fn owned(&self) -> Owned {
         Owned {
             uid: self.uid,
-            name: self.name.clone(),
+            name: self.name(),
         }
     }
 }
@@ -180,9 +187,12 @@ impl<'a, E: Engine> Gate<'a, E> {
                 Whose::Other(r.owner.name)
             });
         }
-        let mine = match c.labels.get(label::OWNER) {
-            Some(owner) => *owner == self.acting.name || *owner == self.acting.uid.to_string(),
-            None => {
+        let mine = match (c.labels.get(label::OWNER_UID), c.labels.get(label::OWNER)) {
+            (Some(uid), _) => *uid == self.acting.uid.to_string(),
+            (None, Some(owner)) => {
+                *owner == self.acting.uid.to_string() || *owner == self.acting.name()
+            }
+            (None, None) => {
                 let profile = self
                     .acting
                     .profile
@@ -249,7 +259,8 @@ impl<'a, E: Engine> Gate<'a, E> {
             Whose::Mine => Ok(known.name),
             Whose::Other(owner) => Err(forbidden(format!(
                 "{call} {}: the container belongs to {owner}, and launch acts here for {}; it never touches another owner's container",
-                known.name, self.acting.name
+                known.name,
+                self.acting.name()
             ))),
             Whose::Foreign => Err(forbidden(format!(
                 "{call} {}: launch did not make this container and never touches it",
@@ -291,7 +302,8 @@ impl<'a, E: Engine> Gate<'a, E> {
                 Err(forbidden(format!(
                     "image {image} was built by launch for {} from their [build]; {} may not run it \
                      (give the image another name, or build it from your own profile)",
-                    r.owner.name, self.acting.name
+                    r.owner.name,
+                    self.acting.name()
                 )))
             }
             _ => Ok(()),
@@ -340,6 +352,14 @@ impl<E: Engine> Engine for Gate<'_, E> {
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
         self.inner.find(name).await
+    }
+
+    async fn identity(&self) -> Result<super::Identity> {
+        self.inner.identity().await
+    }
+
+    async fn process(&self, id: &str) -> Result<Option<u32>> {
+        self.inner.process(id).await
     }
 
     async fn managed(&self) -> Result<Vec<Observed>> {
@@ -429,7 +449,7 @@ impl<E: Engine> Engine for Gate<'_, E> {
                 None => true,
                 Some((_, found)) => {
                     found.contains_key(crate::build::CONTEXT_HASH)
-                        && found.get(label::OWNER) == Some(&self.acting.name)
+                        && found.get(label::OWNER) == Some(&self.acting.name())
                 }
             },
         };
@@ -437,11 +457,11 @@ impl<E: Engine> Engine for Gate<'_, E> {
             return Err(forbidden(format!(
                 "image {tag} exists and launch did not build it for {}: a build would move a tag that others may run; \
                  give the [build] image another name",
-                self.acting.name
+                self.acting.name()
             )));
         }
         let mut labels = labels.clone();
-        labels.insert(label::OWNER.into(), self.acting.name.clone());
+        labels.insert(label::OWNER.into(), self.acting.name());
         self.inner.build(tag, context, &labels).await?;
         let id = self.inner.image_id(tag).await?.unwrap_or_default();
         self.store
@@ -466,7 +486,8 @@ impl<E: Engine> Engine for Gate<'_, E> {
         self.may_run(&spec.image).await?;
         self.may_join(spec).await?;
         let mut labels = labels.clone();
-        labels.insert(label::OWNER.into(), self.acting.name.clone());
+        labels.insert(label::OWNER.into(), self.acting.name());
+        labels.insert(label::OWNER_UID.into(), self.acting.uid.to_string());
         let id = self.inner.create(name, spec, &labels).await?;
         if self.acting.scope == Scope::Owner {
             self.record(&id, name)?;
@@ -592,7 +613,8 @@ impl<E: Engine> Engine for Gate<'_, E> {
         if self.acting.scope == Scope::Owner && r.owner.uid != self.acting.uid {
             return Err(forbidden(format!(
                 "remove image {reference}: launch made it for {}, not for {}",
-                r.owner.name, self.acting.name
+                r.owner.name,
+                self.acting.name()
             )));
         }
         self.inner.remove_image(reference).await?;
@@ -610,7 +632,7 @@ impl<E: Engine> Engine for Gate<'_, E> {
         if !mounted {
             return Err(forbidden(format!(
                 "remove volume {name}: no container of {} that launch made mounts it",
-                self.acting.name
+                self.acting.name()
             )));
         }
         self.inner.remove_volume(name).await
@@ -682,7 +704,7 @@ mod tests {
     fn acting(uid: u32) -> Acting {
         Acting {
             uid,
-            name: uid.to_string(),
+            owner: crate::owner::Owner::known(uid, uid, None, None, vec![uid]),
             profile: Some(PathBuf::from(format!("/profiles/{uid}.toml"))),
             scope: Scope::Owner,
         }

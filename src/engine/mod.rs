@@ -97,6 +97,55 @@ pub enum Removal {
     Begun,
 }
 
+/// Which engine answers (`/version`'s components): what it can do with GPUs
+/// differs (docs/architecture.md, engines as they are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub product: Product,
+    pub version: String,
+    /// Whether it runs on this host (a unix socket): only then can launch
+    /// look at its containers' processes from here.
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Product {
+    Docker,
+    Podman,
+    /// Another engine with Docker's API, by the name it gives.
+    Other(String),
+}
+
+impl Identity {
+    pub fn is_podman(&self) -> bool {
+        self.product == Product::Podman
+    }
+
+    /// `major.minor` of its version, for the features that came with one.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self
+            .version
+            .split(['.', '-', '+'])
+            .map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(a), Some(b)) => (a, b) >= (major, minor),
+            (Some(a), None) => a > major,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match &self.product {
+            Product::Docker => "Docker Engine",
+            Product::Podman => "Podman Engine",
+            Product::Other(name) => name,
+        };
+        write!(f, "{name} {}", self.version)
+    }
+}
+
 /// Engine facts that decide the GPU mode.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -105,6 +154,11 @@ pub struct Facts {
     pub cdi_spec_dirs: Vec<String>,
     /// `cgroupfs` or `systemd` (`docker info`'s CgroupDriver).
     pub cgroup_driver: Option<String>,
+    /// Which engine it is.
+    pub identity: Option<Identity>,
+    /// It runs containers as the user who runs it (`docker info`'s
+    /// security options say `rootless`).
+    pub rootless: bool,
 }
 
 /// An image launch committed (label `launch.snapshot`), as the engine lists it.
@@ -314,6 +368,11 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 #[allow(async_fn_in_trait)] // used with concrete engines only, never boxed
 pub trait Engine {
     async fn facts(&self) -> Result<Facts>;
+    /// Which engine answers, and whether it is on this host (asked once).
+    async fn identity(&self) -> Result<Identity>;
+    /// The host pid of a running container's first process; `None` when it
+    /// does not run.
+    async fn process(&self, id: &str) -> Result<Option<u32>>;
     /// The container of that name, if any.
     async fn find(&self, name: &str) -> Result<Option<Observed>>;
     /// Every container launch made (label `launch.managed=true`).

@@ -430,6 +430,20 @@ impl Engine for Recording {
         Ok(Facts::default())
     }
 
+    /// A Docker of the recording's own, not on this host: launch looks at
+    /// no container's processes.
+    async fn identity(&self) -> Result<super::Identity> {
+        Ok(super::Identity {
+            product: super::Product::Docker,
+            version: "recording".into(),
+            local: false,
+        })
+    }
+
+    async fn process(&self, _id: &str) -> Result<Option<u32>> {
+        Ok(None)
+    }
+
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
         let w = self.enter(Op::Find, name, &format!("inspecting container {name}"))?;
         Ok(w.index(name).map(|i| w.containers[i].observed()))

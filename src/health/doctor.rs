@@ -85,6 +85,10 @@ pub struct GpuFacts {
 /// What the engine said; `None` in [`Facts::engine`] when none answered.
 #[derive(Debug, Clone, Default)]
 pub struct EngineFacts {
+    /// Which engine answered.
+    pub identity: Option<crate::engine::Identity>,
+    /// A rootless engine runs containers as the user who runs it.
+    pub rootless: bool,
     pub runtimes: Vec<String>,
     /// The engine reads CDI specs (Docker 25+ with CDI on).
     pub cdi: bool,
@@ -133,6 +137,9 @@ pub struct Facts {
     pub uvm_major: Option<u32>,
     /// GPU minors without a `<dev-root>/dev/char/195:<minor>` link.
     pub missing_char_links: Vec<u32>,
+    /// GPU nodes the user running launch cannot open for reading and
+    /// writing: a rootless engine's containers cannot either.
+    pub unopenable_nodes: Vec<String>,
     pub toolkit_hook: Option<PathBuf>,
     pub cdi_dirs: Vec<PathBuf>,
     pub cdi_specs: Vec<CdiFacts>,
@@ -172,6 +179,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
         kernel_module(f),
     ];
     out.extend(kernel_view(f));
+    out.extend(engine(f));
     out.extend([
         device_nodes(f),
         persistence(f),
@@ -189,6 +197,40 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     }
     out.extend(containers(f));
     out
+}
+
+/// Which engine answers, and what that means for GPUs: Podman drops the
+/// toolkit's requests (auto uses devices mode); a rootless engine's
+/// containers open the GPU nodes as the user, who must be able to.
+fn engine(f: &Facts) -> Option<Check> {
+    let e = f.engine.as_ref()?;
+    let name = e
+        .identity
+        .as_ref()
+        .map_or_else(|| "the engine".to_string(), ToString::to_string);
+    if e.rootless && !f.unopenable_nodes.is_empty() {
+        return Some(check(
+            "engine",
+            Status::Fail,
+            format!(
+                "{name} is rootless: its containers open the GPU nodes as you, and you cannot open {}; GPU profiles cannot work with it",
+                f.unopenable_nodes.join(", ")
+            ),
+            Some(
+                "join the group that owns the nodes (ls -l /dev/nvidia*), or use the system's (root) engine",
+            ),
+        ));
+    }
+    let podman = e.identity.as_ref().is_some_and(|i| i.is_podman());
+    let note = match (podman, e.rootless) {
+        (true, true) => ": rootless; GPU profiles use devices mode (Podman drops toolkit requests)",
+        (true, false) => {
+            ": GPU profiles use devices mode, or cdi from Podman 5.4 (Podman drops toolkit requests)"
+        }
+        (false, true) => ": rootless; GPU profiles work in devices mode",
+        (false, false) => "",
+    };
+    Some(check("engine", Status::Ok, format!("{name}{note}"), None))
 }
 
 fn kernel_module(f: &Facts) -> Check {
@@ -639,6 +681,8 @@ mod tests {
             uvm: Node::Char { major: 510 },
             uvm_major: Some(510),
             engine: Some(EngineFacts {
+                identity: None,
+                rootless: false,
                 runtimes: vec!["nvidia".into(), "runc".into()],
                 cdi: false,
                 cgroup_driver: Some("systemd".into()),

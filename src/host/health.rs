@@ -51,6 +51,20 @@ pub fn gather(roots: &Roots, gpus: &GpuHost, engine: Option<EngineFacts>) -> Fac
                     .is_err()
             })
             .collect(),
+        unopenable_nodes: minors
+            .iter()
+            .map(|m| dev.join(format!("nvidia{m}")))
+            .chain([dev.join("nvidiactl")])
+            .filter(|p| p.exists())
+            .filter(|p| {
+                rustix::fs::access(
+                    p,
+                    rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+                )
+                .is_err()
+            })
+            .map(|p| p.display().to_string())
+            .collect(),
         toolkit_hook: super::find_on_path(super::TOOLKIT_HOOK),
         cdi_dirs: roots.cdi_spec_dirs.clone(),
         cdi_specs: super::nvidia_cdi_specs(&roots.cdi_spec_dirs)

@@ -6,6 +6,7 @@
 pub mod gpu;
 pub mod health;
 pub mod holders;
+pub mod reach;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,6 +168,7 @@ impl HostFacts {
             self.toolkit.engine_reachable = true;
             self.toolkit.runtimes = f.runtimes.clone();
             self.toolkit.engine_cdi = !f.cdi_spec_dirs.is_empty();
+            self.toolkit.engine = f.identity.clone();
         }
         self
     }

@@ -68,6 +68,7 @@ pub async fn apply<E: Engine>(
             let o = existing(observed)?;
             engine.stop(&o.id, spec.stop_timeout).await?;
             engine.start(&o.id).await?;
+            stop_unless_it_reaches_its_gpus(engine, spec, &o.id).await?;
             Ok(Applied {
                 id: id(),
                 ..Default::default()
@@ -76,6 +77,7 @@ pub async fn apply<E: Engine>(
         Action::Start => {
             let o = existing(observed)?;
             engine.start(&o.id).await?;
+            stop_unless_it_reaches_its_gpus(engine, spec, &o.id).await?;
             Ok(Applied {
                 id: id(),
                 ..Default::default()
@@ -116,16 +118,70 @@ async fn create_and_start<E: Engine>(
     labels: &BTreeMap<String, String>,
 ) -> Result<String> {
     let id = engine.create(&spec.name, spec, labels).await?;
-    if let Err(e) = engine.start(&id).await {
+    let started = match engine.start(&id).await {
+        Ok(()) => reaches_its_gpus(engine, spec, &id).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = started {
         if let Err(cleanup) = engine.remove(&id, false).await {
             tracing::warn!(
                 "could not remove the container that failed to start ({}): {cleanup}",
                 short(&id)
             );
         }
-        return Err(e.into());
+        return Err(e);
     }
     Ok(id)
+}
+
+/// After a GPU container starts: from the host, executing nothing in it,
+/// whether it reaches its GPUs (docs/architecture.md, engines as they are).
+/// An engine on another host cannot be looked at: a warning says so.
+pub(crate) async fn reaches_its_gpus<E: Engine>(
+    engine: &E,
+    spec: &ContainerSpec,
+    id: &str,
+) -> Result<()> {
+    let Some(gpu) = &spec.gpu else {
+        return Ok(());
+    };
+    let identity = engine.identity().await?;
+    if !identity.local {
+        tracing::warn!(
+            "{}: {identity} is not on this host, so whether the container reaches its GPUs could not be checked",
+            spec.name
+        );
+        return Ok(());
+    }
+    // A container that exited at once has nothing to look at (`--wait` says so).
+    let Some(pid) = engine.process(id).await? else {
+        return Ok(());
+    };
+    let missing = crate::host::reach::missing(Path::new("/proc"), pid, spec);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::GpusLost {
+        name: spec.name.clone(),
+        mode: gpu.mode.to_string(),
+        engine: identity.to_string(),
+        missing,
+    })
+}
+
+/// `reaches_its_gpus` for a container that existed: it is stopped when not.
+async fn stop_unless_it_reaches_its_gpus<E: Engine>(
+    engine: &E,
+    spec: &ContainerSpec,
+    id: &str,
+) -> Result<()> {
+    let reached = reaches_its_gpus(engine, spec, id).await;
+    if reached.is_err()
+        && let Err(e) = engine.stop(id, Some(0)).await
+    {
+        tracing::warn!("{}: could not stop it: {e}", spec.name);
+    }
+    reached
 }
 
 /// `create = true` bind sources are made before Docker sees them. Launch,

@@ -43,7 +43,7 @@ pub async fn down<E: Engine>(
         Whose::Other(owner) => {
             return Err(Error::Refused(format!(
                 "container {name} belongs to {owner}, and this profile acts for {}: launch never removes another owner's container",
-                engine.acting().name
+                engine.acting().name()
             )));
         }
     }

@@ -103,11 +103,10 @@ pub fn in_sync(
         && !options.force_recreate;
     // Another owner's container (by its label; the gate asks the store) is
     // for the full path to refuse.
-    let owner = found.labels.get(crate::spec::label::OWNER);
     if !simple
         || listing.leftovers.contains(&profile.name)
         || found.state != State::Running
-        || owner != Some(&profile.owner.display())
+        || !labelled_for(found, &profile.owner)
     {
         return None;
     }
@@ -125,6 +124,17 @@ pub fn in_sync(
         },
         leftovers: Vec::new(),
     })
+}
+
+/// Whether `found`'s labels say launch made it for `owner`: by uid, without
+/// asking the user database (a container of an older launch: by name).
+/// Enough for a no-op, which touches nothing; what acts asks the gate.
+fn labelled_for(found: &Observed, owner: &crate::owner::Owner) -> bool {
+    use crate::spec::label;
+    match found.labels.get(label::OWNER_UID) {
+        Some(uid) => *uid == owner.uid.to_string(),
+        None => found.labels.get(label::OWNER) == Some(&owner.display()),
+    }
 }
 
 /// What `up` did to one profile's container.
@@ -178,7 +188,7 @@ pub async fn build_due<E: Engine>(
         None => Some("the image is missing".to_string()),
         Some(_) if !mine => Some(format!(
             "launch did not build it for {}",
-            engine.acting().name
+            engine.acting().name()
         )),
         Some((_, labels)) => match labels.get(build::CONTEXT_HASH) {
             Some(hash) if *hash == context.hash => None,
@@ -314,7 +324,16 @@ async fn plan_on<E: Engine>(
             options,
         );
     }
-    if let Some(found) = &observed
+    // Whose it is: a container in sync and labelled for this owner is left
+    // as it is without asking the store; anything that acts asks the gate.
+    let judged = match &observed {
+        Some(found) if found.is_managed() => {
+            plan.action.changes_something() || !labelled_for(found, &profile.owner)
+        }
+        _ => false,
+    };
+    if judged
+        && let Some(found) = &observed
         && let Whose::Other(holder) = engine.whose(found)?
     {
         plan.action = Action::Refuse(format!(
@@ -525,6 +544,47 @@ async fn join_check<E: Engine>(cx: &Context<'_, E>, profile: &Profile) -> Result
     }))
 }
 
+/// Before a GPU container is made: the mode must be one the engine keeps.
+/// Podman drops toolkit requests (and CDI's before 5.4) without an error,
+/// which would start the container without its GPUs (docs/architecture.md,
+/// engines as they are). Refused at `gpus`, naming the versions.
+async fn engine_check<E: Engine>(
+    cx: &Context<'_, E>,
+    profile: &Profile,
+    spec: &ContainerSpec,
+) -> Result<()> {
+    use crate::spec::InjectionMode;
+    let Some(gpu) = &spec.gpu else {
+        return Ok(());
+    };
+    if gpu.mode == InjectionMode::Devices {
+        return Ok(());
+    }
+    let engine = cx.engine.identity().await?;
+    if !engine.is_podman() {
+        return Ok(());
+    }
+    let why = match gpu.mode {
+        InjectionMode::Toolkit => format!(
+            "mode = \"toolkit\" on {engine}: Podman drops the toolkit's device requests without an error, so the container would start without its GPUs"
+        ),
+        InjectionMode::Cdi if !engine.at_least(5, 4) => format!(
+            "mode = \"cdi\" on {engine}: Podman keeps CDI device requests from its API only since 5.4"
+        ),
+        _ => return Ok(()),
+    };
+    let span = profile
+        .gpus
+        .as_ref()
+        .map_or(profile.places.start.clone(), |g| g.span.clone());
+    Err(Error::Profile(crate::profile::Diagnostics {
+        sources: std::sync::Arc::clone(&profile.sources),
+        items: vec![crate::profile::Diagnostic::new(span, why).help(
+            "set mode = \"devices\" under [gpus]: launch then mounts the GPUs and the driver itself",
+        )],
+    }))
+}
+
 /// After the look: pull if needed, then apply the plan. Returns the plan,
 /// the spec it was for, and what apply did.
 async fn make<E: Engine>(
@@ -577,6 +637,7 @@ async fn make<E: Engine>(
         group_check(cx, &spec).await?;
         platform_check(cx, profile, &spec).await?;
         join_check(cx, profile).await?;
+        engine_check(cx, profile, &spec).await?;
     }
     let applied = apply::apply(engine, profile, &spec, observed.as_ref(), &plan.action).await?;
     Ok((plan, spec, applied))
