@@ -163,8 +163,14 @@ fn a_failed_build_shows_the_failing_step_and_leaves_the_container_running() {
         "the failing step: {}",
         out.stderr
     );
+    // Docker's builder says "returned a non-zero code", Podman's "exit status".
+    let failed = if support::docker::podman() {
+        "exit status 1"
+    } else {
+        "non-zero code"
+    };
     assert!(
-        out.stderr.contains("about to fail") && out.stderr.contains("non-zero code"),
+        out.stderr.contains("about to fail") && out.stderr.contains(failed),
         "the builder's own lines: {}",
         out.stderr
     );

@@ -132,13 +132,15 @@ fn logs_of_a_missing_container_says_so() {
 
 /// The tags of the snapshots of `name` that exist, sorted.
 fn snapshot_tags(name: &str) -> Vec<String> {
-    let out = docker(&[
-        "images",
-        "--format",
-        "{{.Tag}}",
-        &format!("launch-snapshots/{name}"),
-    ]);
-    let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+    let repo = format!("launch-snapshots/{name}");
+    let out = docker(&["images", "--format", "{{.Repository}} {{.Tag}}", &repo]);
+    // Podman lists every name of a matching image, and in full (docker.io/…).
+    let mut tags: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(r, _)| r.trim_start_matches("docker.io/") == repo)
+        .map(|(_, t)| t.to_string())
+        .collect();
     tags.sort();
     tags
 }

@@ -127,6 +127,7 @@ fn run_as_schema_1(w: &World) {
 #[test]
 fn a_container_made_by_an_older_launch_keeps_running_until_a_real_change() {
     needs_docker!();
+    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
     let w = World::new("schema", FakeGpuHost::builder().gpus(1), &[], &[]);
     w.write("");
     run_as_schema_1(&w);

@@ -330,17 +330,20 @@ fn round_trip(seed: &str, privileged: bool) {
 #[test]
 fn seed_script_v1_round_trips_through_import_and_up() {
     needs_docker!();
+    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("paddle-8gpu", false);
 }
 
 #[test]
 fn seed_script_v2_round_trips_at_spec_level() {
     needs_docker!();
+    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("cs-ddm", true);
 }
 
 #[test]
 fn seed_script_v3_round_trips_at_spec_level() {
     needs_docker!();
+    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("cs-torch", true);
 }

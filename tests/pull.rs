@@ -217,6 +217,9 @@ fn show(o: &Output) -> String {
 #[test]
 fn pull_missing_pulls_an_absent_image_once() {
     needs_docker!();
+    not_on_podman!(
+        "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
+    );
     let registry = Registry::start(false);
     let s = Scratch::new("pull-missing");
     let [(one, one_id), (two, two_id)] = two_images(&s);
@@ -256,6 +259,9 @@ fn pull_missing_pulls_an_absent_image_once() {
 #[test]
 fn pull_never_with_the_image_absent_fails_saying_so() {
     needs_docker!();
+    not_on_podman!(
+        "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
+    );
     let registry = Registry::start(false);
     let s = Scratch::new("pull-never");
     let [(one, _), _] = two_images(&s);
@@ -282,6 +288,9 @@ fn pull_never_with_the_image_absent_fails_saying_so() {
 #[test]
 fn pull_always_recreates_the_container_when_the_tag_moved() {
     needs_docker!();
+    not_on_podman!(
+        "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
+    );
     let registry = Registry::start(false);
     let s = Scratch::new("pull-always");
     let [(one, one_id), (two, two_id)] = two_images(&s);
@@ -320,6 +329,9 @@ fn pull_always_recreates_the_container_when_the_tag_moved() {
 #[test]
 fn registry_credentials_come_from_the_docker_config() {
     needs_docker!();
+    not_on_podman!(
+        "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
+    );
     let registry = Registry::start(true);
     let s = Scratch::new("pull-auth");
     let [(one, one_id), _] = two_images(&s);
@@ -361,6 +373,9 @@ fn registry_credentials_come_from_the_docker_config() {
 #[test]
 fn registry_credentials_come_from_a_credential_helper() {
     needs_docker!();
+    not_on_podman!(
+        "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
+    );
     let registry = Registry::start(true);
     let s = Scratch::new("pull-helper");
     let [(one, one_id), _] = two_images(&s);

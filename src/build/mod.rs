@@ -91,33 +91,29 @@ pub fn check_host(profile: &Profile) -> Result<()> {
             b.context_span.clone(),
             others_wrote(&b.context, &m, profile),
         )),
-        Ok(m) if let Some(why) = crate::profile::files::written_by_others(&b.context, &m) => {
-            Some((
-                b.context_span.clone(),
-                format!(
-                    "build context {}: someone other than its owner could change it: {why}",
-                    b.context.display()
-                ),
-            ))
-        }
+        Ok(m) if let Some(why) = written_by_others(&b.context, &m) => Some((
+            b.context_span.clone(),
+            format!(
+                "build context {}: someone other than its owner could change it: {why}",
+                b.context.display()
+            ),
+        )),
         Ok(_) => match std::fs::metadata(b.context.join(&b.dockerfile)) {
             Ok(m) if m.is_file() && !written_by(&m, profile) => Some((
                 b.dockerfile_span.clone(),
                 others_wrote(&b.context.join(&b.dockerfile), &m, profile),
             )),
-            Ok(m) if m.is_file() => crate::profile::files::written_by_others(
-                &b.context.join(&b.dockerfile),
-                &m,
-            )
-            .map(|why| {
-                (
-                    b.dockerfile_span.clone(),
-                    format!(
-                        "Dockerfile {}: someone other than its owner could change it: {why}",
-                        b.dockerfile
-                    ),
-                )
-            }),
+            Ok(m) if m.is_file() => {
+                written_by_others(&b.context.join(&b.dockerfile), &m).map(|why| {
+                    (
+                        b.dockerfile_span.clone(),
+                        format!(
+                            "Dockerfile {}: someone other than its owner could change it: {why}",
+                            b.dockerfile
+                        ),
+                    )
+                })
+            }
             _ => Some((
                 b.dockerfile_span.clone(),
                 format!(
@@ -135,6 +131,13 @@ pub fn check_host(profile: &Profile) -> Result<()> {
             items: vec![Diagnostic::new(span, message)],
         })),
     }
+}
+
+/// `files::written_by_others`, for a path looked at once.
+fn written_by_others(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let mut folders = crate::profile::files::Folders::default();
+    crate::profile::files::written_by_others(path, &canonical, meta, &mut folders)
 }
 
 /// Whether the profile's acting owner (or root) owns a context file: what a

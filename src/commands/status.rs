@@ -83,6 +83,8 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 None => drift(c, profile.as_ref(), &facts, &managed),
             };
             let gpus = c.gpus();
+            // As the profile wrote it (Podman reports docker.io/… in full).
+            let image = c.spec().map_or_else(|| c.image.clone(), |s| s.image);
             let profile = c.labels.get(label::PROFILE).cloned().unwrap_or_default();
             // Containers made before launch wrote `launch.owner` have none.
             let owner = c.labels.get(label::OWNER);
@@ -90,7 +92,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 println!(
                     "{}",
                     json!({
-                        "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": c.image,
+                        "name": c.name, "id": c.id, "state": c.state.as_str(), "started_at": c.started_at, "image": image,
                         "engine": identity,
                         "gpus": gpus, "owner": owner.map_or("unknown", String::as_str),
                         "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
@@ -103,7 +105,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 c.name.clone(),
                 c.state.as_str().to_string(),
                 if gpus.is_empty() { "-".into() } else { gpus.join(",") },
-                c.image.clone(),
+                image.clone(),
                 owner.map_or("-", String::as_str).to_string(),
                 profile,
                 drift,

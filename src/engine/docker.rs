@@ -161,12 +161,21 @@ impl DockerEngine {
 
     /// The engine's inspection of an image; `None` when it has no such image.
     async fn inspect_image(&self, image: &str) -> Result<Option<bollard::models::ImageInspect>> {
-        self.unless_missing(
-            format!("inspecting image {image}"),
-            self.bounds.call,
-            self.docker.inspect_image(image),
-        )
-        .await
+        let mut tries = 0;
+        loop {
+            let answer = self
+                .unless_missing(
+                    format!("inspecting image {image}"),
+                    self.bounds.call,
+                    self.docker.inspect_image(image),
+                )
+                .await;
+            match answer {
+                Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
+                other => return other,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs one call within `after`; a failure becomes the error for the user.
@@ -344,6 +353,19 @@ pub fn check_address(address: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// How often an answer that Podman gives only for a moment is asked again.
+const PASSING_TRIES: u32 = 40;
+
+/// An answer Podman 4 gives only for a moment: a container between exiting
+/// and its cleanup is `stopped`, a state Docker's API does not have; an
+/// image inspected while another image goes cannot be read. Asked again
+/// (50 ms apart), it answers as Docker would.
+fn passing(e: &EngineError) -> bool {
+    let text = e.to_string();
+    text.contains("unknown variant `stopped`")
+        || (text.contains("failed to convert ImageData") && text.contains("image not known"))
+}
+
 /// "client version 1.53 is too new. Maximum supported API version is 1.41" → 1.41.
 fn max_api_version(message: &str) -> Option<ClientVersion> {
     let (_, version) = message.rsplit_once("Maximum supported API version is ")?;
@@ -453,24 +475,38 @@ impl Engine for DockerEngine {
                 .map(|d| d.to_string())
                 .filter(|d| !d.is_empty()),
             identity,
+            // Docker says so in its security options; rootless Podman keeps
+            // its storage in the user's home.
             rootless: info
                 .security_options
                 .iter()
                 .flatten()
-                .any(|o| o.contains("rootless")),
+                .any(|o| o.contains("rootless"))
+                || info
+                    .docker_root_dir
+                    .as_deref()
+                    .is_some_and(|d| d.contains("/.local/share/containers")),
         })
     }
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
-        let Some(c) = self
-            .unless_missing(
-                format!("inspecting container {name}"),
-                self.bounds.call,
-                self.docker
-                    .inspect_container(name, None::<InspectContainerOptions>),
-            )
-            .await?
-        else {
+        let mut tries = 0;
+        let found = loop {
+            let answer = self
+                .unless_missing(
+                    format!("inspecting container {name}"),
+                    self.bounds.call,
+                    self.docker
+                        .inspect_container(name, None::<InspectContainerOptions>),
+                )
+                .await;
+            match answer {
+                Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
+                other => break other?,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let Some(c) = found else {
             return Ok(None);
         };
         // Docker also resolves an id prefix: a profile named like the start

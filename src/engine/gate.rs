@@ -276,7 +276,10 @@ impl<'a, E: Engine> Gate<'a, E> {
         let Some(r) = self.store.image(reference).map_err(Self::store_failed)? else {
             return Ok(None);
         };
-        if self.inner.image_id(reference).await?.as_deref() == Some(r.image_id.as_str()) {
+        // Podman answers a commit with the id without its `sha256:`.
+        let bare = |id: &str| id.trim_start_matches("sha256:").to_string();
+        let now = self.inner.image_id(reference).await?.map(|id| bare(&id));
+        if now == Some(bare(&r.image_id)) {
             return Ok(Some(r));
         }
         self.store

@@ -324,8 +324,10 @@ impl EngineError {
             message: message.clone(),
         };
         let call = call.into();
+        // Podman answers 500 for a container it is removing right then.
+        let missing = status == 404 || (status == 500 && message.contains("no such container"));
         match status {
-            404 => EngineError::NotFound {
+            _ if missing => EngineError::NotFound {
                 call,
                 message,
                 source,

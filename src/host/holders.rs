@@ -45,14 +45,16 @@ impl Holder {
 }
 
 /// The container id in a `/proc/<pid>/cgroup`: Docker's cgroupfs paths
-/// (`/docker/<id>`) and systemd's (`docker-<id>.scope`), v1 and v2.
+/// (`/docker/<id>`) and systemd's (`docker-<id>.scope`), and Podman's
+/// (`/libpod_parent/libpod-<id>`, `libpod-<id>.scope`), v1 and v2.
 pub fn container_id(cgroup: &str) -> Option<String> {
     cgroup.lines().find_map(|line| {
         let path = line.splitn(3, ':').nth(2)?;
         path.split('/').find_map(|part| {
+            let part = part.strip_suffix(".scope").unwrap_or(part);
             let id = part
                 .strip_prefix("docker-")
-                .and_then(|p| p.strip_suffix(".scope"))
+                .or_else(|| part.strip_prefix("libpod-"))
                 .unwrap_or(part);
             (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
         })
@@ -168,6 +170,14 @@ mod tests {
         );
         assert_eq!(
             container_id(&format!("0::/system.slice/docker-{id}.scope\n")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id(&format!("5:devices:/libpod_parent/libpod-{id}\n")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id(&format!("0::/machine.slice/libpod-{id}.scope/container\n")),
             Some(id.clone())
         );
         assert_eq!(

@@ -29,19 +29,20 @@ pub fn missing(proc_root: &Path, pid: u32, spec: &ContainerSpec) -> Vec<String> 
         .iter()
         .filter_map(|d| d.container.strip_prefix("/dev/nvidia")?.parse().ok())
         .collect();
+    let rules = device_rules(proc_root, pid);
     for minor in &minors {
         let node = root.join(format!("dev/nvidia{minor}"));
-        if !is_char_device(&node) {
+        let Some((major, number)) = char_device(&node) else {
             out.push(format!("/dev/nvidia{minor}"));
-        }
-    }
-    if let Some(rules) = device_rules(proc_root, pid) {
-        for minor in &minors {
-            if !allows(&rules, 195, *minor) {
-                out.push(format!(
-                    "access to /dev/nvidia{minor} (the container's device cgroup denies 195:{minor})"
-                ));
-            }
+            continue;
+        };
+        // The node's own numbers: a stand-in node is allowed as itself.
+        if let Some(rules) = &rules
+            && !allows(rules, major, number)
+        {
+            out.push(format!(
+                "access to /dev/nvidia{minor} (the container's device cgroup denies {major}:{number})"
+            ));
         }
     }
     let wanted = |cap: &str| gpu.capabilities.iter().any(|c| c == cap || c == "all");
@@ -71,9 +72,15 @@ pub fn missing(proc_root: &Path, pid: u32, spec: &ContainerSpec) -> Vec<String> 
     out
 }
 
-fn is_char_device(path: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+/// A character device's major and minor numbers.
+fn char_device(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).ok()?;
+    if !m.file_type().is_char_device() {
+        return None;
+    }
+    let dev = rustix::fs::Dev::from(m.rdev());
+    Some((rustix::fs::major(dev), rustix::fs::minor(dev)))
 }
 
 /// The container's device cgroup rules (cgroup v1's `devices.list`), when

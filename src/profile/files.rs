@@ -43,9 +43,13 @@ pub struct Text {
 
 /// The text of a regular file of at most [`MAX_SIZE`] bytes, which only its
 /// owner (and root) can have written.
-pub fn read_owned_text(path: &Path) -> Result<Text, ReadError> {
+pub fn read_owned_text(
+    path: &Path,
+    canonical: &Path,
+    folders: &mut Folders,
+) -> Result<Text, ReadError> {
     let (text, meta) = read(path)?;
-    only_owner_writes(path, &meta)?;
+    only_owner_writes(path, canonical, &meta, folders)?;
     Ok(Text {
         text,
         uid: meta.uid(),
@@ -53,11 +57,30 @@ pub fn read_owned_text(path: &Path) -> Result<Text, ReadError> {
     })
 }
 
+/// The owner and mode of folders looked at in one run: a folder's profiles
+/// share the folders above them.
+#[derive(Debug, Default)]
+pub struct Folders(std::collections::HashMap<std::path::PathBuf, Option<(u32, u32)>>);
+
+impl Folders {
+    fn get(&mut self, dir: &Path) -> Option<(u32, u32)> {
+        *self
+            .0
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| std::fs::metadata(dir).ok().map(|m| (m.uid(), m.mode())))
+    }
+}
+
 /// Why someone other than the owner of `path` (and root) could have
 /// written it: the file is group- or other-writable, or a folder above it
 /// lets another user replace it (writable by group or others without the
 /// sticky bit, or owned by someone else). `None`: only its owner could.
-pub fn written_by_others(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+pub fn written_by_others(
+    path: &Path,
+    canonical: &Path,
+    meta: &std::fs::Metadata,
+    folders: &mut Folders,
+) -> Option<String> {
     let owner = meta.uid();
     if meta.mode() & 0o022 != 0 {
         return Some(format!(
@@ -66,24 +89,22 @@ pub fn written_by_others(path: &Path, meta: &std::fs::Metadata) -> Option<String
             path.display()
         ));
     }
-    let real = std::fs::canonicalize(path).ok()?;
-    for dir in real.ancestors().skip(1) {
-        let Ok(d) = std::fs::metadata(dir) else {
+    for dir in canonical.ancestors().skip(1) {
+        let Some((uid, mode)) = folders.get(dir) else {
             continue;
         };
-        let sticky = d.mode() & 0o1000 != 0;
-        if d.uid() != 0 && d.uid() != owner {
+        let sticky = mode & 0o1000 != 0;
+        if uid != 0 && uid != owner {
             return Some(format!(
-                "its folder {} belongs to uid {}, who could replace it",
+                "its folder {} belongs to uid {uid}, who could replace it",
                 dir.display(),
-                d.uid()
             ));
         }
-        if d.mode() & 0o022 != 0 && !sticky {
+        if mode & 0o022 != 0 && !sticky {
             return Some(format!(
                 "its folder {} can be written by group or others (mode {:03o}), who could replace it; `chmod go-w {}`",
                 dir.display(),
-                d.mode() & 0o777,
+                mode & 0o777,
                 dir.display()
             ));
         }
@@ -91,8 +112,13 @@ pub fn written_by_others(path: &Path, meta: &std::fs::Metadata) -> Option<String
     None
 }
 
-fn only_owner_writes(path: &Path, meta: &std::fs::Metadata) -> Result<(), ReadError> {
-    match written_by_others(path, meta) {
+fn only_owner_writes(
+    path: &Path,
+    canonical: &Path,
+    meta: &std::fs::Metadata,
+    folders: &mut Folders,
+) -> Result<(), ReadError> {
+    match written_by_others(path, canonical, meta, folders) {
         None => Ok(()),
         Some(why) => Err(ReadError {
             missing: false,
@@ -227,6 +253,11 @@ mod tests {
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "image = \"x\"\n").unwrap();
         let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        // Each read as a new run: the folders are looked at afresh.
+        let read_owned_text = |f: &Path| {
+            let canonical = std::fs::canonicalize(f).unwrap();
+            super::read_owned_text(f, &canonical, &mut Folders::default())
+        };
         mode(&file, 0o644).unwrap();
         assert!(read_owned_text(&file).is_ok());
         mode(&file, 0o664).unwrap();

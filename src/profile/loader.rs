@@ -35,6 +35,8 @@ pub struct Loader {
     /// Whose files are trusted (root, the policy's admins): the acting owner
     /// of a profile is the least trusted of its writers.
     trust: Trust,
+    /// Folders above the files read, looked at once a run.
+    folders: files::Folders,
     /// The profile being loaded (canonical), which whoever runs launch named.
     top: PathBuf,
     /// Canonical paths already worked out: a folder's profiles name the
@@ -196,7 +198,7 @@ impl Loader {
             }
             return file;
         }
-        let file = match files::read_owned_text(path) {
+        let file = match files::read_owned_text(path, &key, &mut self.folders) {
             Ok(read) => {
                 let base =
                     self.sources
@@ -226,7 +228,7 @@ impl Loader {
         let base = match self.texts.get(&key) {
             Some(known) => known.clone(),
             None => {
-                let read = files::read_owned_text(path).map(|read| {
+                let read = files::read_owned_text(path, &key, &mut self.folders).map(|read| {
                     self.sources
                         .add_file(path, read.text, Some((read.uid, read.gid)), secret)
                 });

@@ -356,12 +356,23 @@ pub(crate) async fn at_risk<E: Engine>(
         .chain([spec])
         .flat_map(|s| s.mounts.iter().map(|m| m.target.clone()))
         .collect();
+    let mut ignore = profile.recreate.ignore.clone();
+    // Podman writes the container's user into /etc/passwd and /etc/group
+    // when the image has no entry for it: the engine's, not the user's.
+    let user_set = old.spec().is_some_and(|s| s.user.is_some());
+    if user_set && engine.identity().await.is_ok_and(|i| i.is_podman()) {
+        ignore.extend(PODMAN_USER_FILES.iter().map(|p| p.to_string()));
+    }
     Ok(significant_changes(
         engine.changes(&old.id).await?,
-        &profile.recreate.ignore,
+        &ignore,
         &mount_targets,
     ))
 }
+
+/// What Podman writes into a container that runs as a user the image does
+/// not name.
+const PODMAN_USER_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
 
 /// The label on every image launch commits, valued with the container's
 /// name: how `prune` tells launch's snapshots from images that only share

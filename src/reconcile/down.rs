@@ -95,19 +95,17 @@ pub async fn down<E: Engine>(
 /// the engine says it is in use ("remove data: volume is in use - [3f2a…]").
 async fn why_kept<E: Engine>(engine: &E, e: &EngineError) -> String {
     let message = e.message();
+    // The container ids in the engine's words: Docker's "volume is in use -
+    // [3f2a…]", Podman's "…used by the following container(s): 3f2a…: …".
     let users = e
         .is_conflict()
         .then(|| {
-            let (_, list) = message.rsplit_once('[')?;
-            let (list, _) = list.split_once(']')?;
-            Some(
-                list.split([',', ' '])
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            )
+            message
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .filter(|t| t.len() == 64)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
         })
-        .flatten()
         .filter(|ids| !ids.is_empty());
     let Some(ids) = users else {
         return message;

@@ -544,26 +544,45 @@ async fn join_check<E: Engine>(cx: &Context<'_, E>, profile: &Profile) -> Result
     }))
 }
 
-/// Before a GPU container is made: the mode must be one the engine keeps.
+/// Before a container is made: what the engine would drop or misread.
 /// Podman drops toolkit requests (and CDI's before 5.4) without an error,
-/// which would start the container without its GPUs (docs/architecture.md,
-/// engines as they are). Refused at `gpus`, naming the versions.
+/// which would start the container without its GPUs, and reads a seccomp
+/// profile's JSON as a file name (docs/architecture.md, engines as they
+/// are). Refused at the key, naming the versions.
 async fn engine_check<E: Engine>(
     cx: &Context<'_, E>,
     profile: &Profile,
     spec: &ContainerSpec,
 ) -> Result<()> {
     use crate::spec::InjectionMode;
-    let Some(gpu) = &spec.gpu else {
-        return Ok(());
-    };
-    if gpu.mode == InjectionMode::Devices {
+    let seccomp_file = spec.security_opt.iter().any(|o| o.starts_with("seccomp={"));
+    let gpu_mode = spec.gpu.as_ref().map(|g| g.mode);
+    if !seccomp_file && matches!(gpu_mode, None | Some(InjectionMode::Devices)) {
         return Ok(());
     }
     let engine = cx.engine.identity().await?;
     if !engine.is_podman() {
         return Ok(());
     }
+    if seccomp_file {
+        let span = profile
+            .places
+            .key("security_opt")
+            .unwrap_or(profile.places.start.clone());
+        return Err(Error::Profile(crate::profile::Diagnostics {
+            sources: std::sync::Arc::clone(&profile.sources),
+            items: vec![crate::profile::Diagnostic::new(
+                span,
+                format!(
+                    "a seccomp profile file on {engine}: Podman's API reads `seccomp=` as a path on its own host, not as the profile's JSON that Docker's API takes"
+                ),
+            )
+            .help("leave the seccomp profile out on Podman, or run this profile on Docker")],
+        }));
+    }
+    let Some(gpu) = &spec.gpu else {
+        return Ok(());
+    };
     let why = match gpu.mode {
         InjectionMode::Toolkit => format!(
             "mode = \"toolkit\" on {engine}: Podman drops the toolkit's device requests without an error, so the container would start without its GPUs"

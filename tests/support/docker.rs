@@ -27,8 +27,39 @@ pub fn available(test: &str) -> bool {
         eprintln!(
             "skipping {test}: no Docker daemon answers (set LAUNCH_REQUIRE_DOCKER=1 to fail instead)"
         );
+        note_skip(&format!("{test}: no Docker daemon answers"));
     }
     ok
+}
+
+/// Whether the engine under test is Podman (`LAUNCH_TEST_ENGINE=podman`,
+/// with `DOCKER_HOST` pointing at its socket): `.ci/run`'s second round.
+pub fn podman() -> bool {
+    std::env::var("LAUNCH_TEST_ENGINE").as_deref() == Ok("podman")
+}
+
+/// Why a test that pastes a rendered `docker run` line with devices cannot
+/// run against Podman: the docker CLI, not launch, stops there.
+pub const CLI_DEVICES_ON_PODMAN: &str = "the docker CLI parses --device for the server's OS, which Podman's API does not report (`docker: unknown server OS`)";
+
+/// Skips `test`, saying why on stderr, and in `LAUNCH_SKIP_LOG` (one line
+/// a skip) when set: `.ci/run` prints how many were skipped, and why.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("skipping {test} on podman: {why}");
+    note_skip(&format!("{test} on podman: {why}"));
+}
+
+/// Appends a line to `LAUNCH_SKIP_LOG`, when the run keeps one.
+pub fn note_skip(line: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("LAUNCH_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 /// The running test's name: libtest runs each test on a thread named after it.

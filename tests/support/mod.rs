@@ -14,6 +14,19 @@ macro_rules! needs_docker {
     };
 }
 
+/// Declares that a test cannot hold on Podman, and why, as its first lines
+/// after `needs_docker!()`: on Podman (`LAUNCH_TEST_ENGINE=podman`) it is
+/// skipped with the reason printed, and counted as skipped, never passed.
+#[allow(unused_macros)]
+macro_rules! not_on_podman {
+    ($why:expr) => {
+        if $crate::support::docker::podman() {
+            $crate::support::docker::skip(&$crate::support::docker::current_test(), $why);
+            return;
+        }
+    };
+}
+
 pub mod cli;
 pub mod docker;
 pub mod fake_gpu;

@@ -208,10 +208,12 @@ pub fn translate(
     }
     for u in hc.ulimits.iter().flatten() {
         let (soft, hard) = (u.soft.unwrap_or(-1), u.hard.unwrap_or(-1));
-        opt(
-            "--ulimit",
-            format!("{}={soft}:{hard}", u.name.clone().unwrap_or_default()),
-        );
+        // Podman names them as the kernel does (`RLIMIT_NOFILE`).
+        let name = u.name.clone().unwrap_or_default();
+        let name = name
+            .strip_prefix("RLIMIT_")
+            .map_or(name.clone(), str::to_ascii_lowercase);
+        opt("--ulimit", format!("{name}={soft}:{hard}"));
     }
     let mut sysctls: Vec<_> = hc.sysctls.iter().flatten().collect();
     sysctls.sort();
