@@ -10,7 +10,11 @@
 #   - a recreate under `changed_files = "discard"` of a container with
 #     20 000 changed files against one with none, and beside it `docker rm`
 #     of such a container against one with none (the daemon's floor);
-#   - the peak RSS of a no-op `launch up`.
+#   - the peak RSS of a no-op `launch up`;
+#   - a leased GPU no-op that takes a sample (the tick of the minute is
+#     cleared before each run) against the GPU no-op without a lease;
+#   - `launch usage --since 30d` over a store holding 30 days of 8 GPUs
+#     sampled every minute (examples/lease_history.rs), and that store's size.
 # Writes the figures to docs/benchmarks.md (or $1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,7 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 docker info >/dev/null 2>&1 || scripts/start-docker.sh
 cargo build --release --locked
+cargo build --release --locked --example lease_history
 launch=$PWD/target/release/launch
 
 image=launch-bench/busybox:1
@@ -76,6 +81,13 @@ mkdir -p "$work/gpu-one" "$work/gpu-sixteen"
 gpu_profile launch-bench-gpu "$work/gpu-one/gpu.toml" 18902 0
 for i in $(seq 1 16); do gpu_profile "launch-bench-gpu-$i" "$work/gpu-sixteen/g$i.toml" $((18930 + i)) $((i % 8)); done
 
+# The same GPU profile with a lease, in a state store of its own.
+mkdir -p "$work/gpu-leased"
+gpu_profile launch-bench-leased "$work/gpu-leased/leased.toml" 18903 2
+printf '[lease]\nidle_after = "1d"\n' >>"$work/gpu-leased/leased.toml"
+export LAUNCH_STATE_DIR=$work/state
+untick="python3 -c \"import sqlite3; c = sqlite3.connect('$work/state/state.db'); c.execute('DELETE FROM ticks'); c.commit()\""
+
 # Recreate: the same container with one env value changed, so each run
 # recreates; the prepare step makes the old one (and its changed files).
 recreate_profile() { # file rev
@@ -110,6 +122,15 @@ hyperfine -N --warmup 10 --runs 100 --export-json "$work/gpu-noop.json" \
 hyperfine -N --warmup 5 --runs 50 --export-json "$work/gpu-sixteen-noop.json" \
   -n "launch up DIR (16 GPU profiles, no-op)" "$launch up -q $work/gpu-sixteen" \
   -n "launch up (1 GPU profile, no-op)" "$launch up -q $work/gpu-one/gpu.toml"
+"$launch" up -q "$work/gpu-leased/leased.toml"
+hyperfine -N --warmup 10 --runs 100 --export-json "$work/leased-noop.json" \
+  --prepare "$untick" -n "launch up (leased GPU, no-op, one sample)" "$launch up -q $work/gpu-leased/leased.toml" \
+  --prepare "$untick" -n "launch up (GPU, no-op)" "$launch up -q $work/gpu-one/gpu.toml"
+# 30 days of 8 GPUs sampled every minute, through the tick's own write.
+"$PWD/target/release/examples/lease_history" "$work/history" 30 8
+store_bytes=$(stat -c %s "$work/history/state.db")
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/usage.json" \
+  -n "launch usage --since 30d" "env LAUNCH_STATE_DIR=$work/history $launch usage --since 30d"
 # Five runs: each prepares 20 000 files, which takes seconds.
 hyperfine --runs 5 --export-json "$work/recreate.json" \
   --prepare "$rec_old && $rec_files" \
@@ -137,9 +158,9 @@ hyperfine --runs 10 --export-json "$work/sixteen.json" \
 "$launch" up -q "$work/one/one.toml"
 rss_kib=$(/usr/bin/time -f '%M' "$launch" up -q "$work/one/one.toml" 2>&1 >/dev/null | tail -n 1)
 
-python3 - "$work" "$rss_kib" "$out" <<'PY'
+python3 - "$work" "$rss_kib" "$out" "$store_bytes" <<'PY'
 import json, platform, subprocess, sys, datetime
-work, rss_kib, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, rss_kib, out, store_bytes = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 def means(name):
     r = json.load(open(f"{work}/{name}.json"))["results"]
     return [(x["command"], x["mean"], x["stddev"]) for x in r]
@@ -168,6 +189,10 @@ row("cold `launch up`", cold, 1.05)
 row("16 profiles, cold", sixteen, 0.6)
 row("recreate, `changed_files = \"discard\"`, 20 000 changed files", recreate, 1.5)
 lines.append(f"| peak RSS of a no-op `launch up` | {rss_kib/1024:.1f} MiB | | | ≤ 16 MiB | {'yes' if rss_kib <= 16*1024 else 'no'} |")
+row("no-op `launch up`, leased GPU profile, taking a sample", means("leased-noop"), 2)
+usage = means("usage")[0]
+lines.append(f"| `launch usage --since 30d`, 30 days of 8 GPUs sampled every minute | {usage[1]*1000:.1f} ms ± {usage[2]*1000:.1f} | | | ≤ 200 ms | {'yes' if usage[1] <= 0.2 else 'no'} |")
+lines.append(f"| the state store after those 30 days (raw samples kept 14 days, hourly sums) | {store_bytes/1e6:.1f} MB | | | ≤ 20 MB | {'yes' if store_bytes <= 20e6 else 'no'} |")
 lines += [
     "",
     "GPU rows run against the fake 8-GPU host of `scripts/fake-gpu-host.sh` (fake",

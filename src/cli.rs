@@ -287,6 +287,13 @@ fn since(s: &str) -> Result<i64, String> {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ByArg {
+    Owner,
+    Container,
+    Gpu,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PullArg {
     Missing,
     Always,
@@ -423,6 +430,48 @@ pub enum Command {
         /// The tag to give the image instead of the time.
         #[arg(long, value_name = "T")]
         tag: Option<String>,
+    },
+
+    /// Bring back a container its lease reclaimed, or give one more time
+    /// before it is.
+    ///
+    /// The lease begins again from now, as an edit of the profile would
+    /// begin it: idle time and a duration `until` count from now, and the
+    /// next `launch up` (your cron line) starts the container. --for or
+    /// --until set a new end, which the policy's `[lease] max_until` judges
+    /// like the profile's (exit 3 past it); a lease that ended at a fixed
+    /// time needs one. Only the container's owner, root or a policy admin
+    /// renews it.
+    ///
+    /// Examples: `launch renew train`, `launch renew train --for 2d`,
+    /// `launch renew train --until 2026-12-24T18:00:00Z`.
+    Renew {
+        /// A profile (its container) or a container's name.
+        #[arg(value_name = "PROFILE|NAME")]
+        target: String,
+        /// The lease ends no sooner than this time (RFC 3339).
+        #[arg(long, value_name = "TIME", conflicts_with = "for_")]
+        until: Option<String>,
+        /// The lease ends no sooner than this long from now (`8h`, `2d`).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+
+    /// GPU-hours on this host: held and busy, the idle share, and reclaims.
+    ///
+    /// From the samples `launch up` takes for leased profiles (at most one a
+    /// minute per host) and keeps in the state store: every holder of a GPU
+    /// is counted, launch's containers under their owner, other containers
+    /// and processes under the user they run as. A GPU-minute is busy when
+    /// its holder's processes used the SMs above 5 %. Samples are kept two
+    /// weeks, hourly sums a year.
+    Usage {
+        /// How far back: a duration (`7d`, `12h`) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN", default_value = "7d")]
+        since: String,
+        /// One row per owner, container or GPU.
+        #[arg(long, value_enum, default_value = "owner")]
+        by: ByArg,
     },
 
     /// Remove old snapshots and the leftovers of interrupted recreates; only

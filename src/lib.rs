@@ -22,6 +22,7 @@ pub mod exit;
 pub mod health;
 pub mod host;
 pub mod image_ref;
+pub mod lease;
 pub mod owner;
 pub mod policy;
 pub mod profile;

@@ -292,6 +292,7 @@ pub async fn admit<'a, E: Engine>(
     facts: &HostFacts,
     engine: Option<&E>,
     pull: bool,
+    store: &Store,
 ) -> (Vec<(&'a Target, &'a Profile)>, Vec<Refusal<'a>>) {
     let Some(policy) = policy else {
         return (valid, Vec::new());
@@ -304,13 +305,14 @@ pub async fn admit<'a, E: Engine>(
     let mut kept = Vec::new();
     for (target, profile) in valid {
         let owner = profile.owner.uid;
-        let mut host = match on_host(policy, profile, facts, engine, pull, &mut managed).await {
-            Ok(host) => host,
-            Err(e) => {
-                refused.push((target, e));
-                continue;
-            }
-        };
+        let mut host =
+            match on_host(policy, profile, facts, engine, pull, &mut managed, store).await {
+                Ok(host) => host,
+                Err(e) => {
+                    refused.push((target, e));
+                    continue;
+                }
+            };
         if let Some(held) = host.owner_gpus.as_mut() {
             *held += pending.get(&owner).copied().unwrap_or(0);
         }
@@ -341,6 +343,7 @@ pub async fn on_host<E: Engine>(
     engine: Option<&E>,
     pull: bool,
     managed: &mut Option<Vec<Observed>>,
+    store: &Store,
 ) -> Result<OnHost> {
     let mut host = OnHost {
         gpu_count: match facts.gpus() {
@@ -385,6 +388,7 @@ pub async fn on_host<E: Engine>(
         if managed.is_none() {
             *managed = Some(managed_or_none(engine).await?);
         }
+        let released = crate::lease::released(store);
         let owner = profile.owner.display();
         // A GPU this host no longer has is held by no one.
         let here = |uuid: &String| match facts.gpus() {
@@ -396,6 +400,7 @@ pub async fn on_host<E: Engine>(
                 .iter()
                 .flatten()
                 .filter(|c| c.labels.get(crate::spec::label::OWNER) == Some(&owner))
+                .filter(|c| crate::lease::holds_gpus(c, &released))
                 .filter(|c| !crate::engine::is_name_or_aside(&c.name, &profile.name))
                 .map(|c| c.gpus().iter().filter(|u| here(u)).count())
                 .sum(),

@@ -2270,6 +2270,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "memory_swap",
     "platform",
     "log",
+    "lease",
 ];
 
 #[test]

@@ -1290,6 +1290,26 @@ fn right(key: &str, g: Gen) -> BoxedStrategy<V> {
                 g.or_any(list(g.pick(&["/tmp", "/x/..", "/data/."], &["rel", ""]), 3)),
             ),
         ]),
+        "lease" => g.table_of(vec![
+            (
+                "until",
+                g.or_any(g.pick(
+                    &["72h", "2026-12-20T18:00:00Z", "1d 12h"],
+                    &["0s", "next week", "", "2026-13-01T00:00:00Z"],
+                )),
+            ),
+            (
+                "idle_after",
+                g.or_any(g.pick(&["2h", "30m"], &["0m", "-1h", "1 fortnight"])),
+            ),
+            ("grace", g.or_any(g.pick(&["30m", "0s"], &["soon"]))),
+            (
+                "on_reclaim",
+                g.or_any(g.pick(&["stop", "snapshot", "remove"], &["kill", ""])),
+            ),
+            ("warn_before", g.or_any(g.pick(&["15m"], &["x"]))),
+            ("idle_below", g.or_any(g.int(0..150))),
+        ]),
         "init" | "read_only" => g.bool(),
         "group_add" => prop_oneof![
             g.list_of(&["1000", "44"], &["owner", "", "-1", "0x10"], 3),
@@ -1416,6 +1436,7 @@ const KEYS: &[&str] = &[
     "memory_swap",
     "log",
     "build",
+    "lease",
 ];
 
 /// Keys that are not in the format, some a typo away from one.

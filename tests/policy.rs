@@ -337,6 +337,19 @@ fn the_team_profiles_pass_the_team_policy() {
     chown(&greedy, NOBODY);
     let out = check(&policy, &dir.path().join("team")).code(3);
     assert!(out.stderr.contains("carol.toml:3:14"), "{}", out.stderr);
+    // And one whose lease runs past the policy's 14 days, at its line.
+    std::fs::remove_file(&greedy).unwrap();
+    let long = dir.write(
+        "team/dave.toml",
+        "extends = \"base.toml\"\nname = \"dave\"\ngpus = { count = 1 }\n[lease]\nuntil = \"30d\"\n",
+    );
+    chown(&long, NOBODY);
+    let out = check(&policy, &dir.path().join("team")).code(3);
+    assert!(
+        out.stderr.contains("dave.toml:5:9") && out.stderr.contains("lease.max_until"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A gid no one has, for the owner's primary group.

@@ -28,6 +28,12 @@ pub fn run(proc_root: &std::path::Path, global: &Global) -> Result<Exit> {
             }
         }
     });
+    // A reclaimed container that is down holds no GPU (leases).
+    let released = launch::lease::released(&launch::state::Store::at(&global.settings().state_dir));
+    let managed: Vec<_> = managed
+        .into_iter()
+        .filter(|c| launch::lease::holds_gpus(c, &released))
+        .collect();
     let held = launch::host::holders::holders(&host.gpus, &managed, &containers, proc_root);
     let holders = |g: &Gpu| held.get(&g.uuid).cloned().unwrap_or_default();
     if global.json {

@@ -12,10 +12,12 @@ mod logs;
 mod plan;
 mod prune;
 mod render;
+mod renew;
 mod snapshot;
 mod status;
 mod table;
 mod up;
+mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +67,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
             keep,
             dry_run,
         }) => prune::run(&targets, keep, dry_run, &cli.global),
+        Some(Command::Renew {
+            target,
+            until,
+            for_,
+        }) => renew::run(&target, until.as_deref(), for_.as_deref(), &cli.global),
+        Some(Command::Usage { since, by }) => usage::run(&since, by, &cli.global),
         Some(Command::Snapshot { target, tag }) => {
             snapshot::run(&target, tag.as_deref(), &cli.global)
         }
@@ -203,7 +211,8 @@ pub async fn allowed<'a>(
     pull: bool,
     global: &Global,
 ) -> (Vec<(&'a Target, &'a Profile)>, Exit) {
-    let (kept, refused) = launch::session::admit(policy, valid, facts, engine, pull).await;
+    let store = launch::state::Store::at(&global.settings().state_dir);
+    let (kept, refused) = launch::session::admit(policy, valid, facts, engine, pull, &store).await;
     let exit = refused
         .iter()
         .map(|(t, e)| up::report_error(t, e, global))

@@ -38,24 +38,57 @@ pub fn run(args: &[std::path::PathBuf], global: &Global) -> Result<Exit> {
         let exit = exit.worst(refused);
         let (session, locks) = (&session, &locks);
         let deadline = global.deadline();
+        let policy = policy.as_ref();
         let previews = join_all(valid.iter().map(|(_, p)| async move {
+            // A reclaimed container stays down: `up` would do nothing.
+            if let Some(lease) = launch::lease::effective(p, policy)
+                && let Some(down) = launch::lease::reclaim::tombstone(&session.store, p, &lease)?
+            {
+                return Ok(Planned::Reclaimed(down));
+            }
             let gate = session.gate(p);
             let cx = session.context(&gate, locks);
             let doing = || format!("{} was being planned", p.name);
             let work = reconcile::preview(&cx, p, Options::default());
-            launch::session::within(deadline, doing, work).await
+            launch::session::within(deadline, doing, work)
+                .await
+                .map(|p| Planned::Preview(Box::new(p)))
         }))
         .await;
         let mut exit = exit;
         for ((target, _), preview) in valid.iter().zip(previews) {
             let this = match preview {
                 Err(e) => report_error(target, &e, global),
-                Ok(p) => report(target, &p, global),
+                Ok(Planned::Preview(p)) => report(target, &p, global),
+                Ok(Planned::Reclaimed((at, reason))) => {
+                    let name = &target.loaded.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+                    let at = launch::lease::shown(at);
+                    if global.json {
+                        println!(
+                            "{}",
+                            json!({
+                                "profile": shown(&target.path), "name": name, "action": "reclaimed",
+                                "reason": reason, "reclaimed_at": at, "changes": [],
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{name}: stays down: reclaimed ({reason}) at {at}; edit the profile or `launch renew {name}`"
+                        );
+                    }
+                    Exit::Ok
+                }
             };
             exit = exit.worst(this);
         }
         Ok(exit)
     })
+}
+
+enum Planned {
+    Preview(Box<Preview>),
+    /// Its lease reclaimed it: when, and why.
+    Reclaimed((i64, String)),
 }
 
 fn report(target: &super::Target, p: &Preview, global: &Global) -> Exit {

@@ -165,6 +165,7 @@ fn resolve(
                 engine.as_ref(),
                 false,
                 &mut Some(managed.clone()),
+                &launch::state::Store::at(&global.settings().state_dir),
             )
             .await?;
             let judged = policy.judge(profile, Some(&host));

@@ -68,6 +68,24 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
         profiles.iter().flatten().filter_map(|p| p.as_ref().ok()),
     );
     let facts = rt.block_on(with_engine_facts(facts, needs, Some(&engine)));
+    // Leases: from the store, when there is one.
+    let store = super::store(global);
+    let policy = global.policy().ok().flatten();
+    let now = launch::lease::now();
+    let standing = |c: &Observed, profile: Option<&Result<Profile, String>>| {
+        if !store.exists() {
+            return None;
+        }
+        let r = launch::lease::record::get(&store, &c.name).ok().flatten()?;
+        let lease = profile
+            .and_then(|p| p.as_ref().ok())
+            .and_then(|p| launch::lease::effective(p, policy.as_ref()));
+        let latest = launch::lease::sample::latest(&store, &c.name)
+            .ok()
+            .flatten()
+            .map(|(ts, _, signal)| (ts, signal));
+        Some(launch::lease::Standing::of(lease.as_ref(), &r, latest, now))
+    };
     rt.block_on(async {
         let mut rows = Vec::new();
         for (c, profile) in listed.iter().zip(&profiles) {
@@ -81,6 +99,11 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 }
                 Some(name) => format!("leftover of {name} (launch up removes it once nothing in it would be lost)"),
                 None => drift(c, profile.as_ref(), &facts, &managed),
+            };
+            let lease = if leftover_of.is_none() {
+                standing(c, profile.as_ref())
+            } else {
+                None
             };
             let gpus = c.gpus();
             // As the profile wrote it (Podman reports docker.io/… in full).
@@ -96,7 +119,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                         "engine": identity,
                         "gpus": gpus, "owner": owner.map_or("unknown", String::as_str),
                         "driver": c.labels.get(label::DRIVER), "profile": shown(std::path::Path::new(&profile)), "drift": drift,
-                        "leftover_of": leftover_of,
+                        "leftover_of": leftover_of, "lease": lease,
                     })
                 );
             }
@@ -109,6 +132,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 owner.map_or("-", String::as_str).to_string(),
                 profile,
                 drift,
+                lease.map_or_else(|| "-".to_string(), |l| l.cell()),
             ]);
         }
         if !global.json {
@@ -117,7 +141,7 @@ pub fn run(args: &[PathBuf], global: &Global) -> Result<Exit> {
                 return Ok(exit);
             }
             println!("engine: {identity}");
-            super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "OWNER", "PROFILE", "DRIFT"], &rows);
+            super::table::print(["NAME", "STATE", "GPUS", "IMAGE", "OWNER", "PROFILE", "DRIFT", "LEASE"], &rows);
         }
         Ok(exit)
     })

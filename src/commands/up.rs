@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use launch::engine::{Engine, State};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
+use launch::lease::{self, reclaim};
 use launch::profile::{Profile, PullPolicy};
 use launch::reconcile::recover::Leftover;
 use launch::reconcile::{self, Action, Options, Outcome, plan::short};
@@ -52,6 +53,33 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         .await;
         let exit = exit.worst(refused);
         let profiles: Vec<&Profile> = valid.iter().map(|(_, p)| *p).collect();
+        // Leases (docs/architecture.md, leases): one sample of the GPUs for
+        // the host when a leased profile has GPUs, before any is judged.
+        let now = lease::now();
+        let leases: Vec<Option<launch::profile::Lease>> = profiles
+            .iter()
+            .map(|p| lease::effective(p, policy.as_ref()))
+            .collect();
+        let sampling = profiles
+            .iter()
+            .zip(&leases)
+            .any(|(p, l)| l.is_some() && p.gpus.is_some());
+        if sampling {
+            let proc_root = std::env::var_os("LAUNCH_PROC_ROOT")
+                .map_or_else(|| std::path::PathBuf::from("/proc"), Into::into);
+            let nvml = &global.settings().roots.nvml_lib;
+            if let Err(e) =
+                lease::sample::tick(&session.store, &session.engine, nvml, &proc_root, now).await
+            {
+                tracing::warn!(
+                    "the GPUs were not sampled ({e}): no container is reclaimed as idle until they are"
+                );
+            }
+        }
+        let tell = reclaim::Tell {
+            notify: policy.as_ref().and_then(|p| p.lease.notify.clone()),
+        };
+        let tell = &tell;
         // Which containers the listing already shows in sync: pure work,
         // split over two threads; the rest go to the engine.
         let in_sync = in_sync_all(session.listing.as_ref(), &session.facts, &profiles, options);
@@ -60,11 +88,24 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         let runs = valid
             .iter()
             .zip(in_sync)
-            .map(|((target, profile), in_sync)| async move {
+            .zip(leases)
+            .map(|(((target, profile), in_sync), lease)| async move {
                 // Every engine call for this profile goes through its gate.
                 let gate = session.gate(profile);
                 let cx = session.context(&gate, locks);
                 let work = async {
+                    let mut warning = None;
+                    if let Some(lease) = &lease {
+                        let hash = lease::profile_hash(profile);
+                        match reclaim::before(&gate, &session.store, profile, lease, &hash, tell, now)
+                            .await?
+                        {
+                            reclaim::Before::Proceed { warning: w } => warning = w,
+                            reclaim::Before::Reclaimed { at, reason, snapshot, now } => {
+                                return Ok(Done::Reclaimed { name: profile.name.clone(), at, reason, snapshot, now });
+                            }
+                        }
+                    }
                     let outcome = match in_sync {
                         Some(outcome) => Ok(outcome),
                         None => reconcile::up(&cx, profile, options).await,
@@ -73,12 +114,21 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
                         Ok(o) => reconcile::probe::after_up(&gate, profile, o).await,
                         failed => failed,
                     };
-                    match outcome {
+                    let outcome = match outcome {
                         Ok(o) if args.wait => wait_until_ready(&gate, &o.name, args.wait_timeout)
                             .await
                             .map(|()| o),
                         other => other,
+                    }?;
+                    if lease.is_some() {
+                        let made = matches!(&outcome.action, Action::Create | Action::Recreate { .. });
+                        let ran = made
+                            || matches!(&outcome.action, Action::Start | Action::Restart { .. } | Action::Unpause);
+                        if ran {
+                            reclaim::started(&session.store, &outcome.name, now, made)?;
+                        }
                     }
+                    Ok(Done::Up(Box::new(outcome), warning))
                 };
                 let doing = || format!("{} was being brought up", profile.name);
                 (
@@ -92,8 +142,15 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         let mut exit = exit;
         while let Some((target, result)) = runs.next().await {
             let this = match result {
-                Ok(outcome) => {
+                Ok(Done::Up(outcome, warning)) => {
+                    if let Some(w) = warning {
+                        report_warning(target, &outcome.name, &w, global);
+                    }
                     report(target, &outcome, global);
+                    Exit::Ok
+                }
+                Ok(reclaimed) => {
+                    report_reclaimed(target, &reclaimed, global);
                     Exit::Ok
                 }
                 Err(e) => report_error(target, &e, global),
@@ -102,6 +159,71 @@ pub fn run(args: &UpArgs, global: &Global) -> Result<Exit> {
         }
         Ok(exit)
     })
+}
+
+/// How one profile's run ended.
+enum Done {
+    /// Brought up (or found up), with its lease's warning if one is due.
+    Up(Box<Outcome>, Option<reclaim::Warning>),
+    /// Left down: its lease reclaimed it (`now`: this run did).
+    Reclaimed {
+        name: String,
+        at: i64,
+        reason: String,
+        snapshot: Option<String>,
+        now: bool,
+    },
+}
+
+/// A lease that ends soon: a line on stderr even under `--quiet` (it
+/// needs a person), a JSON-lines event under `--json`.
+fn report_warning(target: &Target, name: &str, w: &reclaim::Warning, global: &Global) {
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "profile": shown(&target.path), "name": name, "event": "lease-warning",
+                "reclaim_at": lease::shown(w.at), "reason": w.reason, "message": w.line,
+            })
+        );
+    } else {
+        eprintln!("warning: {}", w.line);
+    }
+}
+
+/// A container its lease keeps down: one line, exit 0.
+fn report_reclaimed(target: &Target, done: &Done, global: &Global) {
+    let Done::Reclaimed {
+        name,
+        at,
+        reason,
+        snapshot,
+        now,
+    } = done
+    else {
+        return;
+    };
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "profile": shown(&target.path), "name": name, "action": "reclaimed",
+                "reason": reason, "reclaimed_at": lease::shown(*at), "now": now,
+                "snapshot": snapshot, "exit_code": 0,
+            })
+        );
+        return;
+    }
+    if global.quiet && !now {
+        return;
+    }
+    println!(
+        "{name}: reclaimed ({reason}) at {}; edit the profile or `launch renew {name}`",
+        lease::shown(*at)
+    );
+    if let Some(s) = snapshot {
+        println!("{name}: its changed files were committed to {s}");
+    }
 }
 
 /// `reconcile::in_sync` for each profile, on two threads when there are

@@ -118,6 +118,11 @@ fn forbidden(message: String) -> EngineError {
 }
 
 impl<'a, E: Engine> Gate<'a, E> {
+    /// The state store the gate records in (leases keep theirs there too).
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     pub fn new(inner: &'a E, store: &'a Store, acting: Acting) -> Gate<'a, E> {
         Gate {
             inner,

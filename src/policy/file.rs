@@ -104,6 +104,17 @@ fn trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
 struct RawPolicy {
     admins: Option<Vec<Sp<String>>>,
     allow: Option<RawAllow>,
+    lease: Option<RawLeasePolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeasePolicy {
+    default: Option<Sp<crate::profile::raw::Lease>>,
+    max_until: Option<Sp<String>>,
+    max_idle_after: Option<Sp<String>>,
+    exempt: Option<Vec<Sp<String>>>,
+    notify: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +158,7 @@ pub fn parse(path: &Path, text: String) -> Result<Policy> {
         path: path.to_path_buf(),
         admins: Vec::new(),
         allow: Allow::default(),
+        lease: super::LeasePolicy::default(),
     };
     if let Some(raw) = raw {
         policy.admins = raw
@@ -167,6 +179,9 @@ pub fn parse(path: &Path, text: String) -> Result<Policy> {
         if let Some(a) = raw.allow {
             policy.allow = allow(a, &mut items, &at);
         }
+        if let Some(l) = raw.lease {
+            policy.lease = lease(l, &mut items, &at);
+        }
     }
     if items.is_empty() {
         Ok(policy)
@@ -175,6 +190,51 @@ pub fn parse(path: &Path, text: String) -> Result<Policy> {
             sources: Arc::new(sources),
             items,
         }))
+    }
+}
+
+fn lease(
+    l: RawLeasePolicy,
+    items: &mut Vec<Diagnostic>,
+    at: &dyn Fn(std::ops::Range<usize>) -> std::ops::Range<usize>,
+) -> super::LeasePolicy {
+    use crate::profile::lease::duration;
+    let mut time = |v: &Option<Sp<String>>, key: &str| {
+        let v = v.as_ref()?;
+        match duration(v.get(), key) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                items.push(Diagnostic::new(at(v.span()), message));
+                None
+            }
+        }
+    };
+    let max_until = time(&l.max_until, "max_until");
+    let max_idle_after = time(&l.max_idle_after, "max_idle_after");
+    let default = l.default.and_then(|d| {
+        let span = at(d.span());
+        match crate::profile::lease::from_raw(d.get()) {
+            Ok(mut lease) => {
+                lease.span = span;
+                Some(lease)
+            }
+            Err(message) => {
+                items.push(Diagnostic::new(span, format!("lease.default: {message}")));
+                None
+            }
+        }
+    });
+    super::LeasePolicy {
+        default,
+        max_until,
+        max_idle_after,
+        exempt: l
+            .exempt
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.into_inner())
+            .collect(),
+        notify: l.notify.map(Sp::into_inner),
     }
 }
 

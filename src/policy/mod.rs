@@ -26,6 +26,20 @@ pub struct Policy {
     /// User names and `@group`s the rules do not bind.
     pub admins: Vec<String>,
     pub allow: Allow,
+    pub lease: LeasePolicy,
+}
+
+/// `[lease]`: how long GPU containers of owners it binds may hold them.
+#[derive(Debug, Clone, Default)]
+pub struct LeasePolicy {
+    /// The lease of a GPU profile that writes none.
+    pub default: Option<crate::profile::Lease>,
+    pub max_until: Option<std::time::Duration>,
+    pub max_idle_after: Option<std::time::Duration>,
+    /// Owners and `@group`s no lease binds.
+    pub exempt: Vec<String>,
+    /// A command run (by `sh -c`) when a lease warns or reclaims.
+    pub notify: Option<String>,
 }
 
 /// `[allow]`; an absent key allows nothing (for `images`: anything).
@@ -95,6 +109,53 @@ impl Policy {
         !self.admins.iter().any(|a| owner.is(a))
     }
 
+    /// Whether the lease rules (a default lease, the caps) bind `owner`:
+    /// not an admin, not `exempt`.
+    pub fn leases_bind(&self, owner: &Owner) -> bool {
+        self.binds(owner) && !self.lease.exempt.iter().any(|e| owner.is(e))
+    }
+
+    /// Why a lease ending `seconds` from now (or after), or idle for
+    /// `idle_after`, is longer than the policy allows `owner`; `None` when
+    /// it is not.
+    pub fn lease_too_long(
+        &self,
+        owner: &Owner,
+        until: Option<std::time::Duration>,
+        idle_after: Option<std::time::Duration>,
+    ) -> Option<(&'static str, String)> {
+        if !self.leases_bind(owner) {
+            return None;
+        }
+        let show = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        let who = owner.display();
+        if let (Some(max), Some(until)) = (self.lease.max_until, until)
+            && until > max
+        {
+            return Some((
+                "lease.max_until",
+                format!(
+                    "a lease of {} is longer than {who} may hold GPUs (policy allows {})",
+                    show(until),
+                    show(max)
+                ),
+            ));
+        }
+        if let (Some(max), Some(idle)) = (self.lease.max_idle_after, idle_after)
+            && idle > max
+        {
+            return Some((
+                "lease.max_idle_after",
+                format!(
+                    "idle_after {} is longer than {who}'s GPUs may sit idle (policy allows {})",
+                    show(idle),
+                    show(max)
+                ),
+            ));
+        }
+        None
+    }
+
     /// Every rule `profile` breaks, each at the key that breaks it.
     pub fn judge(&self, profile: &Profile, host: Option<&OnHost>) -> Vec<Diagnostic> {
         if !self.binds(&profile.owner) {
@@ -118,6 +179,7 @@ impl Policy {
         j.device_cgroup_rules();
         j.group_add();
         j.gpus();
+        j.lease();
         j.out.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
         j.out
     }
@@ -144,11 +206,15 @@ impl Judge<'_> {
         self.profile.owner.display()
     }
 
-    /// A violation of `rule` at `span` (or the file's start).
+    /// A violation of `allow.{rule}` at `span` (or the file's start).
     fn refuse(&mut self, span: Option<Span>, rule: &str, message: String) {
+        self.refuse_rule(span, &format!("allow.{rule}"), message);
+    }
+
+    fn refuse_rule(&mut self, span: Option<Span>, rule: &str, message: String) {
         let span = span.unwrap_or_else(|| self.start());
         self.out.push(
-            Diagnostic::new(span, format!("{message} (policy rule `allow.{rule}`)")).help(format!(
+            Diagnostic::new(span, format!("{message} (policy rule `{rule}`)")).help(format!(
                 "the policy {} decides what profiles of owners other than its admins may use ({}); \
                  the owner of a profile is the owner of its file",
                 self.policy.path.display(),
@@ -502,6 +568,36 @@ impl Judge<'_> {
                 "group_add",
                 message,
             );
+        }
+    }
+
+    /// A lease longer than `[lease] max_until` / `max_idle_after` allows,
+    /// at the key that says so. An absolute `until` is measured from now.
+    fn lease(&mut self) {
+        let Some(lease) = &self.profile.lease else {
+            return;
+        };
+        let until = lease.until.map(|u| match u {
+            crate::profile::Until::After(d) => d,
+            crate::profile::Until::At(t) => t
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|t| {
+                    let now = u64::try_from(crate::lease::now()).unwrap_or(0);
+                    t.checked_sub(std::time::Duration::from_secs(now))
+                })
+                .unwrap_or_default(),
+        });
+        for (until, idle_after, span) in [
+            (until, None, lease.until_span.clone()),
+            (None, lease.idle_after, lease.idle_after_span.clone()),
+        ] {
+            if let Some((rule, message)) =
+                self.policy
+                    .lease_too_long(&self.profile.owner, until, idle_after)
+            {
+                self.refuse_rule(span.or(Some(lease.span.clone())), rule, message);
+            }
         }
     }
 

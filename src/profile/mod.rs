@@ -14,6 +14,7 @@ pub(crate) mod files;
 mod folder;
 mod gpus;
 mod interpolate;
+pub mod lease;
 pub mod lint;
 mod load;
 mod loader;
@@ -38,10 +39,11 @@ pub use build::{Build, DEFAULT_DOCKERFILE};
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use folder::{Target, targets, targets_trusting};
+pub use lease::{Lease, Until};
 pub use loader::Loader;
 pub use namespaces::{Ipc, Network, Pid, Shared};
 pub use ports::{PortBinding, Protocol};
-pub use raw::{ChangedFiles, GpuMode, PullPolicy};
+pub use raw::{ChangedFiles, GpuMode, OnReclaim, PullPolicy};
 pub use run_options::{LogConfig, RunOptions};
 pub use security::{SECURITY_OPTS, capability};
 pub use source::{SourceMap, Span};
@@ -88,6 +90,8 @@ pub struct Profile {
     pub recreate: RecreatePolicy,
     /// `[build]`: `image` is built from a Dockerfile, never pulled.
     pub build: Option<Build>,
+    /// `[lease]`: how long it may hold its GPUs.
+    pub lease: Option<Lease>,
     /// init, group_add, sysctls, … (docs/architecture.md, translation).
     pub run: RunOptions,
     /// The files it was read from, for errors found later against the host.

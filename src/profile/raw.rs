@@ -29,6 +29,9 @@ impl<T> Sp<T> {
     pub fn get(&self) -> &T {
         self.0.get_ref()
     }
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
 }
 
 impl<T: JsonSchema> JsonSchema for Sp<T> {
@@ -117,6 +120,9 @@ pub struct RawProfile {
     pub recreate: Option<Sp<Recreate>>,
     /// Build `image` from a Dockerfile instead of pulling it.
     pub build: Option<Sp<Build>>,
+    /// How long the container may hold its GPUs: until a time, and while
+    /// they do work; then it is reclaimed (stopped, snapshotted or removed).
+    pub lease: Option<Sp<Lease>>,
     /// Run an init process (tini) as PID 1 that reaps zombies (`--init`).
     pub init: Option<Sp<bool>>,
     /// Supplementary groups, names or ids (`--group-add`).
@@ -188,6 +194,33 @@ pub struct Recreate {
     pub changed_files: Option<Sp<ChangedFiles>>,
     /// Paths whose changes do not count (besides /tmp, /var/tmp, /run, /var/log).
     pub ignore: Option<Vec<Sp<String>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    /// An RFC 3339 time (`"2026-12-20T18:00:00Z"`), or a duration since the
+    /// container was made (`"72h"`); past it the container is reclaimed.
+    pub until: Option<Sp<String>>,
+    /// Reclaim once its GPUs did no work for this long (`"2h"`).
+    pub idle_after: Option<Sp<String>>,
+    /// No idle counting this long after a (re)start; default none.
+    pub grace: Option<Sp<String>>,
+    /// `stop` (default), `snapshot` (commit the writable layer, then stop) or `remove`.
+    pub on_reclaim: Option<Sp<OnReclaim>>,
+    /// Warn this long before reclaiming; default none.
+    pub warn_before: Option<Sp<String>>,
+    /// A sample counts as busy above this SM use, in percent; default 5.
+    pub idle_below: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReclaim {
+    #[default]
+    Stop,
+    Snapshot,
+    Remove,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

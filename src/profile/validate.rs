@@ -202,6 +202,10 @@ pub fn validate(
     let recreate = recreate(&mut c, &raw.recreate);
     let run = super::run_options::run_options(&mut c, &raw, raw.memory.as_ref().map(|_| memory));
     let build = raw.build.as_ref().and_then(|b| build::build(&mut c, b));
+    let lease = raw
+        .lease
+        .as_ref()
+        .and_then(|l| super::lease::lease(&mut c, l, raw.gpus.is_some()));
     // A built image is known by its tag; a digest names an image that
     // already exists, so it cannot also be built.
     if let (Some(_), Some(written), Some(image)) = (&raw.build, &raw.image, &image)
@@ -301,6 +305,7 @@ pub fn validate(
         healthcheck,
         recreate,
         build,
+        lease,
         run,
         sources: Arc::default(),
     })

@@ -9,7 +9,7 @@ pub mod plan;
 pub mod probe;
 pub mod recover;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -278,7 +278,11 @@ async fn plan_on<E: Engine>(
         profile.gpus.as_ref().map(|g| &g.selection),
         Some(GpuSelection::Count(_))
     ) {
-        engine.managed().await?
+        // A reclaimed container that is down holds no GPU (leases).
+        let released = crate::lease::released(engine.store());
+        let mut managed = engine.managed().await?;
+        managed.retain(|c| crate::lease::holds_gpus(c, &released));
+        managed
     } else {
         Vec::new()
     };

@@ -135,6 +135,12 @@ impl Store {
         &self.dir
     }
 
+    /// Whether the store's file exists: a reader with nothing to read need
+    /// not make one.
+    pub fn exists(&self) -> bool {
+        self.dir.join(FILE).exists()
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self
             .conn

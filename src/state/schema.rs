@@ -25,6 +25,63 @@ const STEPS: &[&str] = &[
         tag_given INTEGER NOT NULL,
         made INTEGER NOT NULL
     );",
+    // 2: leases, GPU samples and their hourly sums, events (docs/architecture.md,
+    // leases). Samples name their GPU and holder by number: a year of a busy
+    // host's minutes stays small.
+    "CREATE TABLE ticks (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    );
+    CREATE TABLE gpus (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE holders (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        UNIQUE (kind, name, owner)
+    );
+    CREATE TABLE samples (
+        ts INTEGER NOT NULL,
+        gpu INTEGER NOT NULL,
+        holder INTEGER NOT NULL,
+        sm INTEGER NOT NULL,
+        signal INTEGER NOT NULL,
+        PRIMARY KEY (ts, gpu, holder)
+    ) WITHOUT ROWID;
+    CREATE INDEX samples_holder ON samples (holder, ts);
+    CREATE TABLE hourly (
+        hour INTEGER NOT NULL,
+        gpu INTEGER NOT NULL,
+        holder INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        busy INTEGER NOT NULL,
+        PRIMARY KEY (hour, gpu, holder)
+    ) WITHOUT ROWID;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner_uid INTEGER NOT NULL,
+        owner_name TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        started INTEGER NOT NULL,
+        last_busy INTEGER,
+        warned INTEGER,
+        reclaimed INTEGER,
+        reason TEXT,
+        profile_hash TEXT,
+        lease TEXT,
+        renewed_until INTEGER
+    );
+    CREATE TABLE events (
+        ts INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_ts ON events (ts);",
 ];
 
 /// Brings the store up to date, in one transaction per step: a run killed

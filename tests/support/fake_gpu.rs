@@ -218,6 +218,39 @@ impl FakeGpuHost {
     pub fn nvml_config(&self) -> PathBuf {
         self.root.join("nvml/fake-nvml.conf")
     }
+
+    /// What the GPUs do from now on, as the next NVML start reads it: the
+    /// compute processes (GPU index, pid, SM use in %) instead of those
+    /// configured, and each listed GPU's own utilization (index, %).
+    pub fn set_usage(&self, procs: &[(u32, u32, u32)], util: &[(u32, u32)]) {
+        let path = self.nvml_config();
+        let text = std::fs::read_to_string(&path).expect("the fake NVML config");
+        let mut out = String::new();
+        for line in text.lines().filter(|l| !l.starts_with("proc ")) {
+            let index = line
+                .strip_prefix("gpu index=")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|i| i.parse::<u32>().ok());
+            match index.and_then(|i| util.iter().find(|(g, _)| *g == i)) {
+                Some((_, u)) => {
+                    let fields: Vec<String> = line
+                        .split(' ')
+                        .map(|f| match f.strip_prefix("util_gpu=") {
+                            Some(_) => format!("util_gpu={u}"),
+                            None => f.to_string(),
+                        })
+                        .collect();
+                    out += &fields.join(" ");
+                }
+                None => out += line,
+            }
+            out.push('\n');
+        }
+        for (gpu, pid, sm) in procs {
+            out += &format!("proc gpu={gpu} pid={pid} mem=1048576 sm={sm}\n");
+        }
+        std::fs::write(&path, out).expect("write the fake NVML config");
+    }
 }
 
 pub struct FakeGpuHostBuilder {

@@ -16,6 +16,8 @@
  *       mem_total=N mem_used=N mem_reserved=N util_gpu=N util_mem=N mig=0|1
  *       pci_device_id=0x233010DE            (all fields optional; '_' in name = ' ')
  *   proc gpu=1 pid=4242 mem=1073741824    a compute process on GPU index 1
+ *       sm=N                              its SM use (%), which nvmlDeviceGetProcessUtilization
+ *                                         samples (a process with sm=0 has no sample, as NVML)
  *
  * Config errors make nvmlInit return NVML_ERROR_UNKNOWN (999) and print a
  * "fake-nvml:" line on stderr, so a broken test setup is loud.
@@ -125,6 +127,7 @@ struct fake_proc {
     unsigned int gpu;
     unsigned int pid;
     unsigned long long mem;
+    unsigned int sm;
 };
 
 static struct {
@@ -163,6 +166,7 @@ static const char *const known_functions[] = {
     "nvmlDeviceGetUtilizationRates",
     "nvmlDeviceGetComputeRunningProcesses_v3",
     "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetProcessUtilization",
     "nvmlDeviceGetMigMode",
     NULL,
 };
@@ -334,7 +338,7 @@ static int parse_gpu(char *rest, const char *path, int line, unsigned int *next_
 /* "proc gpu=N pid=N mem=N" */
 static int parse_proc(char *rest, const char *path, int line)
 {
-    struct fake_proc p = {0, 0, 0};
+    struct fake_proc p = {0, 0, 0, 0};
     int have_gpu = 0, have_pid = 0;
     char *save = NULL;
     if (g.proc_count >= MAX_PROCS)
@@ -353,6 +357,8 @@ static int parse_proc(char *rest, const char *path, int line)
             have_pid = 1;
         } else if (strcmp(tok, "mem") == 0) {
             bad = parse_ull(eq + 1, &p.mem);
+        } else if (strcmp(tok, "sm") == 0) {
+            bad = parse_uint(eq + 1, &p.sm) || p.sm > 100;
         } else {
             return config_fail(path, line, "unknown proc field", tok);
         }
@@ -817,6 +823,54 @@ nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsig
 {
     DEVICE_GUARD(device);
     return list_procs(device, infoCount, infos, 1);
+}
+#endif
+
+/* nvmlProcessUtilizationSample_t */
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp;
+    unsigned int smUtil;
+    unsigned int memUtil;
+    unsigned int encUtil;
+    unsigned int decUtil;
+} nvmlProcessUtilizationSample_t;
+
+_Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "nvmlProcessUtilizationSample_t layout");
+
+#ifndef OMIT_nvmlDeviceGetProcessUtilization
+/* One sample a process that used the SMs (sm > 0), stamped now: what the
+ * driver has buffered since any earlier timestamp. */
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
+                                             nvmlProcessUtilizationSample_t *utilization,
+                                             unsigned int *processSamplesCount,
+                                             unsigned long long lastSeenTimeStamp)
+{
+    DEVICE_GUARD(device);
+    (void)lastSeenTimeStamp;
+    if (processSamplesCount == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    unsigned int n = 0;
+    for (unsigned int i = 0; i < g.proc_count; i++)
+        n += g.procs[i].gpu == device->index && g.procs[i].sm > 0;
+    if (utilization == NULL || *processSamplesCount < n) {
+        *processSamplesCount = n;
+        return n == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    unsigned int out = 0;
+    for (unsigned int i = 0; i < g.proc_count && out < n; i++) {
+        if (g.procs[i].gpu != device->index || g.procs[i].sm == 0)
+            continue;
+        utilization[out].pid = g.procs[i].pid;
+        utilization[out].timeStamp = 1700000000000000ULL;
+        utilization[out].smUtil = g.procs[i].sm;
+        utilization[out].memUtil = 0;
+        utilization[out].encUtil = 0;
+        utilization[out].decUtil = 0;
+        out++;
+    }
+    *processSamplesCount = out;
+    return NVML_SUCCESS;
 }
 #endif
 

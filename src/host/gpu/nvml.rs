@@ -115,6 +115,74 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
     })
 }
 
+/// What one GPU did, for the leases' samples (docs/architecture.md, leases).
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub uuid: String,
+    /// The GPU's own utilization (%), when the driver reports it.
+    pub utilization: Option<u32>,
+    /// The pids of its compute processes (host pids).
+    pub processes: Vec<u32>,
+    /// Each process's SM use (%) since the last sample; `None` when the
+    /// GPU cannot report per-process samples.
+    pub samples: Option<Vec<(u32, u32)>>,
+}
+
+/// Every GPU's activity since `since` (NVML's timestamp, in µs; `None`:
+/// whatever the driver has buffered).
+pub fn activity(lib: &Path, since: Option<u64>) -> Result<Vec<Activity>, NvmlFailure> {
+    let nvml = Nvml::builder()
+        .lib_path(lib.as_os_str())
+        .init()
+        .map_err(|e| NvmlFailure::Call {
+            call: "nvmlInit",
+            reason: e.to_string(),
+        })?;
+    let count = nvml.device_count().map_err(|e| NvmlFailure::Call {
+        call: "nvmlDeviceGetCount",
+        reason: e.to_string(),
+    })?;
+    let mut out = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let device = nvml.device_by_index(index).map_err(|e| NvmlFailure::Call {
+            call: "nvmlDeviceGetHandleByIndex",
+            reason: e.to_string(),
+        })?;
+        let Some(uuid) = known(device.uuid(), "nvmlDeviceGetUUID") else {
+            continue;
+        };
+        let processes = known(
+            device.running_compute_processes(),
+            "nvmlDeviceGetComputeRunningProcesses",
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.pid)
+        .collect();
+        let samples = known(
+            device.process_utilization_stats(since),
+            "nvmlDeviceGetProcessUtilization",
+        )
+        .map(|all| {
+            // The highest of each process's samples in the period.
+            let mut by_pid: std::collections::BTreeMap<u32, u32> = Default::default();
+            for s in all {
+                let e = by_pid.entry(s.pid).or_default();
+                *e = (*e).max(s.sm_util);
+            }
+            by_pid.into_iter().collect()
+        });
+        out.push(Activity {
+            uuid,
+            utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates")
+                .map(|u| u.gpu),
+            processes,
+            samples,
+        });
+    }
+    Ok(out)
+}
+
 /// Each GPU's persistence mode, by NVML index (`None`: the driver cannot
 /// tell), for `launch doctor`.
 pub fn persistence_modes(lib: &Path) -> Result<Vec<Option<bool>>, NvmlFailure> {

@@ -18,6 +18,13 @@ fn literals(l: &[String]) -> Vec<String> {
 pub fn render(input: &Input<'_>) -> Output {
     let spec = input.spec;
     let mut drops = Drops::default();
+    // Compose keeps a container up; it has no lease (`launch up` does).
+    super::lease_limit(
+        input.profile,
+        &mut drops,
+        Some("compose has no time limit for a service"),
+        "compose",
+    );
     let mut s = Map::new();
     s.insert("image".into(), json!(spec.image));
     s.insert("container_name".into(), json!(spec.name));

@@ -441,6 +441,14 @@ pub fn render(input: &Input<'_>) -> Output {
         metadata["annotations"] = Value::Object(annotations);
     }
     let restart = spec.restart.as_ref().map_or(RestartName::No, |r| r.name);
+    let deadline = super::lease_limit(
+        input.profile,
+        &mut drops,
+        matches!(restart, RestartName::Always | RestartName::UnlessStopped).then_some(
+            "a Deployment's pods are replaced, never ended: activeDeadlineSeconds needs a Pod or Job (restart \"no\" or \"on-failure\")",
+        ),
+        "Kubernetes",
+    );
     let workload = match restart {
         RestartName::Always | RestartName::UnlessStopped => {
             pod.insert("restartPolicy".into(), json!("Always"));
@@ -460,10 +468,16 @@ pub fn render(input: &Input<'_>) -> Output {
             if let Some(n) = spec.restart.as_ref().and_then(|r| r.max_retries) {
                 job["backoffLimit"] = json!(n);
             }
+            if let Some(s) = deadline {
+                job["activeDeadlineSeconds"] = json!(s);
+            }
             json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job })
         }
         RestartName::No => {
             pod.insert("restartPolicy".into(), json!("Never"));
+            if let Some(s) = deadline {
+                pod.insert("activeDeadlineSeconds".into(), json!(s));
+            }
             json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": Value::Object(pod) })
         }
     };

@@ -77,6 +77,37 @@ impl Drops {
     }
 }
 
+/// A profile's `[lease]` where the target has a time limit that means what
+/// `until = "<duration>"` means (Kubernetes' `activeDeadlineSeconds`,
+/// Slurm's `--time`): the seconds, when `limit` can carry them; every other
+/// part of the lease is dropped, saying why. `limit`: why the target cannot
+/// carry a duration here, or `None` when it can.
+pub fn lease_limit(
+    profile: &Profile,
+    drops: &mut Drops,
+    limit: Option<&str>,
+    target: &str,
+) -> Option<u64> {
+    let lease = profile.lease.as_ref()?;
+    let mut seconds = None;
+    match (lease.until, limit) {
+        (Some(crate::profile::Until::After(d)), None) => seconds = Some(d.as_secs().max(1)),
+        (Some(crate::profile::Until::After(_)), Some(why)) => drops.drop("lease.until", why),
+        (Some(crate::profile::Until::At(_)), _) => drops.drop(
+            "lease.until",
+            format!("{target} ends work after a duration, not at a time of day"),
+        ),
+        (None, _) => {}
+    }
+    if lease.idle_after.is_some() {
+        drops.drop(
+            "lease.idle_after",
+            format!("{target} does not reclaim idle GPUs (`launch up` does, or an idle culler)"),
+        );
+    }
+    seconds
+}
+
 /// A name as a DNS-1123 label (Kubernetes object names): lower case,
 /// letters, digits and `-`, at most 63 characters. `acct_x` → `acct-x`.
 pub fn dns_label(name: &str) -> String {

@@ -147,6 +147,17 @@ pub fn render(input: &Input<'_>) -> Output {
             ),
         }
     }
+    // Slurm's time limit counts from the job's start, as a lease's `until`
+    // duration counts from the container's.
+    if let Some(s) = super::lease_limit(input.profile, &mut drops, None, "Slurm") {
+        let minutes = s.div_ceil(60);
+        sbatch.push(format!(
+            "--time={}-{:02}:{:02}:00",
+            minutes / 1440,
+            minutes % 1440 / 60,
+            minutes % 60
+        ));
+    }
     let mut srun = vec![
         "srun".to_string(),
         format!("--container-image={}", pyxis_image(&spec.image)),

@@ -1,0 +1,40 @@
+//! Writes a history of GPU samples to a state store, through the same
+//! `write` a `launch up` tick uses, for the benchmarks of `launch usage` and
+//! the store's size (`scripts/bench.sh`):
+//!
+//!     cargo run --release --example lease_history -- DIR DAYS GPUS
+//!
+//! One tick a minute for DAYS days ending now; each GPU held by one launch
+//! container of one of four owners, busy half of each hour.
+
+use launch::lease::sample::{Held, Signal, write};
+use launch::state::Store;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, days, gpus] = args.as_slice() else {
+        return Err("usage: lease_history DIR DAYS GPUS".into());
+    };
+    let (days, gpus): (i64, u32) = (days.parse()?, gpus.parse()?);
+    let store = Store::at(dir);
+    let now = launch::lease::now();
+    let owners = ["alice", "bob", "carol", "dave"];
+    let start = now - days * 86_400;
+    let mut ts = start - start.rem_euclid(60);
+    while ts < now {
+        let minute = (ts / 60) % 60;
+        let held: Vec<Held> = (0..gpus)
+            .map(|g| Held {
+                gpu: format!("GPU-{g:08x}-0000-0000-0000-000000000000"),
+                kind: "launch",
+                holder: format!("{}-train-{g}", owners[g as usize % owners.len()]),
+                owner: owners[g as usize % owners.len()].to_string(),
+                sm: if minute < 30 { 60 } else { 0 },
+                signal: Signal::Process,
+            })
+            .collect();
+        write(&store, ts, 60, &held)?;
+        ts += 60;
+    }
+    Ok(())
+}
