@@ -114,6 +114,9 @@ hyperfine -N --warmup 3 --runs 30 --export-json "$work/noop.json" \
   -n "launch up (no-op)" "$launch up -q $work/one/one.toml" \
   -n "docker inspect" "docker inspect launch-bench-one"
 "$launch" up -q "$work/gpu-one/gpu.toml" "$work/gpu-sixteen"
+# Let the 17 new containers settle: the daemon is busy for a few seconds
+# after starting them, which would weigh on the first rows only.
+sleep 10
 # No-ops take milliseconds and the machine is shared: many runs, so that a
 # few preempted ones do not decide the ratio.
 hyperfine -N --warmup 10 --runs 100 --export-json "$work/gpu-noop.json" \

@@ -109,6 +109,15 @@ pub async fn before<E: Engine>(
         .map_err(state)?;
         return Ok(Before::Proceed { warning: None });
     }
+    // Written back only when it changed: a no-op writes nothing.
+    let stored = r.clone();
+    let save = |r: &Record| {
+        if *r == stored {
+            Ok(())
+        } else {
+            record::save(store, r).map_err(state)
+        }
+    };
     let sampled = sample::last_busy(store, &profile.name, lease.idle_below).map_err(state)?;
     r.last_busy = r.last_busy.max(sampled);
     // Idle only as the samples saw it: sampled lately, while it ran.
@@ -117,7 +126,7 @@ pub async fn before<E: Engine>(
         .is_some_and(|(ts, _, _)| now - ts <= sample::LONGEST && ts >= r.started);
     match decide(lease, &r, now, watched) {
         Decision::Keep => {
-            record::save(store, &r).map_err(state)?;
+            save(&r)?;
             Ok(Before::Proceed { warning: None })
         }
         Decision::Warn { reason, at } => {
@@ -144,7 +153,7 @@ pub async fn before<E: Engine>(
                 .map_err(state)?;
                 announce(profile, tell, &reason, at, &line);
             }
-            record::save(store, &r).map_err(state)?;
+            save(&r)?;
             Ok(Before::Proceed {
                 warning: (!told).then_some(Warning { at, reason, line }),
             })

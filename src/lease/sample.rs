@@ -297,15 +297,15 @@ pub async fn tick<E: crate::engine::Engine>(
     };
     let lib = nvml_lib.to_path_buf();
     let since = u64::try_from(now - weight).ok().map(|s| s * 1_000_000);
-    let activity =
-        tokio::task::spawn_blocking(move || crate::host::gpu::nvml::activity(&lib, since))
-            .await
-            .map_err(|e| crate::error::Error::Io(format!("sampling the GPUs: {e}")))?
-            .map_err(crate::error::Error::Nvml)?;
+    // NVML off the async thread while the engine lists launch's containers
+    // (labels and states are all a tick needs).
+    let nvml = tokio::task::spawn_blocking(move || crate::host::gpu::nvml::activity(&lib, since));
+    let (activity, listed) = futures_util::join!(nvml, engine.listed(&[]));
+    let activity = activity
+        .map_err(|e| crate::error::Error::Io(format!("sampling the GPUs: {e}")))?
+        .map_err(crate::error::Error::Nvml)?;
     let reclaimed = super::record::reclaimed(store).map_err(state)?;
-    let managed: Vec<Observed> = engine
-        .managed()
-        .await?
+    let managed: Vec<Observed> = listed?
         .into_iter()
         // Only a running container holds its GPUs; a reclaimed one none.
         .filter(|c| {
@@ -317,7 +317,18 @@ pub async fn tick<E: crate::engine::Engine>(
             ) && !reclaimed.contains(&c.name)
         })
         .collect();
-    let containers = engine.container_names().await?;
+    // Every container's name, only when a GPU process runs in a container
+    // launch did not make (to name it).
+    let others = activity.iter().flat_map(|a| &a.processes).any(|pid| {
+        let cgroup = std::fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup"))
+            .unwrap_or_default();
+        container_id(&cgroup).is_some_and(|id| !managed.iter().any(|c| c.id == id))
+    });
+    let containers = if others {
+        engine.container_names().await?
+    } else {
+        Vec::new()
+    };
     let held = attribute(&activity, &managed, &containers, proc_root);
     write(store, now, weight, &held).map_err(state)?;
     Ok(true)

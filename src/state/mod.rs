@@ -306,6 +306,14 @@ fn open(dir: &Path) -> Result<Connection, StoreError> {
     // only (rarely) the last transactions on a power loss.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite)?;
+    // Each run is a short process: checkpointing the WAL (two fsyncs) as it
+    // closes would be most of a leased no-op's cost. Writers checkpoint
+    // once the WAL passes 1000 pages, as SQLite does by default.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(sqlite)?;
     schema::migrate(&conn).map_err(sqlite)?;
     Ok(conn)
 }
