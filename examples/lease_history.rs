@@ -7,6 +7,7 @@
 //! One tick a minute for DAYS days ending now; each GPU held by one launch
 //! container of one of four owners, busy half of each hour.
 
+use launch::host::gpu::nvml::Activity;
 use launch::lease::sample::{Held, Signal, write};
 use launch::state::Store;
 
@@ -33,7 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 signal: Signal::Process,
             })
             .collect();
-        write(&store, ts, 60, &held)?;
+        let gpus: Vec<Activity> = held
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Activity {
+                index: i as u32,
+                uuid: h.gpu.clone(),
+                name: Some("NVIDIA H100 80GB HBM3".into()),
+                memory: Some((40 << 30, 80 << 30)),
+                utilization: Some(h.sm),
+                processes: Vec::new(),
+                samples: None,
+            })
+            .collect();
+        write(&store, ts, 60, &gpus, &held)?;
         ts += 60;
     }
     Ok(())

@@ -14,7 +14,8 @@
 #   - a leased GPU no-op that takes a sample (the tick of the minute is
 #     cleared before each run) against the GPU no-op without a lease;
 #   - `launch usage --since 30d` over a store holding 30 days of 8 GPUs
-#     sampled every minute (examples/lease_history.rs), and that store's size.
+#     sampled every minute (examples/lease_history.rs), and that store's size;
+#   - `launch report -o DIR` (page, JSON, text) over that store.
 # Writes the figures to docs/benchmarks.md (or $1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,6 +135,8 @@ hyperfine -N --warmup 10 --runs 100 --export-json "$work/leased-noop.json" \
 store_bytes=$(stat -c %s "$work/history/state.db")
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/usage.json" \
   -n "launch usage --since 30d" "env LAUNCH_STATE_DIR=$work/history $launch usage --since 30d"
+hyperfine -N --warmup 2 --runs 20 --export-json "$work/report.json" \
+  -n "launch report" "$launch report -q --db $work/history/state.db -o $work/board"
 # Five runs: each prepares 20 000 files, which takes seconds.
 hyperfine --runs 5 --export-json "$work/recreate.json" \
   --prepare "$rec_old && $rec_files" \
@@ -195,6 +198,8 @@ lines.append(f"| peak RSS of a no-op `launch up` | {rss_kib/1024:.1f} MiB | | | 
 row("no-op `launch up`, leased GPU profile, taking a sample", means("leased-noop"), 2)
 usage = means("usage")[0]
 lines.append(f"| `launch usage --since 30d`, 30 days of 8 GPUs sampled every minute | {usage[1]*1000:.1f} ms ± {usage[2]*1000:.1f} | | | ≤ 200 ms | {'yes' if usage[1] <= 0.2 else 'no'} |")
+board = means("report")[0]
+lines.append(f"| `launch report -o DIR` over those 30 days (page, JSON, text) | {board[1]*1000:.1f} ms ± {board[2]*1000:.1f} | | | ≤ 1 s | {'yes' if board[1] <= 1 else 'no'} |")
 lines.append(f"| the state store after those 30 days (raw samples kept 14 days, hourly sums) | {store_bytes/1e6:.1f} MB | | | ≤ 20 MB | {'yes' if store_bytes <= 20e6 else 'no'} |")
 lines += [
     "",

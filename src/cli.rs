@@ -286,6 +286,13 @@ fn since(s: &str) -> Result<i64, String> {
     ))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ByArg {
     Owner,
@@ -472,6 +479,36 @@ pub enum Command {
         /// One row per owner, container or GPU.
         #[arg(long, value_enum, default_value = "owner")]
         by: ByArg,
+    },
+
+    /// The lab's board: who holds which GPU now, and who used how much.
+    ///
+    /// From the state store's samples (see `launch usage`): each GPU now
+    /// (holder, owner, utilization, memory, lease), a time line of the last
+    /// day and week per GPU (who held it, how busy), GPU-hours per owner and
+    /// the lease events since --since. Run on the host, it first takes this
+    /// minute's sample if no run has. With -o DIR it writes `index.html` (a
+    /// static page: inline SVG, no script, nothing fetched), `usage.json`
+    /// and `report.txt`, for cron to keep in a web root:
+    ///
+    ///     * * * * * root launch report -q -o /var/www/html/gpus
+    ///
+    /// Without -o it prints --format (text, json or html). --db FILE reads
+    /// another host's store (a copy of its /var/lib/launch/state.db), and
+    /// may be given again: one page for several servers.
+    Report {
+        /// Write index.html, usage.json and report.txt into DIR.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// What to print when there is no -o.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Totals since: a duration (`7d`) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN", default_value = "7d")]
+        since: String,
+        /// A store file to read instead of this host's (repeatable).
+        #[arg(long = "db", value_name = "FILE")]
+        dbs: Vec<PathBuf>,
     },
 
     /// Remove old snapshots and the leftovers of interrupted recreates; only

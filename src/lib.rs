@@ -27,6 +27,7 @@ pub mod owner;
 pub mod policy;
 pub mod profile;
 pub mod reconcile;
+pub mod report;
 pub mod resolve;
 pub mod session;
 pub mod spec;

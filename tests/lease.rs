@@ -503,7 +503,7 @@ fn a_wedged_gpu_reading_busy_with_no_process_makes_no_one_busy() {
     assert!(
         status
             .stdout
-            .contains("held, ends 2026-12-01T01:00:00Z (idle 1h); by no process on its GPUs"),
+            .contains("held, ends 2026-12-01T01:00:00Z (if idle 1h); by no process on its GPUs"),
         "status says which signal: {}",
         status.stdout
     );

@@ -13,6 +13,7 @@ mod plan;
 mod prune;
 mod render;
 mod renew;
+mod report;
 mod snapshot;
 mod status;
 mod table;
@@ -73,6 +74,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
             for_,
         }) => renew::run(&target, until.as_deref(), for_.as_deref(), &cli.global),
         Some(Command::Usage { since, by }) => usage::run(&since, by, &cli.global),
+        Some(Command::Report {
+            output,
+            format,
+            since,
+            dbs,
+        }) => report::run(output.as_deref(), format, &since, &dbs, &cli.global),
         Some(Command::Snapshot { target, tag }) => {
             snapshot::run(&target, tag.as_deref(), &cli.global)
         }

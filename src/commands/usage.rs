@@ -10,16 +10,7 @@ use launch::lease::{self, usage::By};
 
 pub fn run(since: &str, by: ByArg, global: &Global) -> Result<Exit> {
     let now = lease::now();
-    let from = match humantime::parse_rfc3339_weak(since) {
-        Ok(t) => lease::seconds(t),
-        Err(_) => humantime::parse_duration(since)
-            .map(|d| now.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
-            .map_err(|_| {
-                Error::Usage(format!(
-                    "--since `{since}` is neither a duration (7d, 12h) nor an RFC 3339 time"
-                ))
-            })?,
-    };
+    let from = lease::since(since, now).map_err(Error::Usage)?;
     let (by, column) = match by {
         ByArg::Owner => (By::Owner, "OWNER"),
         ByArg::Container => (By::Container, "CONTAINER"),

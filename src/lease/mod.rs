@@ -39,6 +39,19 @@ pub fn seconds(at: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// `--since` as people write it: a duration back from `now` (`7d`) or an
+/// RFC 3339 time; Unix seconds.
+pub fn since(text: &str, now: i64) -> Result<i64, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Ok(seconds(t));
+    }
+    humantime::parse_duration(text)
+        .map(|d| now.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        .map_err(|_| {
+            format!("--since `{text}` is neither a duration (7d, 12h) nor an RFC 3339 time")
+        })
+}
+
 /// A time for people: RFC 3339, to the second, UTC.
 pub fn shown(at: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
@@ -184,9 +197,23 @@ impl Standing {
         match (self.state, &self.at) {
             ("reclaimed", _) => format!("reclaimed ({why}) at {at}"),
             (_, None) => format!("held, no end yet{signal}"),
-            (state, Some(_)) => format!("{state}, ends {at} ({why}){signal}"),
+            (state, Some(_)) => format!("{state}, ends {at} ({}){signal}", ahead(why)),
         }
     }
+}
+
+/// A reason an end will have, said ahead of it: `idle 2h` → `if idle
+/// 2h`, `its 3d lease ended` → `its 3d lease`.
+pub fn ahead(reason: &str) -> String {
+    if reason.starts_with("idle ") {
+        return format!("if {reason}");
+    }
+    if let Some(at) = reason.strip_prefix(ENDED_AT) {
+        return format!("its lease ends at{at}");
+    }
+    reason
+        .strip_suffix(" ended")
+        .map_or_else(|| reason.to_string(), str::to_string)
 }
 
 /// How the reason of a lease that ended at a fixed time begins: renewing
@@ -291,6 +318,8 @@ mod tests {
             profile_hash: None,
             lease: None,
             renewed_until: None,
+            ends: None,
+            ends_why: None,
         }
     }
 

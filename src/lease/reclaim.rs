@@ -124,6 +124,9 @@ pub async fn before<E: Engine>(
     let watched = sample::latest(store, &profile.name)
         .map_err(state)?
         .is_some_and(|(ts, _, _)| now - ts <= sample::LONGEST && ts >= r.started);
+    let ends = super::end(lease, &r, watched);
+    r.ends = ends.as_ref().map(|(at, _)| *at);
+    r.ends_why = ends.map(|(_, why)| why);
     match decide(lease, &r, now, watched) {
         Decision::Keep => {
             save(&r)?;

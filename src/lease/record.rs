@@ -32,6 +32,9 @@ pub struct Record {
     pub lease: Option<String>,
     /// `launch renew --until/--for`: the lease ends no sooner.
     pub renewed_until: Option<i64>,
+    /// When the lease ends as `up` last judged it, and why (for the board).
+    pub ends: Option<i64>,
+    pub ends_why: Option<String>,
 }
 
 impl Record {
@@ -50,6 +53,8 @@ impl Record {
             profile_hash: None,
             lease: None,
             renewed_until: None,
+            ends: None,
+            ends_why: None,
         }
     }
 }
@@ -65,7 +70,7 @@ pub struct Event {
     pub detail: String,
 }
 
-const COLUMNS: &str = "name, owner_uid, owner_name, since, started, last_busy, warned, reclaimed, reason, profile_hash, lease, renewed_until";
+const COLUMNS: &str = "name, owner_uid, owner_name, since, started, last_busy, warned, reclaimed, reason, profile_hash, lease, renewed_until, ends, ends_why";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
@@ -81,6 +86,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         profile_hash: r.get(9)?,
         lease: r.get(10)?,
         renewed_until: r.get(11)?,
+        ends: r.get(12)?,
+        ends_why: r.get(13)?,
     })
 }
 
@@ -128,8 +135,8 @@ pub fn save(store: &Store, r: &Record) -> Result<(), StoreError> {
     store.run(|c| {
         c.execute(
             "INSERT OR REPLACE INTO leases (name, owner_uid, owner_name, since, started, last_busy,
-                warned, reclaimed, reason, profile_hash, lease, renewed_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                warned, reclaimed, reason, profile_hash, lease, renewed_until, ends, ends_why)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 r.name,
                 r.owner_uid,
@@ -142,7 +149,9 @@ pub fn save(store: &Store, r: &Record) -> Result<(), StoreError> {
                 r.reason,
                 r.profile_hash,
                 r.lease,
-                r.renewed_until
+                r.renewed_until,
+                r.ends,
+                r.ends_why
             ],
         )
         .map(drop)

@@ -206,7 +206,16 @@ fn command(dir: &Path) -> String {
 /// the tick stands for `weight` seconds), and drops what is older than
 /// kept, in one transaction: a run killed mid-write leaves the tick whole
 /// or absent.
-pub fn write(store: &Store, now: i64, weight: i64, held: &[Held]) -> Result<(), StoreError> {
+pub fn write(
+    store: &Store,
+    now: i64,
+    weight: i64,
+    gpus: &[Activity],
+    held: &[Held],
+) -> Result<(), StoreError> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     store.run(|c| {
         c.execute_batch("BEGIN IMMEDIATE")?;
         let done = (|| {
@@ -226,6 +235,22 @@ pub fn write(store: &Store, now: i64, weight: i64, held: &[Held]) -> Result<(), 
                  ON CONFLICT (hour, gpu, holder)
                  DO UPDATE SET held = held + excluded.held, busy = busy + excluded.busy",
             )?;
+            let mut state = c.prepare(
+                "INSERT OR REPLACE INTO gpu_state (gpu, ts, idx, name, utilization, memory_used, memory_total)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for a in gpus {
+                let g: i64 = gpu.query_row([&a.uuid], |r| r.get(0))?;
+                let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+                let (used, total) = a.memory.map(|(u, t)| (bytes(u), bytes(t))).unzip();
+                state.execute(params![g, now, a.index, a.name, a.utilization, used, total])?;
+            }
+            if !host.is_empty() {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('host', ?1)",
+                    [&host],
+                )?;
+            }
             let hour = now - now.rem_euclid(3600);
             for h in held {
                 let g: i64 = gpu.query_row([&h.gpu], |r| r.get(0))?;
@@ -330,6 +355,6 @@ pub async fn tick<E: crate::engine::Engine>(
         Vec::new()
     };
     let held = attribute(&activity, &managed, &containers, proc_root);
-    write(store, now, weight, &held).map_err(state)?;
+    write(store, now, weight, &activity, &held).map_err(state)?;
     Ok(true)
 }

@@ -119,6 +119,8 @@ pub struct ImageRecord {
 /// nothing (a cron no-op) never opens it.
 pub struct Store {
     dir: PathBuf,
+    /// Another host's store file, read only (`launch report --db`).
+    file: Option<PathBuf>,
     conn: OnceLock<Result<Mutex<Connection>, String>>,
 }
 
@@ -127,8 +129,25 @@ impl Store {
     pub fn at(dir: impl Into<PathBuf>) -> Store {
         Store {
             dir: dir.into(),
+            file: None,
             conn: OnceLock::new(),
         }
+    }
+
+    /// A store file read as it is, never written (another host's copy for
+    /// `launch report --db`); opened when first asked.
+    pub fn read_only(file: impl Into<PathBuf>) -> Store {
+        let file = file.into();
+        Store {
+            dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            file: Some(file),
+            conn: OnceLock::new(),
+        }
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> PathBuf {
+        self.file.clone().unwrap_or_else(|| self.dir.join(FILE))
     }
 
     pub fn dir(&self) -> &Path {
@@ -138,13 +157,18 @@ impl Store {
     /// Whether the store's file exists: a reader with nothing to read need
     /// not make one.
     pub fn exists(&self) -> bool {
-        self.dir.join(FILE).exists()
+        self.path().exists()
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let conn = self
-            .conn
-            .get_or_init(|| open(&self.dir).map(Mutex::new).map_err(|e| e.to_string()));
+        let conn = self.conn.get_or_init(|| {
+            match &self.file {
+                Some(file) => open_read_only(file),
+                None => open(&self.dir),
+            }
+            .map(Mutex::new)
+            .map_err(|e| e.to_string())
+        });
         let conn = conn.as_ref().map_err(|why| StoreError::Unsafe {
             path: self.dir.display().to_string(),
             why: why.clone(),
@@ -155,7 +179,7 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn).map_err(|source| StoreError::Sqlite {
-            path: self.dir.join(FILE).display().to_string(),
+            path: self.path().display().to_string(),
             source,
         })
     }
@@ -315,6 +339,30 @@ fn open(dir: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(sqlite)?;
     schema::migrate(&conn).map_err(sqlite)?;
+    Ok(conn)
+}
+
+fn open_read_only(file: &Path) -> Result<Connection, StoreError> {
+    let sqlite = |source| StoreError::Sqlite {
+        path: file.display().to_string(),
+        source,
+    };
+    let conn = Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sqlite)?;
+    conn.busy_timeout(BUSY).map_err(sqlite)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sqlite)?;
+    if version < schema::VERSION {
+        return Err(StoreError::Unsafe {
+            path: file.display().to_string(),
+            why: format!(
+                "written by an older launch (store version {version}, this launch reads {}): \
+                 run `launch usage` on its host once to bring it up to date",
+                schema::VERSION
+            ),
+        });
+    }
     Ok(conn)
 }
 

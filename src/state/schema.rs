@@ -82,7 +82,27 @@ const STEPS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX events_ts ON events (ts);",
+    // 3: for the board (docs/architecture.md, the board): each GPU as the
+    // last tick saw it, the host's name, and when each lease ends.
+    "CREATE TABLE gpu_state (
+        gpu INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        name TEXT,
+        utilization INTEGER,
+        memory_used INTEGER,
+        memory_total INTEGER
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE leases ADD COLUMN ends INTEGER;
+    ALTER TABLE leases ADD COLUMN ends_why TEXT;",
 ];
+
+/// The version a store has once every step is taken.
+pub const VERSION: i64 = STEPS.len() as i64;
 
 /// Brings the store up to date, in one transaction per step: a run killed
 /// half-way leaves it at the last whole step.

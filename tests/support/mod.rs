@@ -27,6 +27,8 @@ macro_rules! not_on_podman {
     };
 }
 
+#[macro_use]
+pub mod browser;
 pub mod cli;
 pub mod docker;
 pub mod fake_gpu;

@@ -107,6 +107,7 @@ pub fn find(name: &str, test: &str) -> Option<PathBuf> {
             "{test}: `{name}` is not installed (.ci/run installs it), and LAUNCH_REQUIRE_DOCKER=1"
         );
         eprintln!("skipping {test}: `{name}` is not installed (.ci/run installs it)");
+        super::docker::note_skip(&format!("{test}: `{name}` is not installed"));
     }
     found
 }

@@ -118,7 +118,11 @@ pub fn inventory(lib: &Path, query: Query) -> Result<Inventory, NvmlFailure> {
 /// What one GPU did, for the leases' samples (docs/architecture.md, leases).
 #[derive(Debug, Clone, Default)]
 pub struct Activity {
+    pub index: u32,
     pub uuid: String,
+    pub name: Option<String>,
+    /// Memory used and in all (bytes), when the driver reports them.
+    pub memory: Option<(u64, u64)>,
     /// The GPU's own utilization (%), when the driver reports it.
     pub utilization: Option<u32>,
     /// The pids of its compute processes (host pids).
@@ -173,6 +177,10 @@ pub fn activity(lib: &Path, since: Option<u64>) -> Result<Vec<Activity>, NvmlFai
             by_pid.into_iter().collect()
         });
         out.push(Activity {
+            index,
+            name: known(device.name(), "nvmlDeviceGetName"),
+            memory: known(device.memory_info(), "nvmlDeviceGetMemoryInfo")
+                .map(|m| (m.used, m.total)),
             uuid,
             utilization: known(device.utilization_rates(), "nvmlDeviceGetUtilizationRates")
                 .map(|u| u.gpu),
