@@ -307,3 +307,244 @@ fn cdi_names_become_gpus() {
     let all = imported(&["--device", "nvidia.com/gpu=all", "busybox"]);
     assert!(all.contains("\ngpus = \"all\"\n"), "{all}");
 }
+
+// ---------------------------------------------------------------------------
+// The kinds of real `docker run` lines import once failed on, each from a
+// line of tests/corpus/gpu-docker-run.txt (its source named) where the
+// corpus has one.
+
+/// `launch import SCRIPT -o DIR` on an 8-GPU host: exit code, stderr, and
+/// each written profile (file name, text), which must pass `check` with
+/// nothing in the environment but PATH (as under cron).
+fn import_script(script: &str) -> (i32, String, Vec<(String, String)>) {
+    import_script_with(script, &[])
+}
+
+/// `import_script`, checking with the script's own variables set.
+fn import_script_with(script: &str, vars: &[(&str, &str)]) -> (i32, String, Vec<(String, String)>) {
+    let host = seed_host();
+    let dir = Profiles::new();
+    let path = dir.write("run.sh", script);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out");
+    let out = Launch::new()
+        .args(host.args())
+        .arg("import")
+        .arg(&path)
+        .arg("-o")
+        .arg(&out_dir)
+        .run();
+    let mut written = Vec::new();
+    for entry in std::fs::read_dir(&out_dir).expect("out") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("profile");
+        let mut check = Launch::new().env_clear();
+        for (k, v) in vars {
+            check = check.env(k, v);
+        }
+        let check = check.arg("check").arg(&path).run();
+        assert_eq!(check.code, 0, "{text}\n--- check\n{}", check.stderr);
+        written.push((
+            path.file_name().expect("a file").to_string_lossy().into_owned(),
+            text,
+        ));
+    }
+    written.sort();
+    (out.code, out.stderr, written)
+}
+
+#[test]
+fn a_quote_that_spans_lines_is_one_word_as_in_the_shell() {
+    // The shape of tests/corpus entries that run `bash -c '…'` over lines.
+    let (code, _, written) = import_script(
+        "docker run --gpus all --name train pytorch/pytorch bash -c 'cd /workspace &&\n  python train.py --epochs 10'\necho done\n",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(written.len(), 1);
+    let profile: toml::Value = toml::from_str(&written[0].1).expect("TOML");
+    assert_eq!(
+        profile["command"][2].as_str(),
+        Some("cd /workspace &&\n  python train.py --epochs 10"),
+        "{}",
+        written[0].1
+    );
+}
+
+#[test]
+fn every_docker_run_of_a_command_list_is_imported() {
+    // github.com/NoviScl/AdvRACE/blob/HEAD/Attacks/DG/docker_unilm.sh, and a
+    // second run after `&&`.
+    let (code, _, written) = import_script_with(
+        "alias=`whoami | cut -d'.' -f2`; docker run -it --rm --runtime=nvidia --ipc=host --privileged -v /home/${alias}:/home/${alias} pytorch/pytorch:1.1.0-cuda10.0-cudnn7.5-devel bash && docker run --name second --gpus 1 busybox\n",
+        &[("alias", "alice")],
+    );
+    assert_eq!(code, 0);
+    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["imported-1.toml", "second.toml"]);
+}
+
+#[test]
+fn pwd_in_the_container_is_the_profiles_folder_as_an_absolute_path() {
+    // github.com/st24hour/dino_sm/blob/HEAD/docker1.sh
+    let (code, _, written) = import_script(
+        "docker run --gpus all --shm-size=256g --ulimit memlock=-1 --ulimit stack=67108864 -it --rm --pid=host -v $(pwd):$(pwd) -w $(pwd) \\\n\t-v /etc/localtime:/etc/localtime:ro -v /etc/passwd:/etc/passwd:ro -v /etc/group:/etc/group:ro --name js_9 \\\n\t-v /shared:/shared/ st24hour/pytorch:1.12.1_SM \\\n\tsh train1.sh\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    let folder = text
+        .lines()
+        .find_map(|l| l.strip_prefix("workdir = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        folder.starts_with('/') && folder.ends_with("/out"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("\".:{folder}\"")), "{text}");
+    assert!(
+        text.contains("# `$PWD` (or `$(pwd)`) was the folder the script ran in"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_env_name_without_a_value_is_passed_when_set_and_the_profile_loads_without_it() {
+    // github.com/radarku/ros-2d-nav-docker-sim/blob/HEAD/testGlxGears.sh
+    let (code, _, written) = import_script(
+        "nvidia-docker run -it \\\n    --env=\"DISPLAY\" \\\n    --volume=\"/tmp/.X11-unix:/tmp/.X11-unix:rw\" \\\n    glx glxgears\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    assert!(text.contains("DISPLAY = \"${DISPLAY:-}\""), "{text}");
+    assert!(
+        text.contains("passed the caller's DISPLAY when it was set"),
+        "{text}"
+    );
+    // With DISPLAY set, the container gets it.
+    let dir = Profiles::new();
+    let path = dir.write(
+        "glx.toml",
+        "image = \"glx\"\ncommand = \"glxgears\"\n[env]\nDISPLAY = \"${DISPLAY:-}\"\n",
+    );
+    let out = Launch::new()
+        .env("DISPLAY", ":1")
+        .args([
+            "--nvml-lib",
+            "/nonexistent/libnvidia-ml.so.1",
+            "render",
+            "--format",
+            "json",
+        ])
+        .arg(&path)
+        .run();
+    assert!(
+        out.stdout.contains("\"DISPLAY\": \":1\""),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn an_env_entry_that_is_only_a_variable_is_a_comment() {
+    // github.com/dataschoolai/yolov5_train/blob/HEAD/run_training.sh
+    let (code, stderr, written) = import_script(
+        "docker run --rm --ipc=host --gpus all -it \\\n-p 8888:8888 \\\n--env=$app_path \\\n--env=$workspace \\\n-v /data:/data \\\ndamage bash -c 'bash $workspace/train.sh'\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    assert!(
+        text.contains(
+            "# not imported: --env '${app_path}' (the variable's name is the script's to say"
+        ),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("not imported: --env '${app_path}'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn devices_that_gpus_gives_are_not_kept() {
+    // github.com/mcx-lab/ros_pybullet_rl2/blob/HEAD/docker/run_nvidia.bash
+    let (code, _, written) = import_script(
+        "docker run -it \\\n    --device=/dev/dri \\\n    --volume=/tmp/.X11-unix:/tmp/.X11-unix \\\n    --gpus all \\\n    --env=\"NVIDIA_VISIBLE_DEVICES=all\" \\\n    --env=\"NVIDIA_DRIVER_CAPABILITIES=all\" \\\n    --runtime=nvidia \\\n    --network=host \\\n    --ipc=host \\\n    --name=pybulletrl2-gail \\\n    pybulletrl2-gail \\\n    bash\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    assert!(!text.contains("\ndevices = "), "{text}");
+    assert!(
+        text.contains(
+            "# not imported: --device /dev/dri (a GPU's device: GPU access comes from `gpus`)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_nvidia_docker_plugin_form_means_the_gpus_in_devices_mode() {
+    // github.com/graphistry/graphistry-cli/blob/HEAD/docs/nvidia-docker-in-docker.md
+    let (code, _, written) = import_script(
+        "docker run -ti --rm `curl -s http://localhost:3476/docker/cli` nvidia/cuda nvidia-smi\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    assert!(text.contains("image = \"nvidia/cuda\""), "{text}");
+    assert!(text.contains("devices = \"all\""), "{text}");
+    assert!(text.contains("mode = \"devices\""), "{text}");
+    assert!(text.contains("that is `gpus` in devices mode"), "{text}");
+}
+
+#[test]
+fn a_label_key_with_a_line_break_is_valid_toml() {
+    let (code, _, written) =
+        import_script("docker run --gpus 1 --label $'team\\nname=alice' --name lab busybox\n");
+    assert_eq!(code, 0);
+    assert!(written[0].1.contains("[labels]"), "{}", written[0].1);
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_an_error_at_its_line_and_the_others_are_imported() {
+    let host = seed_host();
+    let dir = Profiles::new();
+    let path = dir.path().join("run.sh");
+    // A comment saved in Latin-1 (é as one byte), then a real line.
+    let mut bytes = b"#!/bin/sh\n# r\xe9sum\xe9 of the run\n".to_vec();
+    bytes.extend_from_slice(b"docker run --gpus all --name ok busybox\n");
+    std::fs::write(&path, bytes).expect("script");
+    let out = Launch::new()
+        .args(host.args())
+        .arg("import")
+        .arg(&path)
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2: byte 4 of this line is not UTF-8",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("name = \"ok\""), "{}", out.stdout);
+}
+
+#[test]
+fn a_mig_instance_is_a_comment_with_a_warning_until_launch_selects_them() {
+    // github.com/HuaizhengZhang/MIGProfiler/blob/HEAD/multi_instance_experiment.sh
+    let (code, stderr, written) = import_script(
+        "docker run --rm --gpus 'device=0:0' --net mig_perf \\\n--name profiler1 --cap-add SYS_ADMIN --shm-size=\"15g\" \\\n-v /home/migtest/MIGProfiler/data/:/workspace/data/  \\\nmig-perf/profiler:1.0 \"model_name=vision_transformer\" \"workload=cv_infer\" \"gpu_i_id=1\" &\n",
+    );
+    assert_eq!(code, 0);
+    let text = &written[0].1;
+    assert!(!text.contains("gpus ="), "{text}");
+    assert!(
+        text.contains("# not imported: the MIG instance 0:0 (launch selects whole GPUs"),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("WARN") && stderr.contains("MIG instance 0:0"),
+        "{stderr}"
+    );
+}

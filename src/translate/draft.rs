@@ -120,7 +120,7 @@ impl Draft {
         }
         for note in &self.notes {
             for line in note.lines() {
-                out.push_str(&format!("# {line}\n"));
+                out.push_str(&format!("# {}\n", one_line(line)));
             }
         }
         for key in ORDER {
@@ -194,7 +194,15 @@ fn multiline(value: &Value) -> String {
 
 /// A comment stays one comment: line breaks become `\n`.
 fn one_line(text: &str) -> String {
-    text.replace('\r', "\\r").replace('\n', "\\n")
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            // TOML comments take no other control character.
+            c if c.is_control() && c != '\t' => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

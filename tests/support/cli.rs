@@ -46,6 +46,16 @@ impl Launch {
         self
     }
 
+    /// Nothing in the environment but what a cron job has (PATH), and the
+    /// tests' own state store.
+    pub fn env_clear(mut self) -> Self {
+        self.cmd
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LAUNCH_STATE_DIR", state_dir());
+        self
+    }
+
     pub fn env_remove(mut self, key: &str) -> Self {
         self.cmd.env_remove(key);
         self

@@ -5,6 +5,7 @@ use toml::Value;
 
 use super::HostView;
 use super::gpus::{self, GpuFacts};
+use super::script::HERE;
 use super::script::{RunLine, Word};
 use crate::translate::draft::Draft;
 
@@ -183,6 +184,22 @@ pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Res
     while let Some(word) = words.next() {
         let text = match word {
             Word::Text(t) => t.clone(),
+            // nvidia-docker 1.0's plugin (`curl …:3476/docker/cli`), the
+            // driver volume script, or `ls /dev/nvidia*`: the GPUs' devices
+            // and the driver, which is `gpus` in devices mode.
+            Word::Substitution(s)
+                if s.contains(":3476/docker/cli")
+                    || s.contains("nvidia_driver_docker_volume")
+                    || s.contains("/dev/nvidia")
+                    || s.contains("libcuda") =>
+            {
+                facts.nvidia_docker = true;
+                facts.driver_volume = true;
+                draft.note(format!(
+                    "{s} gave the container the GPUs' devices and the driver (nvidia-docker 1.0):\nthat is `gpus` in devices mode."
+                ));
+                continue;
+            }
             Word::Substitution(s) if image.is_none() && !s.starts_with('-') => {
                 return Err(format!(
                     "the image `{s}` is a command substitution, which import does not run"
@@ -196,7 +213,23 @@ pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Res
             }
         };
         if image.is_some() {
+            // `"$@"`, `${@:2}`: the script's own arguments.
+            if matches!(text.as_str(), "$$@" | "$$*") || text.starts_with("$${@") {
+                draft.not_imported(format!(
+                    "{} (the script's arguments: a profile takes none; write the command here)",
+                    text.replace("$$", "$")
+                ));
+                continue;
+            }
             rest.push(text);
+            continue;
+        }
+        // `docker run --device=/dev/nvidia0 ...... image`: a README's
+        // elision of options, not an image.
+        if image.is_none() && text.len() >= 3 && text.chars().all(|c| c == '.' || c == '…') {
+            draft.not_imported(format!(
+                "{text} (options left out where the line was written)"
+            ));
             continue;
         }
         if text == "--" || !text.starts_with('-') || text == "-" {
@@ -287,13 +320,21 @@ pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Res
         }
     }
     let image = image.ok_or("no image: `docker run` needs one after its options")?;
+    let image = here(&image, host, &mut draft);
     draft.set("image", image);
     if !rest.is_empty() {
+        let rest: Vec<String> = rest.iter().map(|w| here(w, host, &mut draft)).collect();
         draft.set("command", command_value(&rest));
     }
-    for flag in flags {
+    for mut flag in flags {
+        // A bind's host side is the profile's folder; every other `$PWD`
+        // is a path in the container.
+        if !matches!(flag.name.as_str(), "volume" | "mount") {
+            flag.value = flag.value.map(|v| here(&v, host, &mut draft));
+        }
         apply(flag, &mut draft, &mut facts, host, &mut tty, &mut stdin);
     }
+    drop_gpu_devices(&facts, &mut draft);
     match (tty, stdin) {
         (true, true) => draft.set("interactive", true),
         (false, false) => {}
@@ -304,6 +345,52 @@ pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Res
     }
     gpus::apply(facts, host, &mut draft);
     Ok(draft)
+}
+
+/// The note an imported `$PWD` in the container gets, once.
+const HERE_NOTE: &str = "`$PWD` (or `$(pwd)`) was the folder the script ran in: on the host it is this\nprofile's folder (`.`); in the container it is written as that folder's path\n(change it if the script ran elsewhere).";
+
+/// `text` with [`HERE`] as a path in the container: the profile's folder.
+fn here(text: &str, host: &HostView<'_>, draft: &mut Draft) -> String {
+    if !text.contains(HERE) {
+        return text.to_string();
+    }
+    if !draft.notes.iter().any(|n| n == HERE_NOTE) {
+        draft.note(HERE_NOTE);
+    }
+    text.replace(HERE, &host.folder.to_string_lossy())
+}
+
+/// `text` with [`HERE`] as the host side of a bind: the profile's folder.
+fn here_on_host(text: &str) -> String {
+    text.replace(HERE, ".")
+}
+
+/// Devices `gpus` gives (GPU nodes, and `/dev/dri` with graphics) are not
+/// kept: `check` refuses them, and `gpus` brings them.
+fn drop_gpu_devices(facts: &GpuFacts, draft: &mut Draft) {
+    let graphics = facts.capabilities.as_deref().is_some_and(|c| {
+        c.split(',')
+            .any(|c| matches!(c.trim(), "graphics" | "display" | "all"))
+    });
+    let Some(Value::Array(list)) = draft.remove("devices") else {
+        return;
+    };
+    let mut kept = Vec::new();
+    for d in list {
+        let path = d.as_str().and_then(|s| s.split(':').next()).unwrap_or("");
+        if crate::profile::is_gpu_path(path, graphics) {
+            draft.not_imported(format!(
+                "--device {} (a GPU's device: GPU access comes from `gpus`)",
+                d.as_str().unwrap_or("")
+            ));
+        } else {
+            kept.push(d);
+        }
+    }
+    if !kept.is_empty() {
+        draft.set("devices", Value::Array(kept));
+    }
 }
 
 /// A command as a string when the shell splits it back into the same
@@ -349,6 +436,31 @@ fn apply(
     tty: &mut bool,
     stdin: &mut bool,
 ) {
+    // `-u $(id -u):$(id -g)`: the caller's uid and group, which is what
+    // `user = "owner"` gives (the profile owner's).
+    if flag.name == "user"
+        && let Some(s) = flag
+            .value
+            .as_deref()
+            .and_then(|v| v.strip_prefix(SUBSTITUTED))
+    {
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        if matches!(
+            compact.as_str(),
+            "$(id-u):$(id-g)"
+                | "`id-u`:`id-g`"
+                | "$(id-u)"
+                | "`id-u`"
+                | "$(id-u$USER):$(id-g$USER)"
+        ) {
+            draft.set("user", "owner");
+            draft.note(format!(
+                "`{} {s}` ran the container as the caller; `user = \"owner\"` runs it as\nthe profile's owner (uid:gid and groups), whoever applies it.",
+                flag.written
+            ));
+            return;
+        }
+    }
     if let Some(s) = flag
         .value
         .as_deref()
@@ -384,11 +496,22 @@ fn apply(
         },
         "name" => draft.set("name", value),
         "env" => match value.split_once('=') {
+            // `-e $VAR`, `-e ${A}=b`: the name is the script's to say.
+            _ if value.starts_with('$') => skip(
+                draft,
+                "the variable's name is the script's to say: write it here as NAME = \"value\"",
+            ),
             Some(("NVIDIA_VISIBLE_DEVICES", v)) => facts.visible = Some(v.to_string()),
             Some(("NVIDIA_DRIVER_CAPABILITIES", v)) => facts.capabilities = Some(v.to_string()),
             Some((k, v)) => draft.insert("env", k, v),
-            // `-e NAME` passes the caller's value on.
-            None => draft.insert("env", value.clone(), format!("${{{value}}}")),
+            // `-e NAME` passes the caller's NAME when it has one; a profile
+            // passes it, or empty, and loads either way (cron has none).
+            None => {
+                draft.insert("env", value.clone(), format!("${{{value}:-}}"));
+                draft.note(format!(
+                    "`-e {value}` passed the caller's {value} when it was set; here {value} is\nempty when it is not (cron sets almost nothing)."
+                ));
+            }
         },
         "env-file" => draft.push("env_file", value),
         "label" => match value.split_once('=') {
@@ -399,8 +522,8 @@ fn apply(
             None => draft.insert("labels", value.clone(), ""),
         },
         "publish" => draft.push("ports", value),
-        "volume" => volume(&value, draft, facts, &mut skip),
-        "mount" => match mount(&value) {
+        "volume" => volume(&value, draft, facts, host, &mut skip),
+        "mount" => match mount(&value, host, draft) {
             Some(v) => draft.push("volumes", v),
             None => skip(
                 draft,
@@ -528,9 +651,18 @@ fn volume(
     value: &str,
     draft: &mut Draft,
     facts: &mut GpuFacts,
+    host: &HostView<'_>,
     skip: &mut impl FnMut(&mut Draft, &str),
 ) {
-    let parts: Vec<&str> = value.split(':').collect();
+    let parts: Vec<String> = value.split(':').map(str::to_string).collect();
+    let parts: Vec<String> = match &parts[..] {
+        [s, rest @ ..] if !rest.is_empty() => std::iter::once(here_on_host(s))
+            .chain(rest.first().map(|t| here(t, host, draft)))
+            .chain(rest.iter().skip(1).cloned())
+            .collect(),
+        other => other.iter().map(|t| here(t, host, draft)).collect(),
+    };
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let (source, target, mode) = match parts[..] {
         [s, t] => (s, t, None),
         [s, t, m] => (s, t, Some(m)),
@@ -569,7 +701,7 @@ fn volume(
 }
 
 /// `--mount type=…,source=…,target=…[,readonly]` as a volume table.
-fn mount(value: &str) -> Option<Value> {
+fn mount(value: &str, host: &HostView<'_>, draft: &mut Draft) -> Option<Value> {
     let mut t = toml::map::Map::new();
     for field in value.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, "true"));
@@ -578,10 +710,10 @@ fn mount(value: &str) -> Option<Value> {
                 t.insert("type".into(), v.into());
             }
             "source" | "src" => {
-                t.insert("source".into(), v.into());
+                t.insert("source".into(), here_on_host(v).into());
             }
             "target" | "destination" | "dst" => {
-                t.insert("target".into(), v.into());
+                t.insert("target".into(), here(v, host, draft).into());
             }
             "readonly" | "ro" => {
                 t.insert("read_only".into(), (v == "true" || v == "1").into());
@@ -620,6 +752,7 @@ mod tests {
         let host = HostView {
             gpus: Err("no NVML here".into()),
             dev_root: Path::new("/"),
+            folder: Path::new("/srv/team"),
         };
         let mut results = import_script(line, &host);
         assert_eq!(results.len(), 1, "{line}");
@@ -742,7 +875,7 @@ mod fuzz {
         /// or with line errors: never a panic.
         #[test]
         fn any_docker_run_line_imports_or_fails_cleanly(words in prop::collection::vec(word(), 0..24)) {
-            let host = HostView { gpus: Err("none".into()), dev_root: Path::new("/") };
+            let host = HostView { gpus: Err("none".into()), dev_root: Path::new("/"), folder: Path::new("/srv") };
             let line = format!("docker run {}\n", words.join(" "));
             for imported in import_script(&line, &host).into_iter().flatten() {
                 let text = imported.draft.to_toml(&[]);

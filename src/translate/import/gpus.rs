@@ -166,6 +166,21 @@ pub fn apply(facts: GpuFacts, host: &HostView<'_>, draft: &mut Draft) {
     if selection.is_none() && !facts.minors.is_empty() {
         selection = by_minors(&facts.minors, host, draft);
     }
+    if let Some(Selection::List(list)) = &mut selection {
+        // MIG instances (`0:1`, `MIG-…`): launch selects whole GPUs.
+        list.retain(|id| match id.as_str() {
+            Some(s) if s.contains(':') || s.starts_with("MIG-") => {
+                draft.not_imported(format!(
+                    "the MIG instance {s} (launch selects whole GPUs, not MIG instances yet: name a GPU in `gpus`, or keep this container under `docker run`)"
+                ));
+                false
+            }
+            _ => true,
+        });
+        if list.is_empty() {
+            selection = None;
+        }
+    }
     let toolkit = facts.runtime_nvidia || facts.nvidia_docker;
     if selection.is_none() && toolkit {
         let from = facts.nv_gpu.as_deref().or(facts.visible.as_deref());

@@ -23,6 +23,9 @@ pub struct HostView<'a> {
     pub gpus: Result<&'a [Gpu], String>,
     /// Device nodes are `<dev_root>/dev/nvidia*`.
     pub dev_root: &'a Path,
+    /// The folder the profiles are written to, absolute: `$PWD` in the
+    /// container becomes its path.
+    pub folder: &'a Path,
 }
 
 /// One imported `docker run`.

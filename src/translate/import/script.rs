@@ -30,62 +30,220 @@ pub struct LineError {
     pub message: String,
 }
 
-/// Every `docker run` of `text`, in order.
+/// Every `docker run` of `text`, in order. A line continues after a
+/// backslash, and, as in the shell, while a quote is open.
 pub fn run_lines(text: &str) -> Vec<Result<RunLine, LineError>> {
     let mut found = Vec::new();
     let mut logical = String::new();
     let mut start = 0;
+    let mut batch = false;
     for (i, raw) in text.lines().enumerate() {
         // A script saved with CRLF line ends reads as with LF.
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if logical.is_empty() {
             start = i + 1;
         }
-        match raw.strip_suffix('\\') {
-            Some(head) => {
-                logical.push_str(head);
-                logical.push(' ');
-            }
-            None => {
-                logical.push_str(raw);
-                if let Some(run) = parse_line(&logical, start) {
-                    found.push(run);
-                }
-                logical.clear();
-            }
+        if let Some(head) = raw
+            .strip_suffix('\\')
+            .filter(|_| !quote_open(&logical, raw))
+        {
+            logical.push_str(head);
+            logical.push(' ');
+            continue;
         }
+        // A Windows batch file's `^` continuation (Docker Desktop scripts):
+        // read as the shell would read the same line.
+        if let Some(head) = raw.strip_suffix(" ^").or_else(|| raw.strip_suffix("\t^")) {
+            logical.push_str(&from_batch(head));
+            logical.push(' ');
+            batch = true;
+            continue;
+        }
+        let raw = if batch {
+            from_batch(raw)
+        } else {
+            raw.to_string()
+        };
+        let raw = raw.as_str();
+        batch = false;
+        logical.push_str(raw);
+        if quote_open(&logical, "") {
+            // `bash -c 'cd /x &&` on one line, `python train.py'` on the next.
+            logical.push('\n');
+            continue;
+        }
+        found.extend(parse_line(&logical, start));
+        logical.clear();
     }
-    if !logical.is_empty()
-        && let Some(run) = parse_line(&logical, start)
-    {
-        found.push(run);
+    if !logical.is_empty() {
+        if quote_open(&logical, "") && logical.contains('\n') {
+            // A quote the file never closes: the shell would fail here;
+            // say so at its line, and read the lines after it on their own.
+            let rest: Vec<&str> = text.lines().skip(start).collect();
+            found.push(Err(LineError {
+                line: start,
+                message: "a quote is not closed".into(),
+            }));
+            found.extend(run_lines(&rest.join("\n")).into_iter().map(|r| match r {
+                Ok(mut run) => {
+                    run.line += start;
+                    Ok(run)
+                }
+                Err(mut e) => {
+                    e.line += start;
+                    Err(e)
+                }
+            }));
+        } else {
+            found.extend(parse_line(&logical, start));
+        }
     }
     found
 }
+
+/// A line of a Windows batch file as shell text: `%NAME%` is `${NAME}`, a
+/// `\` separates path parts.
+fn from_batch(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('%') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('%') {
+            Some(close)
+                if close > 0
+                    && after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                out.push_str(&format!("${{{}}}", &after[..close]));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace('\\', "/")
+}
+
+/// Whether a quote of `before` + `line` is still open at its end, as the
+/// shell reads it: `'…'` takes everything literally, `"…"` and bare text
+/// honour backslashes, and an unquoted `#` at a word's start is a comment.
+fn quote_open(before: &str, line: &str) -> bool {
+    let mut single = false;
+    let mut double = false;
+    let mut prev = ' ';
+    let mut chars = before.chars().chain(line.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => {
+                chars.next();
+            }
+            '#' if !single && !double && prev.is_whitespace() => {
+                // The rest of this physical line is a comment.
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    single || double
+}
+
+/// Stands for `$PWD`, `$(pwd)` and `` `pwd` ``, the folder the script ran
+/// in, until the flag it is in says which side it is on (see
+/// `flags::here`): the profile's folder `.` on the host, its absolute path
+/// in the container.
+pub const HERE: char = '\u{2}';
+
+/// Stands for a `$` in single quotes, which the shell does not expand:
+/// the profile's `$$`.
+const LITERAL_DOLLAR: char = '\u{3}';
 
 /// The placeholder that stands for a command substitution while the line is
 /// split into words; `\u{1}` cannot appear in a script line a shell reads.
 const MARK: char = '\u{1}';
 
-fn parse_line(text: &str, line: usize) -> Option<Result<RunLine, LineError>> {
-    if !text.contains("docker") && !text.contains("podman") {
-        return None;
+/// The `docker run`s of one logical line: each command of a list
+/// (`a; docker run …`, `… && docker run …`), and those inside a command
+/// substitution (`pid=$(nvidia-docker run …)`).
+fn parse_line(text: &str, line: usize) -> Vec<Result<RunLine, LineError>> {
+    if !text.contains("docker") && !text.contains("podman") && !text.contains("NV_GPU") {
+        return Vec::new();
     }
     let (masked, substitutions) = match mask_substitutions(text) {
         Ok(m) => m,
-        Err(message) => return Some(Err(LineError { line, message })),
+        Err(message) => return vec![Err(LineError { line, message })],
     };
     let words = match shell_words::split(&masked) {
         Ok(w) => w,
-        Err(_) if !looks_like_run(&masked) => return None,
+        Err(_) if !looks_like_run(&masked) => return Vec::new(),
         Err(_) => {
-            return Some(Err(LineError {
+            return vec![Err(LineError {
                 line,
                 message: "a quote is not closed".into(),
-            }));
+            })];
         }
     };
-    from_words(words, Some(&substitutions), line).map(Ok)
+    let mut found = Vec::new();
+    for command in commands(words) {
+        // `CMDSTR="docker run …"`, run later by `eval $CMDSTR`.
+        if command.iter().all(|w| assignment(w).is_some()) {
+            for w in &command {
+                if let Some((_, value)) = assignment(w).filter(|(_, v)| v.contains(" run ")) {
+                    found.extend(parse_line(&value, line));
+                }
+            }
+            continue;
+        }
+        found.extend(from_words(command, Some(&substitutions), line).map(Ok));
+    }
+    for sub in &substitutions {
+        let inner = sub
+            .strip_prefix("$(")
+            .and_then(|s| s.strip_suffix(')'))
+            .or_else(|| sub.strip_prefix('`').and_then(|s| s.strip_suffix('`')));
+        if let Some(inner) = inner.filter(|i| i.contains(" run ")) {
+            found.extend(parse_line(inner, line));
+        }
+    }
+    found
+}
+
+/// The commands of a list: words split at `;`, `&&`, `||`, `|` and `&`
+/// (alone, or ending a word: `cmd;`).
+fn commands(words: Vec<String>) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new()];
+    for w in words {
+        if matches!(w.as_str(), "&&" | "||" | ";" | "|" | "&" | ";;") {
+            out.push(Vec::new());
+            continue;
+        }
+        match w.strip_suffix(';').filter(|head| !head.is_empty()) {
+            Some(head) => {
+                if let Some(last) = out.last_mut() {
+                    last.push(head.to_string());
+                }
+                out.push(Vec::new());
+            }
+            None => {
+                if let Some(last) = out.last_mut() {
+                    last.push(w);
+                }
+            }
+        }
+    }
+    out.retain(|c| !c.is_empty());
+    out
 }
 
 /// A command line already split into words: `None` when it is not a
@@ -121,8 +279,13 @@ pub fn from_words(
     }
     let program = words.next()?;
     let program = program.rsplit('/').next().unwrap_or(&program).to_string();
-    let nvidia_docker = program == "nvidia-docker";
-    if !matches!(program.as_str(), "docker" | "nvidia-docker" | "podman") {
+    // `${cmd} run …` with `NV_GPU=` in front: the script's choice between
+    // docker and nvidia-docker.
+    let chosen = program.starts_with('$')
+        && words.peek().is_some_and(|w| w == "run")
+        && assignments.iter().any(|(n, _)| n == "NV_GPU");
+    let nvidia_docker = program == "nvidia-docker" || chosen;
+    if !chosen && !matches!(program.as_str(), "docker" | "nvidia-docker" | "podman") {
         return None;
     }
     match words.next().as_deref() {
@@ -182,12 +345,22 @@ fn mask_substitutions(text: &str) -> Result<(String, Vec<String>), String> {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     let mut in_single = false;
+    let mut in_double = false;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' {
+        if c == '\'' && !in_double {
             in_single = !in_single;
         }
+        if c == '"' && !in_single {
+            in_double = !in_double;
+        }
         let opens = !in_single && (c == '`' || (c == '$' && chars.get(i + 1) == Some(&'(')));
+        if c == '$' && in_single {
+            // `'… $x …'`: the shell passes `$x` on as it is.
+            out.push(LITERAL_DOLLAR);
+            i += 1;
+            continue;
+        }
         if !opens {
             if c == '\\' && !in_single && i + 1 < chars.len() {
                 out.push(c);
@@ -228,8 +401,17 @@ fn mask_substitutions(text: &str) -> Result<(String, Vec<String>), String> {
             (j, chars[i + 2..j].iter().collect::<String>())
         };
         let original: String = chars[i..=end].iter().collect();
+        // `$(IMAGE)`, `$(tag_name)`: make's variables in a Makefile recipe
+        // (or a script copied from one), not commands to run.
+        let make_variable = c == '$'
+            && !inner.is_empty()
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && inner.chars().any(|c| c.is_ascii_uppercase() || c == '_')
+            && !inner.starts_with(|c: char| c.is_ascii_digit());
         if inner.trim() == "pwd" {
             out.push_str("$PWD");
+        } else if make_variable {
+            out.push_str(&format!("${{{inner}}}"));
         } else {
             out.push(MARK);
             out.push_str(&subs.len().to_string());
@@ -243,7 +425,7 @@ fn mask_substitutions(text: &str) -> Result<(String, Vec<String>), String> {
 
 /// A word as profile text: `$VAR` and `${VAR}` become `${VAR}` (read from
 /// the environment when the profile is loaded), `$PWD` and `$(pwd)` become
-/// `.` (the profile's folder), any other `$` is escaped as `$$`.
+/// [`HERE`], any other `$` is escaped as `$$`.
 pub fn translate_word(word: &str, substitutions: &[String]) -> Word {
     if word.contains(MARK) {
         let mut shown = String::new();
@@ -254,7 +436,7 @@ pub fn translate_word(word: &str, substitutions: &[String]) -> Word {
                 let i: usize = part.parse().unwrap_or(usize::MAX);
                 shown.push_str(substitutions.get(i).map_or("$(…)", String::as_str));
             } else {
-                shown.push_str(part);
+                shown.push_str(&part.replace(LITERAL_DOLLAR, "$"));
             }
             inside = !inside;
         }
@@ -264,6 +446,11 @@ pub fn translate_word(word: &str, substitutions: &[String]) -> Word {
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
+        if chars[i] == LITERAL_DOLLAR {
+            out.push_str("$$");
+            i += 1;
+            continue;
+        }
         if chars[i] != '$' {
             out.push(chars[i]);
             i += 1;
@@ -293,14 +480,16 @@ pub fn translate_word(word: &str, substitutions: &[String]) -> Word {
                 i + 1 + len,
             )
         };
-        let valid = !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit());
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             out.push_str("$$");
             i += 1;
             continue;
         }
         if name == "PWD" && rest.is_empty() {
-            out.push('.');
+            out.push(HERE);
         } else {
             out.push_str(&format!("${{{name}{rest}}}"));
         }
@@ -348,9 +537,9 @@ mod tests {
             texts(&run),
             [
                 "-v",
-                "./data:/data",
+                "\u{2}/data:/data",
                 "-v",
-                ".:/w",
+                "\u{2}:/w",
                 "-v",
                 "${HOME}/x:/x",
                 "-e",
