@@ -13,9 +13,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::StreamExt;
@@ -224,7 +225,7 @@ impl DockerEngine {
         self.call(
             "listing containers",
             self.bounds.call,
-            self.docker.list_containers(Some(options)),
+            stopped_as_exited(self.docker.list_containers(Some(options))),
         )
         .await
     }
@@ -269,8 +270,10 @@ impl DockerEngine {
             .call(
                 format!("inspecting container {}", short(id)),
                 self.bounds.call,
-                self.docker
-                    .inspect_container(id, None::<InspectContainerOptions>),
+                stopped_as_exited(
+                    self.docker
+                        .inspect_container(id, None::<InspectContainerOptions>),
+                ),
             )
             .await?;
         Ok(c.config
@@ -356,14 +359,54 @@ pub fn check_address(address: &str) -> std::result::Result<(), String> {
 /// How often an answer that Podman gives only for a moment is asked again.
 const PASSING_TRIES: u32 = 40;
 
-/// An answer Podman 4 gives only for a moment: a container between exiting
-/// and its cleanup is `stopped`, a state Docker's API does not have; an
-/// image inspected while another image goes cannot be read. Asked again
-/// (50 ms apart), it answers as Docker would.
+/// An answer Podman 4 gives only for a moment: an image inspected while
+/// another image goes cannot be read. Asked again (50 ms apart), it answers
+/// as Docker would.
 fn passing(e: &EngineError) -> bool {
     let text = e.to_string();
-    text.contains("unknown variant `stopped`")
-        || (text.contains("failed to convert ImageData") && text.contains("image not known"))
+    text.contains("failed to convert ImageData") && text.contains("image not known")
+}
+
+/// A container list or inspection, with Podman 4's `stopped` read as
+/// Docker's `exited`. Podman 4 calls a container between its exit and its
+/// cleanup `stopped`, a state Docker's API lacks (Podman 5 says `exited`);
+/// one that restarts over and over is in it most of the time, so asking
+/// again is no cure. bollard keeps the body it could not read (its
+/// `json_data_content` feature): it is read again with the state renamed.
+async fn stopped_as_exited<T: serde::de::DeserializeOwned>(
+    request: impl Future<Output = std::result::Result<T, BollardError>>,
+) -> std::result::Result<T, BollardError> {
+    let answer = request.await;
+    let Err(BollardError::JsonDataError {
+        message, contents, ..
+    }) = &answer
+    else {
+        return answer;
+    };
+    if !message.contains("unknown variant `stopped`") {
+        return answer;
+    }
+    let Ok(mut body) = serde_json::from_str::<serde_json::Value>(contents) else {
+        return answer;
+    };
+    // A list holds summaries (`State` is a word), an inspection holds
+    // one container (`State.Status`).
+    let states: Vec<&mut serde_json::Value> = match &mut body {
+        serde_json::Value::Array(list) => {
+            list.iter_mut().filter_map(|c| c.get_mut("State")).collect()
+        }
+        one => one
+            .get_mut("State")
+            .and_then(|s| s.get_mut("Status"))
+            .into_iter()
+            .collect(),
+    };
+    for state in states {
+        if state == "stopped" {
+            *state = "exited".into();
+        }
+    }
+    serde_json::from_value(body).map_err(BollardError::from)
 }
 
 /// "client version 1.53 is too new. Maximum supported API version is 1.41" → 1.41.
@@ -448,8 +491,10 @@ impl Engine for DockerEngine {
             .unless_missing(
                 format!("inspecting container {id}"),
                 self.bounds.call,
-                self.docker
-                    .inspect_container(id, None::<InspectContainerOptions>),
+                stopped_as_exited(
+                    self.docker
+                        .inspect_container(id, None::<InspectContainerOptions>),
+                ),
             )
             .await?;
         Ok(found
@@ -496,8 +541,10 @@ impl Engine for DockerEngine {
                 .unless_missing(
                     format!("inspecting container {name}"),
                     self.bounds.call,
-                    self.docker
-                        .inspect_container(name, None::<InspectContainerOptions>),
+                    stopped_as_exited(
+                        self.docker
+                            .inspect_container(name, None::<InspectContainerOptions>),
+                    ),
                 )
                 .await;
             match answer {
@@ -565,7 +612,7 @@ impl Engine for DockerEngine {
             .call(
                 "listing containers",
                 self.bounds.call,
-                self.docker.list_containers(Some(options)),
+                stopped_as_exited(self.docker.list_containers(Some(options))),
             )
             .await?;
         Ok(list
@@ -592,7 +639,7 @@ impl Engine for DockerEngine {
             .call(
                 format!("listing leftovers of {name}"),
                 self.bounds.call,
-                self.docker.list_containers(Some(options)),
+                stopped_as_exited(self.docker.list_containers(Some(options))),
             )
             .await?;
         let mut out = Vec::new();
@@ -712,6 +759,18 @@ impl Engine for DockerEngine {
             )
             .await?;
         Ok(found.map(|v| (v.driver, v.options.into_iter().collect())))
+    }
+
+    async fn network_exists(&self, name: &str) -> Result<bool> {
+        let found = self
+            .unless_missing(
+                format!("inspecting network {name}"),
+                self.bounds.call,
+                self.docker
+                    .inspect_network(name, None::<InspectNetworkOptions>),
+            )
+            .await?;
+        Ok(found.is_some())
     }
 
     async fn build(

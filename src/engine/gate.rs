@@ -436,6 +436,10 @@ impl<E: Engine> Engine for Gate<'_, E> {
         self.inner.volume_options(name).await
     }
 
+    async fn network_exists(&self, name: &str) -> Result<bool> {
+        self.inner.network_exists(name).await
+    }
+
     /// A build moves a tag: only one launch built for the same owner, or a
     /// new one; never under `launch-snapshots/`.
     async fn build(

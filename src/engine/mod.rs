@@ -410,6 +410,9 @@ pub trait Engine {
         &self,
         name: &str,
     ) -> Result<Option<(String, BTreeMap<String, String>)>>;
+    /// Whether the engine has a network of that name (a user-defined one:
+    /// `docker network create`).
+    async fn network_exists(&self, name: &str) -> Result<bool>;
     /// Builds `context` and tags the image `tag`, with `labels` (the
     /// context's hash, `build::CONTEXT_HASH`, and its owner).
     async fn build(

@@ -189,6 +189,21 @@ pub fn validate(
         }
     }
     let ipc = c.map(&raw.ipc, |v| Ipc::parse(v));
+    // Outside its own IPC namespace a container has no /dev/shm of its own
+    // to size: Docker drops shm_size without a word, Podman refuses it.
+    if let (Some(size), Some(mode @ (Ipc::Host | Ipc::None | Ipc::Container(_)))) =
+        (&raw.shm_size, &ipc)
+    {
+        let whose = match mode {
+            Ipc::Host => "the host's /dev/shm".to_string(),
+            Ipc::Container(name) => format!("container `{name}`'s /dev/shm"),
+            _ => "no /dev/shm at all".to_string(),
+        };
+        c.error(
+            size.span(),
+            format!("shm_size has no effect with ipc = \"{mode}\": the container uses {whose}; remove one of them"),
+        );
+    }
     let pid = c.map(&raw.pid, |v| Pid::parse(v));
     let cap_add = c.each(&raw.cap_add, security::capability);
     let cap_drop = c.each(&raw.cap_drop, security::capability);

@@ -539,6 +539,25 @@ async fn join_check<E: Engine>(cx: &Context<'_, E>, profile: &Profile) -> Result
             ));
         }
     }
+    // Docker would make the container and fail to start it; Podman refuses
+    // to make it. Either way the answer is the same, so it is given here.
+    if let Some(crate::profile::Network::Named(name)) = &profile.network
+        && !cx.engine.network_exists(name).await?
+    {
+        let span = profile
+            .places
+            .key("network")
+            .unwrap_or(profile.places.start.clone());
+        items.push(
+            crate::profile::Diagnostic::new(
+                span,
+                format!("network `{name}` does not exist on this engine"),
+            )
+            .help(format!(
+                "create it (`docker network create {name}`), or use network = \"bridge\""
+            )),
+        );
+    }
     if items.is_empty() {
         return Ok(());
     }

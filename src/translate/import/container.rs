@@ -308,6 +308,7 @@ pub fn translate(
     // Sizes and the argv are set exactly, not through their flag text.
     if let Some(shm) = hc.shm_size.filter(|s| *s > 0 && *s != DEFAULT_SHM) {
         draft.set("shm_size", shm);
+        flags::drop_unused_shm(&mut draft);
     }
     if let Some(m) = hc.memory.filter(|m| *m > 0) {
         draft.set("memory", m);

@@ -344,7 +344,28 @@ pub fn translate(run: &RunLine, host: &HostView<'_>, mut facts: GpuFacts) -> Res
         )),
     }
     gpus::apply(facts, host, &mut draft);
+    drop_unused_shm(&mut draft);
     Ok(draft)
+}
+
+/// `--shm-size` beside `--ipc=host` (NVIDIA's own examples write both):
+/// Docker ignores the size, and `check` refuses a profile with both.
+pub fn drop_unused_shm(draft: &mut Draft) {
+    let ipc = draft
+        .get("ipc")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    if (ipc == "host" || ipc == "none" || ipc.starts_with("container:"))
+        && let Some(size) = draft.remove("shm_size")
+    {
+        let size = size
+            .as_str()
+            .map_or_else(|| size.to_string(), str::to_string);
+        draft.not_imported(format!(
+            "--shm-size {size} (with --ipc={ipc} the container has no /dev/shm of its own to size)"
+        ));
+    }
 }
 
 /// The note an imported `$PWD` in the container gets, once.
