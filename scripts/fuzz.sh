@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long run of tests/fuzz.rs: generated and mutated profiles through the
+# The long run of tests/it/fuzz.rs: generated and mutated profiles through the
 # loader, a tenth as many through `launch check`, and a sixth as many that
 # `check` passes through the real daemon's create (Docker must answer), in
 # a release build.
@@ -26,7 +26,7 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   trap 'rm -rf "$TMPDIR"' EXIT
 fi
 
-cargo test --release --locked --test fuzz --no-run
+cargo test --release --locked --test it --no-run
 declare -A tried=() valid=() invalid=()
 kinds=(generated mutated binary create)
 for k in "${kinds[@]}"; do tried[$k]=0 valid[$k]=0 invalid[$k]=0; done
@@ -34,7 +34,7 @@ done_cases=0 failed=0 start=$SECONDS
 
 while ((done_cases < total)); do
   n=$((total - done_cases < batch ? total - done_cases : batch))
-  if ! LAUNCH_FUZZ_CASES=$n cargo test --release --locked --test fuzz -- --nocapture >"$log" 2>&1; then
+  if ! LAUNCH_FUZZ_CASES=$n cargo test --release --locked --test it fuzz:: -- --nocapture >"$log" 2>&1; then
     failed=1
   fi
   # Lines such as "fuzz mutated: tried 10000 profiles (2000 valid, 8000 invalid)".

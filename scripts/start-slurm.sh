@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a one-node Slurm controller answers, for `sbatch --test-only`
-# on the scripts `launch render --format slurm` writes (tests/render_engines.rs).
+# on the scripts `launch render --format slurm` writes (tests/it/render_engines.rs).
 # Installs Debian's slurmctld, slurm-client and munge when missing, starts
 # munged when no credential can be made, and starts slurmctld with its own
 # config, state and log under $LAUNCH_SLURM_STATE (default

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
+    launch::engine::progress::set_quiet(cli.global.quiet);
     let exit = match commands::run(cli) {
         Ok(exit) => exit,
         Err(e) => {

@@ -210,8 +210,7 @@ impl Owner {
     /// the owner may not, so it does only what the owner could. Root's
     /// profiles, and one's own, are not judged.
     pub fn acted_for(&self) -> bool {
-        // SAFETY: geteuid cannot fail and touches no memory.
-        let runner = unsafe { libc::geteuid() };
+        let runner = rustix::process::geteuid().as_raw();
         self.uid != 0 && self.uid != runner
     }
 }

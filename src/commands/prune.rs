@@ -7,7 +7,7 @@
 //! took them; one whose tag the user chose (`--tag`) always stays. A
 //! leftover goes only when it is stopped, its name has a container again,
 //! and its changed files are all ones a recreate would not keep either
-//! (docs/architecture.md, recovery). For a profile, only what launch made
+//! (docs/architecture.md, reconcile). For a profile, only what launch made
 //! for its acting owner is pruned; every removal passes the gate.
 
 use std::collections::BTreeMap;

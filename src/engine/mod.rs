@@ -1,11 +1,12 @@
-//! The container engine, seen through the few operations reconcile needs.
+//! The container engine, seen through the operations launch needs (the
+//! `Engine` trait), every one of them for a profile passing the gate.
 //! `docker` implements them on the Docker Engine API (bollard); Podman's
 //! Docker-compatible socket goes through the same code.
 
 pub mod auth;
 pub mod docker;
 pub mod gate;
-mod progress;
+pub mod progress;
 #[cfg(test)]
 pub mod recording;
 

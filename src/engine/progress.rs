@@ -7,6 +7,19 @@ use std::sync::Mutex;
 use bollard::models::CreateImageInfo;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `--quiet`: no bars, terminal or not.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once by the binary from `--quiet`.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether progress is drawn: on a terminal, unless `--quiet`.
+fn shown() -> bool {
+    std::io::stderr().is_terminal() && !QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub struct Pull {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
@@ -14,7 +27,7 @@ pub struct Pull {
 
 impl Pull {
     pub fn new(image: &str) -> Pull {
-        let multi = std::io::stderr().is_terminal().then(|| {
+        let multi = shown().then(|| {
             let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let _ = m.println(format!("pulling {image}"));
             m
@@ -78,7 +91,7 @@ pub struct Build {
 
 impl Build {
     pub fn new(image: &str) -> Build {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = shown().then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {wide_msg}")

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Declares that a test needs Chromium, as its first line; evaluates to
-/// its path. Skipped (and counted) without it, a failure under
-/// `LAUNCH_REQUIRE_DOCKER=1`, as CI runs (`.ci/run` installs it).
+/// its path. Without it the test fails, unless the run allows skips
+/// (`LAUNCH_ALLOW_SKIPS=1`): then it is skipped and counted.
 #[allow(unused_macros)]
 macro_rules! needs_browser {
     () => {

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Whether a daemon answers; when none does, tests skip with a reason, or
-/// fail under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs them).
-/// Tests say so with `needs_docker!()`; the daemon is asked once per test binary.
+/// Whether a daemon answers. When none does, the test fails, unless the run
+/// allows skips (`LAUNCH_ALLOW_SKIPS=1`): then it is skipped and counted.
+/// Tests say so with `needs_docker!()`; the daemon is asked once per run.
 pub fn available(test: &str) -> bool {
     static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ANSWERS.get_or_init(|| {
@@ -20,16 +20,22 @@ pub fn available(test: &str) -> bool {
             .is_ok_and(|s| s.success())
     });
     if !ok {
-        assert!(
-            std::env::var("LAUNCH_REQUIRE_DOCKER").as_deref() != Ok("1"),
-            "{test}: no Docker daemon answers, and LAUNCH_REQUIRE_DOCKER=1"
-        );
-        eprintln!(
-            "skipping {test}: no Docker daemon answers (set LAUNCH_REQUIRE_DOCKER=1 to fail instead)"
-        );
-        note_skip(&format!("{test}: no Docker daemon answers"));
+        missing(test, "no Docker daemon answers (.ci/run starts one)");
     }
     ok
+}
+
+/// A prerequisite of `test` is missing: a failure, unless the run allows
+/// skips (`LAUNCH_ALLOW_SKIPS=1`); then a skip, counted and reported when
+/// the run ends. A skipped test is never a passed one.
+#[track_caller]
+pub fn missing(test: &str, what: &str) {
+    assert!(
+        std::env::var("LAUNCH_ALLOW_SKIPS").as_deref() == Ok("1"),
+        "{test}: {what}; set LAUNCH_ALLOW_SKIPS=1 to skip the tests that need it (they are counted)"
+    );
+    eprintln!("skipping {test}: {what}");
+    note_skip(&format!("{test}: {what}"));
 }
 
 /// Whether the engine under test is Podman (`LAUNCH_TEST_ENGINE=podman`,
@@ -49,9 +55,28 @@ pub fn skip(test: &str, why: &str) {
     note_skip(&format!("{test} on podman: {why}"));
 }
 
-/// Appends a line to `LAUNCH_SKIP_LOG`, when the run keeps one.
+/// Counts a skip: appended to `LAUNCH_SKIP_LOG` when the run keeps one,
+/// and listed on stderr when the test binary exits.
 pub fn note_skip(line: &str) {
     use std::io::Write;
+    static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn report() {
+        let skipped = SKIPPED.lock().map(|s| s.clone()).unwrap_or_default();
+        eprintln!("\n{} test(s) skipped, none of them passed:", skipped.len());
+        for s in skipped {
+            eprintln!("  {s}");
+        }
+    }
+    if let Ok(mut s) = SKIPPED.lock() {
+        if s.is_empty() {
+            // SAFETY: `report` is a plain function that stays valid until
+            // the process exits; atexit only records it.
+            unsafe {
+                libc::atexit(report);
+            }
+        }
+        s.push(line.to_string());
+    }
     if let Some(path) = std::env::var_os("LAUNCH_SKIP_LOG")
         && let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

@@ -2,9 +2,9 @@
 // Each test file uses only part of the support code.
 #![allow(dead_code)]
 
-/// Declares that a test needs a Docker daemon, as its first line: the test
-/// is skipped with the reason when no daemon answers, and fails instead
-/// under `LAUNCH_REQUIRE_DOCKER=1` (as CI runs the suite).
+/// Declares that a test needs a Docker daemon, as its first line: without
+/// one the test fails, unless the run allows skips (`LAUNCH_ALLOW_SKIPS=1`),
+/// when it is skipped and counted.
 #[allow(unused_macros)] // test files without Docker tests
 macro_rules! needs_docker {
     () => {

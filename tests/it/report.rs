@@ -3,16 +3,13 @@
 //! browser (headless Chromium) shows the page: the tests read the DOM it
 //! built, its console and the pixels of its screenshot.
 
-#[macro_use]
-mod support;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::browser::Seen;
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect};
+use crate::support::fake_gpu::FakeGpuHost;
 use serde_json::Value;
-use support::browser::Seen;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect};
-use support::fake_gpu::FakeGpuHost;
 
 /// 2026-12-01T00:00:00Z.
 const T0: i64 = 1_796_083_200;
@@ -49,7 +46,7 @@ struct Written {
     seen: Seen,
 }
 
-fn read(browser: &support::browser::Browser, out: &Path, png: &Path) -> Written {
+fn read(browser: &crate::support::browser::Browser, out: &Path, png: &Path) -> Written {
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("usage.json")).expect("usage.json"))
             .expect("usage.json is JSON");
@@ -439,8 +436,11 @@ fn a_live_hosts_board_shows_who_holds_what_now_and_over_the_day() {
     }
     // The README's picture is this test's (LAUNCH_UPDATE_DOCS=1 writes it).
     if std::env::var("LAUNCH_UPDATE_DOCS").as_deref() == Ok("1") {
-        std::fs::copy(&png, support::cli::repo_root().join("docs/board.png"))
-            .expect("write docs/board.png");
+        std::fs::copy(
+            &png,
+            crate::support::cli::repo_root().join("docs/board.png"),
+        )
+        .expect("write docs/board.png");
     }
     let _ = docker(&["rm", "-f", &foreign]);
 }

@@ -2,18 +2,15 @@
 //! credentials, against a local registry (Debian's docker-registry on
 //! 127.0.0.1, which Docker treats as insecure-allowed) and a real daemon.
 
-#[macro_use]
-mod support;
-
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect, try_docker};
 use base64::Engine as _;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect, try_docker};
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const USER: &str = "launch-user";
@@ -31,8 +28,24 @@ struct Registry {
 }
 
 impl Registry {
-    /// With `htpasswd`, only USER:PASSWORD may push and pull.
-    fn start(htpasswd: bool) -> Registry {
+    /// With `htpasswd`, only USER:PASSWORD may push and pull. `None` when
+    /// the registry (or htpasswd) is not installed and skips are allowed.
+    #[track_caller]
+    fn start(test: &str, htpasswd: bool) -> Option<Registry> {
+        if !Path::new(REGISTRY).exists() {
+            crate::support::docker::missing(
+                test,
+                "`docker-registry` is not installed (.ci/run installs Debian's docker-registry)",
+            );
+            return None;
+        }
+        if htpasswd && Command::new("htpasswd").arg("-h").output().is_err() {
+            crate::support::docker::missing(
+                test,
+                "`htpasswd` is not installed (.ci/run installs Debian's apache2-utils)",
+            );
+            return None;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -77,7 +90,7 @@ impl Registry {
         if htpasswd {
             registry.login();
         }
-        registry
+        Some(registry)
     }
 
     fn wait_until_up(&mut self) {
@@ -220,7 +233,9 @@ fn pull_missing_pulls_an_absent_image_once() {
     not_on_podman!(
         "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
     );
-    let registry = Registry::start(false);
+    let Some(registry) = Registry::start("pull_missing_pulls_an_absent_image_once", false) else {
+        return;
+    };
     let s = Scratch::new("pull-missing");
     let [(one, one_id), (two, two_id)] = two_images(&s);
     let remote = registry.reference(&s, "remote");
@@ -262,7 +277,10 @@ fn pull_never_with_the_image_absent_fails_saying_so() {
     not_on_podman!(
         "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
     );
-    let registry = Registry::start(false);
+    let Some(registry) = Registry::start("pull_never_with_the_image_absent_fails_saying_so", false)
+    else {
+        return;
+    };
     let s = Scratch::new("pull-never");
     let [(one, _), _] = two_images(&s);
     let remote = registry.reference(&s, "remote");
@@ -291,7 +309,12 @@ fn pull_always_recreates_the_container_when_the_tag_moved() {
     not_on_podman!(
         "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
     );
-    let registry = Registry::start(false);
+    let Some(registry) = Registry::start(
+        "pull_always_recreates_the_container_when_the_tag_moved",
+        false,
+    ) else {
+        return;
+    };
     let s = Scratch::new("pull-always");
     let [(one, one_id), (two, two_id)] = two_images(&s);
     let remote = registry.reference(&s, "remote");
@@ -332,7 +355,10 @@ fn registry_credentials_come_from_the_docker_config() {
     not_on_podman!(
         "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
     );
-    let registry = Registry::start(true);
+    let Some(registry) = Registry::start("registry_credentials_come_from_the_docker_config", true)
+    else {
+        return;
+    };
     let s = Scratch::new("pull-auth");
     let [(one, one_id), _] = two_images(&s);
     let remote = registry.reference(&s, "private");
@@ -376,7 +402,11 @@ fn registry_credentials_come_from_a_credential_helper() {
     not_on_podman!(
         "the tests' registry speaks plain HTTP on a random port, and Podman pulls and pushes over TLS unless registries.conf names each registry insecure"
     );
-    let registry = Registry::start(true);
+    let Some(registry) =
+        Registry::start("registry_credentials_come_from_a_credential_helper", true)
+    else {
+        return;
+    };
     let s = Scratch::new("pull-helper");
     let [(one, one_id), _] = two_images(&s);
     let remote = registry.reference(&s, "helped");

@@ -2,9 +2,6 @@
 //! many people write. Whatever one profile or the engine does, the run ends,
 //! says why, and exits with the most severe code of what it saw.
 
-#[macro_use]
-mod support;
-
 use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
@@ -13,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, try_docker};
+use crate::support::fake_gpu::{FakeGpu, FakeGpuHost};
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, try_docker};
-use support::fake_gpu::{FakeGpu, FakeGpuHost};
 
 /// An engine address where nothing listens.
 const NO_ENGINE: &str = "unix:///nonexistent/launch-test/docker.sock";
@@ -452,7 +449,7 @@ fn run_rendered(profile: &Path) {
         .run()
         .code(0)
         .stdout;
-    support::docker::sh(&line);
+    crate::support::docker::sh(&line);
 }
 
 #[test]

@@ -1,15 +1,12 @@
 //! The day-to-day commands against a real Docker daemon, through the real
-//! binary (docs/architecture.md, the command line): `logs`, and what the
+//! binary (docs/architecture.md, day to day): `logs`, and what the
 //! team's notes did with the docker CLI by hand.
-
-#[macro_use]
-mod support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, try_docker};
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, try_docker};
 
 /// One test's world: an offline busybox image, a container name, and a
 /// profile for it. All removed on drop.

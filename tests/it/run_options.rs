@@ -4,12 +4,9 @@
 //! platform and [log] reach the real daemon, come back through
 //! `import --container`, and are imported from their flags.
 
-#[macro_use]
-mod support;
-
+use crate::support::cli::{Launch, Profiles};
+use crate::support::docker::{self, Scratch};
 use serde_json::{Value, json};
-use support::cli::{Launch, Profiles};
-use support::docker::{self, Scratch};
 
 const KEYS: &str = r#"init = true
 group_add = ["44", "100"]

@@ -2,17 +2,14 @@
 //! recreates that happen, runs that end, logs that say why, and `check`
 //! that refuses what the engine would refuse an hour later.
 
-#[macro_use]
-mod support;
-
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect};
+use crate::support::fake_gpu::FakeGpuHost;
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect};
-use support::fake_gpu::FakeGpuHost;
 
 fn show(o: &Output) -> String {
     format!("--- stdout\n{}\n--- stderr\n{}", o.stdout, o.stderr)
@@ -49,7 +46,7 @@ fn an_init_container_is_recreated_under_refuse() {
     let id = inspect(&name, "{{.Id}}");
     // Docker lists the init it mounts as a change of the writable layer
     // (Podman mounts its own under /run).
-    if !support::docker::podman() {
+    if !crate::support::docker::podman() {
         let diff = docker(&["diff", &name]);
         assert!(diff.contains("/sbin/docker-init"), "{diff}");
     }
@@ -154,7 +151,7 @@ fn each_profile_s_line_is_written_when_it_is_done() {
     )
     .expect("write");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_launch"))
-        .env("LAUNCH_STATE_DIR", support::cli::state_dir())
+        .env("LAUNCH_STATE_DIR", crate::support::cli::state_dir())
         .env("LAUNCH_LOCK_DIR", dir.path().join("locks"))
         .args(["--json", "up", "--wait", "--wait-timeout", "60"])
         .arg(&folder)

@@ -1,10 +1,7 @@
 //! `launch up`, `plan`, `down` and `status` against a real Docker daemon
-//! (docs/architecture.md, reconcile and the command line): a profile becomes
+//! (docs/architecture.md, reconcile; a run): a profile becomes
 //! a running container, and running again changes only what the profile
 //! changed, safely.
-
-#[macro_use]
-mod support;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -13,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect, try_docker};
+use crate::support::fake_gpu::FakeGpuHost;
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect, try_docker};
-use support::fake_gpu::FakeGpuHost;
 
 /// Served by busybox httpd in the tests that publish a port.
 const PAGE: &str = "hello from a launch container\n";
@@ -149,7 +146,7 @@ impl World {
     /// Exactly one container of this name exists, running: no leftovers,
     /// once the engine has deleted what a recreate left it to remove.
     fn assert_alone_and_running(&self) {
-        support::docker::wait_while_removing(&self.name);
+        crate::support::docker::wait_while_removing(&self.name);
         assert_eq!(
             self.containers(),
             std::slice::from_ref(&self.name),
@@ -462,6 +459,52 @@ fn a_changed_network_recreates_the_container() {
     }
 }
 
+#[test]
+fn a_named_network_that_does_not_exist_is_an_error_at_its_key_and_nothing_is_made() {
+    needs_docker!();
+    let w = World::new("named-network");
+    let net = w.scratch.name("net");
+    w.write(&format!("network = {net:?}"));
+    let out = w.up();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("network `{net}` does not exist on this engine")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("app.toml:"), "located: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("docker network create {net}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(try_docker(&["inspect", &w.name]), None, "no container made");
+
+    // Once it exists, the container joins it.
+    docker(&["network", "create", &net]);
+    struct Network(String);
+    impl Drop for Network {
+        fn drop(&mut self) {
+            let _ = try_docker(&["network", "rm", &self.0]);
+        }
+    }
+    let _network = Network(net.clone());
+    w.up().code(0);
+    // (Podman 4's HostConfig.NetworkMode says `bridge`; its networks list says which.)
+    assert_eq!(
+        inspect(
+            &w.name,
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}"
+        ),
+        net
+    );
+    let again = w.up().code(0);
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    // Before the network goes, its container does.
+    let _ = try_docker(&["rm", "-f", &w.name]);
+}
+
 /// `[gpus] devices = [..]` in `devices` mode on the fake host.
 fn gpu_profile(index: u32) -> String {
     format!("[gpus]\ndevices = [{index}]\nmode = \"devices\"")
@@ -481,7 +524,7 @@ fn other_gpus_recreate_the_container_with_the_new_gpu() {
 
     assert_recreates(&w, &gpu_profile(0), &gpu_profile(1), &gpu1.uuid);
     assert_eq!(w.exec("echo $NVIDIA_VISIBLE_DEVICES"), gpu1.uuid);
-    let node = |gpu: &support::fake_gpu::FakeGpu| format!("/dev/nvidia{}", gpu.minor);
+    let node = |gpu: &crate::support::fake_gpu::FakeGpu| format!("/dev/nvidia{}", gpu.minor);
     assert_eq!(
         w.exec(&format!("test -c {} && echo present", node(gpu1))),
         "present",
@@ -823,7 +866,7 @@ fn a_recreate_returns_while_the_engine_deletes_a_big_old_layer_and_down_waits_fo
     w.write(&body("sleep 1001"));
     let out = w.up().code(0);
     let aside = format!("{}-launch-old-{}", w.name, &old[..12]);
-    if support::docker::podman() {
+    if crate::support::docker::podman() {
         // Podman takes the container out of its database at once, so `up`
         // sees it gone, and deletes its files after launch has returned:
         // nothing of it stays in Podman's storage either.

@@ -3,21 +3,18 @@
 //! libnvidia-ml.so.1, a dev root and a driver root), and that the rendered
 //! `docker run` line makes the container the spec describes.
 
-#[macro_use]
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use serde_json::{Value, json};
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{self, Scratch};
-use support::fake_gpu::{
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{self, Scratch};
+use crate::support::fake_gpu::{
     DEFAULT_DRIVER_VERSION, DRIVER_LIB_DIR, FakeGpu, FakeGpuHost, FakeGpuHostBuilder, SHARED_NODES,
     STALE_DRIVER_VERSION, ldconfig,
 };
+use serde_json::{Value, json};
 
 const LIB64: &str = "/usr/local/nvidia/lib64";
 const BIN: &str = "/usr/local/nvidia/bin";
@@ -1118,7 +1115,7 @@ fn run_rendered(host: &FakeGpuHost, profile: &Path) -> std::process::Output {
 #[test]
 fn the_rendered_docker_run_line_makes_the_container_the_spec_describes() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     let scratch = Scratch::new("render-run");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("ctr");
@@ -1226,7 +1223,7 @@ gpus = {{ devices = [1], mode = "devices" }}
 #[test]
 fn the_rendered_toolkit_line_asks_docker_for_the_same_gpus() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     let scratch = Scratch::new("render-toolkit");
     let image = scratch.busybox_image("img", &[]);
     let name = scratch.name("ctr");
@@ -1405,7 +1402,7 @@ gpus = { devices = [0], mode = "toolkit" }
         ("interactive", format!("interactive = true\n{base}")),
         ("the user", format!("user = \"1000\"\n{base}")),
         ("the hostname", format!("hostname = \"box\"\n{base}")),
-        ("the ipc mode", format!("ipc = \"host\"\n{base}")),
+        ("the ipc mode", format!("ipc = \"shareable\"\n{base}")),
         ("privileged", format!("privileged = true\n{base}")),
         (
             "a capability",

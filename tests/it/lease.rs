@@ -7,16 +7,13 @@
 //! the fake NVML reports the containers' real host pids as GPU processes,
 //! with the SM use the test chooses.
 
-#[macro_use]
-mod support;
-
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect, try_docker};
+use crate::support::fake_gpu::FakeGpuHost;
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect, try_docker};
-use support::fake_gpu::FakeGpuHost;
 
 /// 2026-12-01T00:00:00Z: minute 0 of every test's clock.
 const T0: i64 = 1_796_083_200;

@@ -2,13 +2,10 @@
 //! each check passes on a healthy host and fails (or warns) on a host
 //! broken in that one way, with the fix in its message.
 
-#[macro_use]
-mod support;
-
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::Scratch;
+use crate::support::fake_gpu::{CdiSpec, FakeGpu, FakeGpuHost, FakeGpuHostBuilder, GONE_UUID};
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::Scratch;
-use support::fake_gpu::{CdiSpec, FakeGpu, FakeGpuHost, FakeGpuHostBuilder, GONE_UUID};
 
 /// `launch doctor` on the fake host. Without profiles in `extra`, a profile
 /// of no container: other tests' containers on the shared daemon are not
@@ -111,7 +108,7 @@ fn a_healthy_fake_host_passes_every_check_in_text_and_json() {
         "no NVIDIA Container Toolkit: devices mode will be used"
     );
     // The real daemon: its cgroup driver, from `docker info`.
-    let driver = support::docker::docker(&["info", "--format", "{{.CgroupDriver}}"]);
+    let driver = crate::support::docker::docker(&["info", "--format", "{{.CgroupDriver}}"]);
     assert_eq!(
         check(&doc, "cgroup-driver")["message"],
         format!("the engine's cgroup driver is {driver}")

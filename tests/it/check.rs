@@ -1,13 +1,11 @@
 //! `launch check`: profiles are validated offline, and every mistake is shown
 //! at its file:line:column with the offending token (README: Profiles, GPUs, exit codes).
 
-mod support;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+use crate::support::cli::{Launch, Output, Profiles, repo_root};
 use serde_json::{Value, json};
-use support::cli::{Launch, Output, Profiles, repo_root};
 
 /// A variable no test sets; every run removes it from the environment.
 const UNSET: &str = "LAUNCH_TEST_UNSET";
@@ -636,6 +634,18 @@ fn malformed_profiles() -> Vec<Bad> {
             "image = \"busybox\"\nipc = \"container:\"\n",
             "2:7",
             "container:",
+        ),
+        bad(
+            "shm_size: with the host's IPC namespace",
+            "image = \"busybox\"\nshm_size = \"8G\"\nipc = \"host\"\n",
+            "2:12",
+            "shm_size has no effect with ipc = \"host\"",
+        ),
+        bad(
+            "shm_size: with another container's IPC namespace",
+            "image = \"busybox\"\nipc = \"container:trainer\"\nshm_size = 1073741824\n",
+            "3:12",
+            "container `trainer`'s /dev/shm",
         ),
         bad(
             "pid: a mode only ipc has",
@@ -1367,7 +1377,7 @@ volumes = [
 devices = ["/dev/fuse", "/dev/kvm:rw", "/dev/sda:/dev/xvda:r"]
 shm_size = "8G"
 network = "host"
-ipc = "host"
+ipc = "shareable"
 pid = "host"
 privileged = true
 cap_add = ["SYS_PTRACE", "CAP_IPC_LOCK", "net_admin"]

@@ -10,15 +10,12 @@
 //! beside it) is counted apart. At least 95 % of the others pass; none
 //! crashes or hangs; the failures are listed by kind.
 
-#[macro_use]
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fake_gpu::FakeGpuHost;
+use crate::support::fake_gpu::FakeGpuHost;
 
-const CORPUS: &str = include_str!("corpus/gpu-docker-run.txt");
+const CORPUS: &str = include_str!("../corpus/gpu-docker-run.txt");
 
 /// Runs `cmd` for at most `limit`: (exit code, stderr), or `None` when it
 /// had to be killed.
@@ -50,7 +47,7 @@ fn launch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_launch"));
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LAUNCH_STATE_DIR", support::cli::state_dir());
+        .env("LAUNCH_STATE_DIR", crate::support::cli::state_dir());
     cmd
 }
 

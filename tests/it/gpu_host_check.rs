@@ -2,14 +2,12 @@
 //! /dev/nvidia* on a real GPU host, run here against the fake GPU host with
 //! a fake `nvidia-smi` on PATH.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::cli::repo_root;
-use support::fake_gpu::{FakeGpu, FakeGpuHost};
+use crate::support::cli::repo_root;
+use crate::support::fake_gpu::{FakeGpu, FakeGpuHost};
 
 /// The JSON tools the script can use that this machine has.
 fn json_tools() -> Vec<&'static str> {
@@ -23,7 +21,10 @@ fn json_tools() -> Vec<&'static str> {
         })
         .collect();
     if tools.is_empty() {
-        eprintln!("skipping: scripts/gpu-host-check.sh needs python3 or jq, and neither is here");
+        crate::support::docker::missing(
+            &crate::support::docker::current_test(),
+            "scripts/gpu-host-check.sh needs python3 or jq, and neither is here",
+        );
     }
     tools
 }

@@ -5,14 +5,11 @@
 //! Tests run as root: "someone else" is a profile chowned to a uid no one
 //! has (4242); root, an admin of the test policies, owns the same file next.
 
-#[macro_use]
-mod support;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, inspect};
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, inspect};
 
 /// A uid with no passwd entry: the profile's owner when it is not an admin.
 const OTHER: u32 = 4242;
@@ -299,7 +296,7 @@ const NOBODY: u32 = 65534;
 
 #[test]
 fn the_team_profiles_pass_the_team_policy() {
-    let repo = support::cli::repo_root();
+    let repo = crate::support::cli::repo_root();
     // Copies: the policy root's and 0644 whatever the checkout's modes, the
     // profiles owned by someone the policy binds.
     let dir = Profiles::new();
@@ -806,7 +803,7 @@ fn bind_sources_made_for_an_owner_are_made_where_the_owner_could_and_are_theirs(
         !roots.join("new").exists(),
         "root made nothing for the owner"
     );
-    assert!(support::docker::try_docker(&["inspect", &name]).is_none());
+    assert!(crate::support::docker::try_docker(&["inspect", &name]).is_none());
 
     Launch::new()
         .arg("up")
@@ -957,7 +954,7 @@ fn a_named_volume_that_binds_a_host_path_is_judged_as_that_bind() {
     needs_docker!();
     let scratch = Scratch::new("policy_volume_bind");
     let (etc, plain) = (scratch.name("etc"), scratch.name("plain"));
-    support::docker::docker(&[
+    crate::support::docker::docker(&[
         "volume",
         "create",
         "--opt",
@@ -969,7 +966,7 @@ fn a_named_volume_that_binds_a_host_path_is_judged_as_that_bind() {
         &etc,
     ]);
     scratch.track_volume(&etc);
-    support::docker::docker(&["volume", "create", &plain]);
+    crate::support::docker::docker(&["volume", "create", &plain]);
     scratch.track_volume(&plain);
     let dir = Profiles::new();
     let policy = write_policy(&dir, "[allow]\nbind_sources = [\"{home}\"]\n");

@@ -4,13 +4,10 @@
 //! context's content changes, and a failed build that leaves the running
 //! container alone.
 
-#[macro_use]
-mod support;
-
 use std::path::PathBuf;
 
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, inspect, try_docker};
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, inspect, try_docker};
 
 /// One test's world: a base image, a context folder, a profile whose
 /// `[build]` builds `image` from it. All removed on drop.
@@ -80,7 +77,7 @@ impl World {
     }
 
     fn in_container(&self, path: &str) -> String {
-        support::docker::docker(&["exec", &self.name, "cat", path])
+        crate::support::docker::docker(&["exec", &self.name, "cat", path])
     }
 }
 
@@ -164,7 +161,7 @@ fn a_failed_build_shows_the_failing_step_and_leaves_the_container_running() {
         out.stderr
     );
     // Docker's builder says "returned a non-zero code", Podman's "exit status".
-    let failed = if support::docker::podman() {
+    let failed = if crate::support::docker::podman() {
         "exit status 1"
     } else {
         "non-zero code"

@@ -6,15 +6,12 @@
 //! (4343), the owners of the profile files chowned to them. Root is the
 //! admin of the test policies.
 
-#[macro_use]
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect, try_docker};
-use support::fake_gpu::FakeGpuHost;
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect, try_docker};
+use crate::support::fake_gpu::FakeGpuHost;
 
 const ALICE: u32 = 4242;
 const BOB: u32 = 4343;
@@ -444,7 +441,7 @@ fn a_container_an_older_launch_made_is_left_running_after_the_new_defaults() {
         .replace(&format!("--user '{BOB}:{BOB}'"), &format!("--user '{BOB}'"))
         .replace(&now.canonical_json(), &old.canonical_json())
         .replace(&now.hash(), &old.hash());
-    support::docker::sh(&line);
+    crate::support::docker::sh(&line);
     let id = inspect(&name, "{{.Id}}");
     let plan = launch(&dir, &["plan", &p]).code(0);
     assert!(
@@ -625,7 +622,7 @@ fn systemd_units_escape_dollars_and_refuse_line_breaks() {
         .arg(&p)
         .run()
         .code(0);
-    support::validators::validate(
+    crate::support::validators::validate(
         &analyze,
         &["verify"],
         &[

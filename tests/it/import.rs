@@ -2,13 +2,10 @@
 //! scripts become profiles through the real binary; each value is the
 //! right key or a `# not imported:` comment, never a wrong value.
 
-#[macro_use]
-mod support;
-
 use std::path::Path;
 
-use support::cli::{Launch, Output, Profiles, repo_root};
-use support::fake_gpu::FakeGpuHost;
+use crate::support::cli::{Launch, Output, Profiles, repo_root};
+use crate::support::fake_gpu::FakeGpuHost;
 
 /// `launch import -- docker run ARGS…` on a host without NVML.
 fn import_line(args: &[&str]) -> Output {
@@ -345,7 +342,10 @@ fn import_script_with(script: &str, vars: &[(&str, &str)]) -> (i32, String, Vec<
         let check = check.arg("check").arg(&path).run();
         assert_eq!(check.code, 0, "{text}\n--- check\n{}", check.stderr);
         written.push((
-            path.file_name().expect("a file").to_string_lossy().into_owned(),
+            path.file_name()
+                .expect("a file")
+                .to_string_lossy()
+                .into_owned(),
             text,
         ));
     }
@@ -547,4 +547,23 @@ fn a_mig_instance_is_a_comment_with_a_warning_until_launch_selects_them() {
         stderr.contains("WARN") && stderr.contains("MIG instance 0:0"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_shm_size_beside_the_hosts_ipc_is_a_comment_not_a_key() {
+    // NVIDIA's NGC examples write both; Docker ignores the size there.
+    let text = imported(&[
+        "--shm-size=1g",
+        "--ipc=host",
+        "nvcr.io/nvidia/tritonserver:22.07-py3",
+    ]);
+    assert!(text.contains("ipc = \"host\"\n"), "{text}");
+    assert!(!text.contains("shm_size ="), "{text}");
+    assert!(
+        text.contains("# not imported: --shm-size 1g (with --ipc=host"),
+        "{text}"
+    );
+    // Without the host's IPC the size is the profile's.
+    let text = imported(&["--shm-size=1g", "busybox"]);
+    assert!(text.contains("shm_size = \"1g\"\n"), "{text}");
 }

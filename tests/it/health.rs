@@ -3,15 +3,14 @@
 //! are kept, a pending reboot blocks recreates, an image that needs a newer
 //! CUDA is refused, and a probe that fails restarts the container once.
 
-#[macro_use]
-mod support;
-
 use std::path::PathBuf;
 
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::docker::{Scratch, docker, inspect};
+use crate::support::fake_gpu::{
+    FakeGpuHost, FakeGpuHostBuilder, NVIDIA_SMI_FAILS, NVIDIA_SMI_HANGS,
+};
 use serde_json::Value;
-use support::cli::{Launch, Output, Profiles};
-use support::docker::{Scratch, docker, inspect};
-use support::fake_gpu::{FakeGpuHost, FakeGpuHostBuilder, NVIDIA_SMI_FAILS, NVIDIA_SMI_HANGS};
 
 /// One test's world: an offline busybox image, a fake GPU host, one
 /// profile the test rewrites. All removed on drop.
@@ -120,14 +119,14 @@ fn run_as_schema_1(w: &World) {
         .replace(&now.canonical_json(), &old.canonical_json())
         .replace(&now.hash(), &old.hash());
     w.scratch.track_container(&w.name);
-    support::docker::sh(&line);
+    crate::support::docker::sh(&line);
     assert_eq!(w.label("launch.spec-hash"), old.hash());
 }
 
 #[test]
 fn a_container_made_by_an_older_launch_keeps_running_until_a_real_change() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     let w = World::new("schema", FakeGpuHost::builder().gpus(1), &[], &[]);
     w.write("");
     run_as_schema_1(&w);

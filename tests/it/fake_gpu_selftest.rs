@@ -1,15 +1,13 @@
 //! Proves the fake GPU host works on its own, through nvml-wrapper directly
 //! (no `launch` code involved), so launch's tests can trust it.
 
-mod support;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::Command;
 
+use crate::support::fake_gpu::{FakeGpu, FakeGpuHost, ldconfig};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
-use support::fake_gpu::{FakeGpu, FakeGpuHost, ldconfig};
 
 fn init(host: &FakeGpuHost) -> Result<Nvml, NvmlError> {
     Nvml::builder().lib_path(host.nvml_lib.as_os_str()).init()

@@ -2,14 +2,11 @@
 //! each output is checked by the target's own validator, and a key the
 //! target cannot express fails at its line unless `--lossy`.
 
-#[macro_use]
-mod support;
-
 use std::path::Path;
 
-use support::cli::{Launch, Output, Profiles};
-use support::fake_gpu::FakeGpuHost;
-use support::validators::validate;
+use crate::support::cli::{Launch, Output, Profiles};
+use crate::support::fake_gpu::FakeGpuHost;
+use crate::support::validators::validate;
 
 /// A Kubernetes version with `resource.k8s.io/v1` (DRA, GA in 1.34).
 const KUBERNETES: &str = "1.34.0";

@@ -11,16 +11,13 @@
 //! created (not started), and the privileged ones are compared with the
 //! spec `launch render --format json` prints.
 
-#[macro_use]
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::support::cli::{Launch, Profiles, repo_root};
+use crate::support::docker::{self, Scratch};
+use crate::support::fake_gpu::FakeGpuHost;
 use serde_json::Value;
-use support::cli::{Launch, Profiles, repo_root};
-use support::docker::{self, Scratch};
-use support::fake_gpu::FakeGpuHost;
 
 /// The seed's host: 8 GPUs whose minors are their indices, with the two
 /// shared nodes the scripts list (nvidiactl, nvidia-uvm) and no others.
@@ -243,7 +240,7 @@ fn round_trip(seed: &str, privileged: bool) {
     let create = adapted
         .create
         .replace(&format!("--name={name}"), &format!("--name={theirs_name}"));
-    support::docker::sh(&create);
+    crate::support::docker::sh(&create);
     let theirs = inspect(&theirs_name);
 
     if privileged {
@@ -330,20 +327,20 @@ fn round_trip(seed: &str, privileged: bool) {
 #[test]
 fn seed_script_v1_round_trips_through_import_and_up() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("paddle-8gpu", false);
 }
 
 #[test]
 fn seed_script_v2_round_trips_at_spec_level() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("cs-ddm", true);
 }
 
 #[test]
 fn seed_script_v3_round_trips_at_spec_level() {
     needs_docker!();
-    not_on_podman!(support::docker::CLI_DEVICES_ON_PODMAN);
+    not_on_podman!(crate::support::docker::CLI_DEVICES_ON_PODMAN);
     round_trip("cs-torch", true);
 }
