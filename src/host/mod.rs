@@ -205,19 +205,32 @@ fn toolkit_facts(roots: &Roots, needs: Needs) -> ToolkitFacts {
 /// A small regular file's text (at most 1 MiB): `None` when it is missing,
 /// unreadable, not a regular file (a FIFO must not stall a run) or larger.
 pub fn read_small(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    // procfs files report size 0: read them, bounded.
-    if !meta.is_file() || meta.len() > 1 << 20 {
+    const MAX: u64 = 1 << 20;
+    if std::fs::metadata(path).ok()?.len() > MAX {
         return None;
     }
+    String::from_utf8(read_bounded(path, MAX)?).ok()
+}
+
+/// The first `limit` bytes of a regular file: `None` when it is missing,
+/// unreadable or not a regular file (a FIFO must not stall a run, a device
+/// may never end). procfs files report size 0, so the read is bounded by
+/// `limit`, not by the size; it starts with a page, which most such files
+/// fit in, instead of std's 32-byte probe.
+pub fn read_bounded(path: &Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut text = String::new();
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let first = usize::try_from(meta.len().max(4096).min(limit)).unwrap_or(4096);
+    let mut bytes = Vec::with_capacity(first);
     std::fs::File::open(path)
         .ok()?
-        .take(1 << 20)
-        .read_to_string(&mut text)
+        .take(limit)
+        .read_to_end(&mut bytes)
         .ok()?;
-    Some(text)
+    Some(bytes)
 }
 
 /// Asks the engine for its facts when `needs` says so; a failure to answer
@@ -450,6 +463,46 @@ fn located(profile: &Profile, items: Vec<profile::Diagnostic>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_where_a_host_file_belongs_is_not_read() {
+        // A driver root whose ld.so.cache is a FIFO: read as missing, at
+        // once (opening a FIFO for reading waits for a writer).
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("etc")).expect("etc");
+        let cache = dir.path().join("etc/ld.so.cache");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &cache,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let root = dir.path().to_path_buf();
+        let (done, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(crate::host::gpu::driver::ld_cache(&root));
+        });
+        let entries = seen
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("ld_cache returns without a writer");
+        assert!(entries.is_empty());
+        assert_eq!(read_small(&cache), None);
+        assert_eq!(read_bounded(&cache, 10), None);
+    }
+
+    #[test]
+    fn a_bounded_read_stops_at_its_limit_and_a_small_read_refuses_more() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 10_000]).expect("write");
+        assert_eq!(read_bounded(&big, 100).map(|b| b.len()), Some(100));
+        assert_eq!(read_bounded(&big, 1 << 20).map(|b| b.len()), Some(10_000));
+        assert_eq!(read_small(&big).map(|t| t.len()), Some(10_000));
+        std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).expect("write");
+        assert_eq!(read_small(&big), None);
+    }
 
     fn needs(profiles: &[&str]) -> Needs {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -1833,7 +1833,7 @@ fn tables_merge_key_by_key() {
 
 #[test]
 fn a_child_gpu_choice_replaces_the_parent_choice() {
-    // What the merged choice selects is rendered in tests/gpu.rs (it needs a
+    // What the merged choice selects is rendered in tests/it/gpu.rs (it needs a
     // GPU host); here, that a child's count is not a second choice beside the
     // parent's devices.
     let base = "image = \"busybox\"\n[gpus]\ndevices = [0]\nmode = \"devices\"\n";

@@ -486,7 +486,7 @@ fn a_rendered_mount_target_with_a_comma_cannot_bind_another_source() {
 fn a_rendered_seccomp_profile_reaches_the_engine_as_its_json() {
     needs_docker!();
     not_on_podman!(
-        "Podman's API reads `seccomp=` as a file on its host, not as the JSON Docker's takes; launch refuses such a profile on Podman (tests/engines.rs)"
+        "Podman's API reads `seccomp=` as a file on its host, not as the JSON Docker's takes; launch refuses such a profile on Podman (tests/it/engines.rs)"
     );
     let scratch = Scratch::new("render-seccomp");
     let image = scratch.busybox_image("img", &[]);

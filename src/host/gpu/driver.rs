@@ -296,14 +296,10 @@ pub fn ld_cache(root: &Path) -> Vec<(String, PathBuf)> {
 
 /// The entries of the cache whose soname `keep` accepts.
 fn ld_cache_entries(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
-    use std::io::Read;
     // A real cache is well under a megabyte; a larger file is not read whole.
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(root.join("etc/ld.so.cache"))
-        .and_then(|f| f.take(MAX_CACHE as u64).read_to_end(&mut bytes));
-    match read {
-        Ok(_) => parse_ld_cache(&bytes, keep),
-        Err(_) => Vec::new(),
+    match crate::host::read_bounded(&root.join("etc/ld.so.cache"), MAX_CACHE as u64) {
+        Some(bytes) => parse_ld_cache(&bytes, keep),
+        None => Vec::new(),
     }
 }
 
