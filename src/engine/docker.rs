@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 
 use super::{
     Engine, EngineError, ExecOutput, ExecRequest, ExecSession, Facts, LogOptions, Observed,
-    Removal, Result, SnapshotImage, State, auth, progress,
+    Removal, Result, SnapshotImage, State, auth, progress, short,
 };
 use crate::image_ref::ImageRef;
 use crate::spec::{self, ContainerSpec, label};
@@ -1303,11 +1303,6 @@ impl Engine for DockerEngine {
     }
 }
 
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
-
-/// A failure to write what the engine sent (a full disk, a closed pipe).
 /// A `Write` that hands what it is given to the request body, chunk by chunk.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,

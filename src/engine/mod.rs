@@ -218,6 +218,12 @@ pub struct LogOptions {
 /// What a recreate appends to the name of the old container it moves aside.
 pub const ASIDE: &str = "-launch-old-";
 
+/// The first 12 characters of an id, as Docker shows them; the whole id
+/// when it is shorter or not what an engine should send (never a panic).
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// Whether `container` is `name` or, by its name, what a recreate of `name`
 /// moved aside (`NAME-launch-old-…`).
 pub fn is_name_or_aside(container: &str, name: &str) -> bool {

@@ -149,8 +149,7 @@ pub struct Facts {
     pub containers: Vec<ContainerFacts>,
 }
 
-/// The GPU major: every GPU's node and nvidiactl.
-pub const GPU_MAJOR: u32 = 195;
+pub use crate::profile::GPU_MAJOR;
 
 /// With no working NVML, the one check there is; doctor stops there.
 /// `reboot`: NVML refused with a driver/library version mismatch.

@@ -441,7 +441,7 @@ fn device_kind(path: &Path) -> resolve::HostDevice {
 /// NVIDIA's character device majors: 195 (the GPUs, nvidiactl) and those
 /// the driver registers by name (nvidia-uvm, nvidia-caps, …) in /proc/devices.
 fn nvidia_majors() -> Vec<u32> {
-    let mut majors = vec![195];
+    let mut majors = vec![crate::profile::GPU_MAJOR];
     let text = std::fs::read_to_string("/proc/devices").unwrap_or_default();
     let chars = text.split("Block devices:").next().unwrap_or_default();
     majors.extend(chars.lines().filter_map(|line| {

@@ -17,6 +17,18 @@ pub const GPU_CAPABILITIES: &[&str] = &[
 /// What a profile that reached for a GPU directly is told instead.
 pub const GPU_HELP: &str = "ask for GPUs with `gpus` (e.g. gpus = [0] or gpus = { count = 1 }): launch adds their device nodes and driver files, and records which container holds them";
 
+/// The character major of every GPU's node and of nvidiactl.
+pub const GPU_MAJOR: u32 = 195;
+
+/// Whether a device cgroup rule (`TYPE MAJOR:MINOR PERMS`) lets a container
+/// reach the NVIDIA devices: every device (`a`), any major, or the GPUs'.
+pub fn rule_reaches_gpus(rule: &str) -> bool {
+    let mut parts = rule.split_whitespace();
+    let kind = parts.next();
+    let major = parts.next().and_then(|n| n.split(':').next());
+    kind == Some("a") || major.is_some_and(|m| m == "*" || m.parse::<u32>() == Ok(GPU_MAJOR))
+}
+
 /// Whether a (normalised) container or device path is a GPU's: an NVIDIA
 /// device node, where launch puts the driver's files, or with `graphics` a
 /// DRM node.

@@ -39,7 +39,7 @@ pub use build::{Build, DEFAULT_DOCKERFILE};
 pub use devices::DeviceMapping;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use folder::{Target, targets, targets_trusting};
-pub use gpus::is_gpu_path;
+pub use gpus::{GPU_MAJOR, is_gpu_path, rule_reaches_gpus};
 pub use lease::{Lease, Until};
 pub use loader::Loader;
 pub use namespaces::{Ipc, Network, Pid, Shared};

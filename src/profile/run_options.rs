@@ -155,13 +155,10 @@ fn cgroup_rule(v: &String) -> Result<String, String> {
         _ => false,
     };
     // A profile grants only what it says: GPU devices come from `gpus`.
-    let gpu_major = parts
-        .get(1)
-        .and_then(|n| n.split(':').next())
-        .is_some_and(|major| matches!(major, "*" | "195"));
-    if ok && (parts[0] == "a" || gpu_major) {
+    if ok && super::rule_reaches_gpus(v) {
         return Err(format!(
-            "device_cgroup_rules `{v}` would allow the NVIDIA devices (major 195, or every device); GPUs come from `gpus` alone"
+            "device_cgroup_rules `{v}` would allow the NVIDIA devices (major {}, or every device); GPUs come from `gpus` alone",
+            super::GPU_MAJOR
         ));
     }
     if ok {

@@ -173,11 +173,7 @@ pub fn plan_after(
     }
 }
 
-/// The first 12 characters of an id, as Docker shows them; the whole id
-/// when it is shorter or not what an engine should send (never a panic).
-pub fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
+pub use crate::engine::short;
 
 #[cfg(test)]
 mod tests {

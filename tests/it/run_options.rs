@@ -185,3 +185,27 @@ fn bad_values_of_the_new_keys_are_errors_at_their_place() {
         );
     }
 }
+
+#[test]
+fn a_device_cgroup_rule_reaches_the_gpus_in_any_spelling_only_through_gpus() {
+    // Docker reads the major as a number: `0195` is the GPUs' 195.
+    for rule in ["c 195:0 rwm", "c 0195:* rw", "c *:* rwm", "a *:* rwm", "a"] {
+        let dir = Profiles::new();
+        let profile = dir.write(
+            "rule.toml",
+            &format!("image = \"busybox\"\ndevice_cgroup_rules = [{rule:?}]\n"),
+        );
+        let out = Launch::new().arg("check").arg(&profile).run().code(2);
+        assert!(
+            out.stderr.contains("rule.toml:2:24"),
+            "{rule}: {}",
+            out.stderr
+        );
+    }
+    let dir = Profiles::new();
+    let profile = dir.write(
+        "rule.toml",
+        "image = \"busybox\"\ndevice_cgroup_rules = [\"c 10:200 rwm\", \"c 1195:* rwm\"]\n",
+    );
+    Launch::new().arg("check").arg(&profile).run().code(0);
+}

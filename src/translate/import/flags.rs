@@ -612,11 +612,7 @@ fn apply(
         "add-host" => draft.push("extra_hosts", value),
         "dns" => draft.push("dns", value),
         "device-cgroup-rule" => {
-            let major = value
-                .split_whitespace()
-                .nth(1)
-                .and_then(|n| n.split(':').next());
-            if value.starts_with('a') || matches!(major, Some("*" | "195")) {
+            if crate::profile::rule_reaches_gpus(&value) {
                 skip(
                     draft,
                     "it reaches the NVIDIA devices; GPUs come from `gpus`",
