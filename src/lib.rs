@@ -16,6 +16,7 @@
 //! options defined here; nothing in the library knows about clap.
 
 pub mod build;
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod exit;

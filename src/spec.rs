@@ -30,7 +30,11 @@ pub const NO_GPUS: (&str, &str) = ("NVIDIA_VISIBLE_DEVICES", "void");
 pub const CUDA_DEVICE_ORDER: (&str, &str) = ("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
 
 /// Labels written on every container launch makes.
+/// Every label launch writes, on containers and images: one place, so that
+/// what launch reads back and what it keeps out of renders and imports agree.
 pub mod label {
+    /// What every label of launch's starts with; a profile may not set one.
+    pub const PREFIX: &str = "launch.";
     pub const MANAGED: &str = "launch.managed";
     pub const PROFILE: &str = "launch.profile";
     pub const SPEC_HASH: &str = "launch.spec-hash";
@@ -43,6 +47,20 @@ pub mod label {
     /// The same owner's uid, which a no-op compares without asking the
     /// user database.
     pub const OWNER_UID: &str = "launch.owner-uid";
+    /// On a built image: the hash of the context it was built from, so
+    /// `up` rebuilds only when it moved.
+    pub const CONTEXT_HASH: &str = "launch.context-hash";
+    /// On every image launch commits, valued with the container's name: how
+    /// `prune` tells launch's snapshots from images that only share the
+    /// repository name (or the container labels a commit copies).
+    pub const SNAPSHOT: &str = "launch.snapshot";
+    /// On a snapshot whose tag the user chose (`launch snapshot --tag`).
+    pub const SNAPSHOT_TAG_GIVEN: &str = "launch.snapshot-tag";
+
+    /// Whether `key` is one of launch's labels (or looks like one).
+    pub fn is_launchs(key: &str) -> bool {
+        key.starts_with(PREFIX)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

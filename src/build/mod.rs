@@ -27,8 +27,7 @@ use crate::profile::{Diagnostic, Diagnostics, Profile};
 
 pub use ignore::Ignore;
 
-/// The label on a built image: the hash of the context it was built from.
-pub const CONTEXT_HASH: &str = "launch.context-hash";
+use crate::spec::label::CONTEXT_HASH;
 
 /// One entry of the context, in the order it is sent.
 #[derive(Debug, Clone)]

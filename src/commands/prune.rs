@@ -20,7 +20,7 @@ use crate::cli::Global;
 use launch::engine::{Acting, Engine, Gate, Observed, Scope, State};
 use launch::error::Result;
 use launch::exit::Exit;
-use launch::reconcile::apply::{list, significant_changes};
+use launch::reconcile::changes::{list, significant_changes};
 use launch::reconcile::recover::unsettled_leftover_of;
 use launch::spec::label;
 use launch::state::Store;

@@ -5,10 +5,11 @@ use serde_json::json;
 
 use super::{connect, container_target, existing_container, runtime, store};
 use crate::cli::Global;
+use launch::engine::gate::snapshot_repo;
 use launch::engine::{Engine, Gate, Whose};
 use launch::error::{Error, Result};
 use launch::exit::Exit;
-use launch::reconcile::apply::{snapshot_as, snapshot_repo};
+use launch::reconcile::changes::snapshot_as;
 use launch::reconcile::plan::short;
 use launch::spec::MountType;
 

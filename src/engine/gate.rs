@@ -22,8 +22,10 @@ use crate::state::{ContainerRecord, ImageKind, ImageRecord, Owned, Store};
 /// The repository launch commits snapshots to: no build may tag under it.
 pub const SNAPSHOTS: &str = "launch-snapshots/";
 
-/// Set on a snapshot whose tag the user chose (`launch snapshot --tag`).
-pub const TAG_GIVEN: &str = "launch.snapshot-tag";
+/// The repository of the snapshots of container `name`.
+pub fn snapshot_repo(name: &str) -> String {
+    format!("{SNAPSHOTS}{}", name.to_ascii_lowercase())
+}
 
 /// Whom launch acts for, and how far.
 #[derive(Debug, Clone)]
@@ -460,7 +462,7 @@ impl<E: Engine> Engine for Gate<'_, E> {
             None => match self.inner.image_labels(tag).await? {
                 None => true,
                 Some((_, found)) => {
-                    found.contains_key(crate::build::CONTEXT_HASH)
+                    found.contains_key(label::CONTEXT_HASH)
                         && found.get(label::OWNER) == Some(&self.acting.name())
                 }
             },
@@ -585,10 +587,10 @@ impl<E: Engine> Engine for Gate<'_, E> {
         let name = self.mine(id, "commit").await?;
         let base = base_name(&name);
         let reference = format!("{repo}:{tag}");
-        if repo != crate::reconcile::apply::snapshot_repo(base) {
+        if repo != snapshot_repo(base) {
             return Err(forbidden(format!(
                 "commit {name} to {reference}: launch commits a container only to {}",
-                crate::reconcile::apply::snapshot_repo(base)
+                snapshot_repo(base)
             )));
         }
         if self.inner.image_id(&reference).await?.is_some() {
@@ -604,7 +606,7 @@ impl<E: Engine> Engine for Gate<'_, E> {
                 kind: ImageKind::Snapshot,
                 owner: self.acting.owned(),
                 of: Some(base.to_string()),
-                tag_given: labels.contains_key(TAG_GIVEN),
+                tag_given: labels.contains_key(label::SNAPSHOT_TAG_GIVEN),
                 seq: 0,
             })
             .map_err(Self::store_failed)?;

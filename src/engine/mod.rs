@@ -421,7 +421,7 @@ pub trait Engine {
     /// `docker network create`).
     async fn network_exists(&self, name: &str) -> Result<bool>;
     /// Builds `context` and tags the image `tag`, with `labels` (the
-    /// context's hash, `build::CONTEXT_HASH`, and its owner).
+    /// context's hash, `spec::label::CONTEXT_HASH`, and its owner).
     async fn build(
         &self,
         tag: &str,

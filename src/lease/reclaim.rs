@@ -257,7 +257,7 @@ async fn take_back<E: Engine>(
 ) -> Result<Option<String>> {
     let snapshot = match lease.on_reclaim {
         OnReclaim::Snapshot => Some(
-            crate::reconcile::apply::snapshot_as(gate, &c.id, &c.name, None)
+            crate::reconcile::changes::snapshot_as(gate, &c.id, &c.name, None)
                 .await?
                 .0,
         ),

@@ -583,7 +583,7 @@ impl Judge<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()
                 .and_then(|t| {
-                    let now = u64::try_from(crate::lease::now()).unwrap_or(0);
+                    let now = u64::try_from(crate::clock::now()).unwrap_or(0);
                     t.checked_sub(std::time::Duration::from_secs(now))
                 })
                 .unwrap_or_default(),

@@ -357,7 +357,7 @@ fn labels(
     let mut out = BTreeMap::new();
     for (key, value) in labels.iter().flatten() {
         let (span, key) = (key.span(), key.get());
-        if key.starts_with("launch.") {
+        if crate::spec::label::is_launchs(key) {
             c.error(
                 span,
                 format!("label `{key}` is in the reserved `launch.` namespace; launch writes those itself"),

@@ -2,6 +2,7 @@
 //! (pure), `apply` acts; `up` runs both for one profile under its lock.
 
 pub mod apply;
+pub mod changes;
 pub mod diff;
 pub mod down;
 pub mod lock;
@@ -190,7 +191,7 @@ pub async fn build_due<E: Engine>(
             "launch did not build it for {}",
             engine.acting().name()
         )),
-        Some((_, labels)) => match labels.get(build::CONTEXT_HASH) {
+        Some((_, labels)) => match labels.get(crate::spec::label::CONTEXT_HASH) {
             Some(hash) if *hash == context.hash => None,
             Some(_) => Some("its build context changed".to_string()),
             None => Some("the image was not built by launch".to_string()),

@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::profile::{ChangedFiles, Profile};
 use crate::spec::ContainerSpec;
 
-use super::apply;
+use super::changes;
 use super::plan::short;
 use crate::engine::ASIDE;
 
@@ -193,7 +193,7 @@ pub async fn settle<E: Engine>(
             let changed = if discard {
                 Vec::new()
             } else {
-                apply::at_risk(engine, profile, spec, &old).await?
+                changes::at_risk(engine, profile, spec, &old).await?
             };
             let done = if discard {
                 Leftover::Discarded { name: name.clone() }
@@ -208,13 +208,13 @@ pub async fn settle<E: Engine>(
                                 "files changed inside it would be lost:\n{}\n\
                                  Copy out what you need and remove it (docker rm {name}), or set [recreate] \
                                  changed_files = \"snapshot\" and run launch up again.",
-                                apply::list(&changed)
+                                changes::list(&changed)
                             ),
                         });
                     }
                     ChangedFiles::Snapshot => Leftover::Snapshotted {
                         name: name.clone(),
-                        image: apply::snapshot(engine, &old.id, &profile.name).await?,
+                        image: changes::snapshot(engine, &old.id, &profile.name).await?,
                     },
                     ChangedFiles::Discard => Leftover::Discarded { name: name.clone() },
                 }

@@ -111,7 +111,7 @@ pub fn translate(
         .labels
         .iter()
         .flatten()
-        .filter(|(k, v)| !k.starts_with("launch.") && image_labels.get(*k) != Some(*v))
+        .filter(|(k, v)| !crate::spec::label::is_launchs(k) && image_labels.get(*k) != Some(*v))
         .collect();
     labels.sort();
     for (k, v) in labels {

@@ -536,7 +536,7 @@ fn apply(
         },
         "env-file" => draft.push("env_file", value),
         "label" => match value.split_once('=') {
-            Some((k, _)) if k.starts_with("launch.") => {
+            Some((k, _)) if crate::spec::label::is_launchs(k) => {
                 skip(draft, "the `launch.` labels are launch's own")
             }
             Some((k, v)) => draft.insert("labels", k, v),

@@ -153,7 +153,7 @@ pub fn yaml(value: &serde_json::Value) -> String {
 pub fn user_labels(spec: &ContainerSpec) -> impl Iterator<Item = (&String, &String)> {
     spec.labels
         .iter()
-        .filter(|(k, _)| !k.starts_with("launch."))
+        .filter(|(k, _)| !crate::spec::label::is_launchs(k))
 }
 
 #[cfg(test)]

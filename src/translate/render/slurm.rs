@@ -128,7 +128,11 @@ pub fn render(input: &Input<'_>) -> Output {
             );
         }
     }
-    if spec.labels.keys().any(|k| !k.starts_with("launch.")) {
+    if spec
+        .labels
+        .keys()
+        .any(|k| !crate::spec::label::is_launchs(k))
+    {
         drops.drop("labels", "a job has no labels");
     }
     let mut mounts = Vec::new();
