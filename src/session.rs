@@ -254,7 +254,7 @@ pub fn reserve(profiles: &[&Profile], facts: &HostFacts) -> crate::host::gpu::se
         if !named {
             continue;
         }
-        if let Ok(r) = host::resolve_profile(p, facts, &[])
+        if let Ok(r) = crate::resolve::resolve_profile(p, facts, &[])
             && let Some(gpu) = r.spec.gpu
         {
             for uuid in gpu.uuids {

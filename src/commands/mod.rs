@@ -198,7 +198,7 @@ pub async fn open_session(
             valid
                 .iter()
                 .map(|(t, p)| {
-                    let own = launch::host::check_paths(p)
+                    let own = launch::resolve::check_paths(p)
                         .and_then(|()| launch::build::check_host(p))
                         .err()
                         .map_or(Exit::Ok, |own| up::report_error(t, &own, global));

@@ -178,7 +178,7 @@ fn resolve(
         }
         // The build context is a fact of the host, as bind sources are.
         launch::build::check_host(profile)?;
-        let resolved = launch::host::resolve_profile(profile, &facts, &managed)?;
+        let resolved = launch::resolve::resolve_profile(profile, &facts, &managed)?;
         Ok((resolved, facts.reboot_pending()))
     })
 }

@@ -172,7 +172,7 @@ fn drift(
         Some(Err(why)) => return why.clone(),
         Some(Ok(p)) => p,
     };
-    let resolved = match launch::host::resolve_profile(profile, facts, managed) {
+    let resolved = match launch::resolve::resolve_profile(profile, facts, managed) {
         Ok(r) => r,
         Err(e) => return format!("unknown ({e})"),
     };

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::build;
 use crate::engine::{Engine, EngineError, Gate, Observed, State, Whose};
 use crate::error::{Error, Result};
-use crate::host::{self, HostFacts};
+use crate::host::HostFacts;
 use crate::profile::{GpuSelection, Profile, PullPolicy};
 use crate::resolve::Resolved;
 use crate::spec::ContainerSpec;
@@ -111,7 +111,8 @@ pub fn in_sync(
     {
         return None;
     }
-    let resolved = host::resolve_profile(profile, host, std::slice::from_ref(found)).ok()?;
+    let resolved =
+        crate::resolve::resolve_profile(profile, host, std::slice::from_ref(found)).ok()?;
     let plan = plan::plan(&resolved.spec, Some(found), None, options);
     (plan.action == Action::Nothing).then(|| Outcome {
         name: profile.name.clone(),
@@ -300,7 +301,7 @@ async fn plan_on<E: Engine>(
     if build.is_some() && profile.gpus.is_some() {
         cx.host.confirm().await;
     }
-    let resolved = host::resolve_reserving(profile, cx.host, &managed, cx.reserved)?;
+    let resolved = crate::resolve::resolve_reserving(profile, cx.host, &managed, cx.reserved)?;
     let policy = options.pull.unwrap_or(profile.pull);
     let mut plan = plan::plan(&resolved.spec, observed.as_ref(), None, options);
     // The image matters when a container is to be made, or when a pull may

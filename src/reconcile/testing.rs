@@ -57,7 +57,7 @@ impl Fixture {
     }
 
     pub fn spec(&self, profile: &Profile) -> ContainerSpec {
-        crate::host::resolve_profile(profile, &self.host, &[])
+        crate::resolve::resolve_profile(profile, &self.host, &[])
             .expect("resolves")
             .spec
     }

@@ -1,13 +1,18 @@
 //! resolve: Profile + a snapshot of the host → ContainerSpec. Pure: every fact
 //! about the host comes in through `Host`; all GPU decisions happen here.
-
-use std::path::PathBuf;
+//! `on_host` is the one door with effects: it checks the host paths a
+//! profile names, then calls [`resolve`] with the run's facts. Resolve
+//! depends on `host`, never the reverse.
 
 use crate::host::gpu::driver::PERSISTENCED_SOCKET;
 use crate::host::gpu::select::{self, Held, SelectError};
 use crate::host::gpu::{Gpu, GpuHost};
+pub use crate::host::{HostDevice, ToolkitFacts};
 use crate::profile::{Diagnostic, GpuMode, MountKind, Profile, Protocol, User};
 use crate::spec::{self, ContainerSpec, DeviceRequest, GpuAssignment};
+
+mod on_host;
+pub use on_host::{check_paths, resolve_profile, resolve_reserving};
 
 /// Where the driver's files go in `devices` mode (nvidia-docker 1.0's volume).
 pub const NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
@@ -26,24 +31,6 @@ pub struct Host<'a> {
     pub held: Held,
     /// The GPUs this profile's container holds now, if it exists.
     pub previous: Option<Vec<String>>,
-}
-
-/// What decides `mode = "auto"`.
-#[derive(Debug, Default, Clone)]
-pub struct ToolkitFacts {
-    /// False when no engine answered: then only the host's files are known.
-    pub engine_reachable: bool,
-    /// The engine's runtimes (`docker info`), e.g. `runc`, `nvidia`.
-    pub runtimes: Vec<String>,
-    /// The NVIDIA Container Toolkit's hook, if installed.
-    pub toolkit_hook: Option<PathBuf>,
-    /// The engine reads CDI specs (Docker 25+ with CDI on).
-    pub engine_cdi: bool,
-    /// A CDI spec for `nvidia.com/gpu` in /etc/cdi or /var/run/cdi.
-    pub nvidia_cdi_spec: Option<PathBuf>,
-    /// Which engine answered (`auto` never sends Podman toolkit requests,
-    /// which it drops without a word).
-    pub engine: Option<crate::engine::Identity>,
 }
 
 /// The profile's `group_add`, after the owner's groups for `user = "owner"`;
@@ -498,19 +485,6 @@ fn sort(spec: &mut ContainerSpec) {
     spec.ulimits.sort();
 }
 
-/// What a `devices` host path is on the host (symlinks followed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostDevice {
-    Missing,
-    Folder,
-    Char {
-        major: u32,
-    },
-    Block,
-    /// A regular file, a socket, …: not a device.
-    Other,
-}
-
 /// DRM (`/dev/dri/*`): a GPU's only when the profile asks for graphics.
 const DRM_MAJOR: u32 = 226;
 
@@ -577,6 +551,7 @@ pub fn check_bind_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn auto(facts: ToolkitFacts) -> ModeChoice {
         choose_mode(GpuMode::Auto, &facts)
