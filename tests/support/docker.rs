@@ -96,11 +96,24 @@ pub fn current_test() -> String {
 }
 
 /// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
+/// A read that Podman 4 answers with "image not known" while another test
+/// removes an image is asked again, as launch itself does (engine/docker.rs).
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
+    let reads = matches!(args.first(), Some(&("images" | "inspect" | "ps" | "image")))
+        && args.get(1) != Some(&"rm");
+    let mut tries = 0;
+    let out = loop {
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker runs");
+        let passing = String::from_utf8_lossy(&out.stderr).contains("image not known");
+        if out.status.success() || !(reads && passing && podman()) || tries == 40 {
+            break out;
+        }
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(
         out.status.success(),
         "docker {}: {}",
