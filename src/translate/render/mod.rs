@@ -4,6 +4,7 @@
 //! reports every field the target cannot express instead of dropping it.
 
 pub mod compose;
+pub mod docker_run;
 pub mod kubernetes;
 pub mod slurm;
 pub mod systemd;
