@@ -17,8 +17,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: lease_history DIR DAYS GPUS".into());
     };
     let (days, gpus): (i64, u32) = (days.parse()?, gpus.parse()?);
-    let store = Store::at(dir);
-    let now = launch::lease::now();
+    history(&Store::at(dir), launch::lease::now(), days, gpus)
+}
+
+/// `days` of `gpus` GPUs sampled every minute up to `now`, through the
+/// tick's own write: GPU g held by one of four owners' containers, busy in
+/// the first half of every hour. The board's tests write their store with
+/// it too (tests/it/report.rs).
+pub fn history(
+    store: &Store,
+    now: i64,
+    days: i64,
+    gpus: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
     let owners = ["alice", "bob", "carol", "dave"];
     let start = now - days * 86_400;
     let mut ts = start - start.rem_euclid(60);
@@ -47,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 samples: None,
             })
             .collect();
-        write(&store, ts, 60, &gpus, &held)?;
+        write(store, ts, 60, &gpus, &held)?;
         ts += 60;
     }
     Ok(())

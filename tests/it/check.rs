@@ -2233,8 +2233,8 @@ fn a_folder_without_profiles_is_a_usage_error() {
 // ---------------------------------------------------------------------------
 // `launch schema`.
 
-/// Every top-level key of the profile format.
-const TOP_LEVEL_KEYS: &[&str] = &[
+/// Every top-level key of the profile format (the fuzzer generates each).
+pub const TOP_LEVEL_KEYS: &[&str] = &[
     "image",
     "name",
     "extends",

@@ -325,7 +325,7 @@ fn every_key_of_the_schema_is_generated() {
         .keys()
         .map(String::as_str)
         .collect();
-    let mut generated: Vec<&str> = KEYS.iter().copied().chain(["image", "extends"]).collect();
+    let mut generated: Vec<&str> = keys().into_iter().chain(["image", "extends"]).collect();
     in_schema.sort_unstable();
     generated.sort_unstable();
     assert_eq!(generated, in_schema);
@@ -356,9 +356,8 @@ fn what_check_accepts_the_engine_creates() {
     let scratch = crate::support::docker::Scratch::new("fuzz_create");
     // With a command of its own, as real images have.
     let image = scratch.busybox_image_with("img", &[], &["CMD [\"sleep\", \"1000\"]"]);
-    let keys: Vec<&'static str> = KEYS
-        .iter()
-        .copied()
+    let keys: Vec<&'static str> = keys()
+        .into_iter()
         .filter(|&k| {
             !matches!(
                 k,
@@ -1392,53 +1391,15 @@ fn right(key: &str, g: Gen) -> BoxedStrategy<V> {
     }
 }
 
-/// Every key but `image` and `extends`, which `profile` adds on its own.
-const KEYS: &[&str] = &[
-    "name",
-    "pull",
-    "command",
-    "entrypoint",
-    "interactive",
-    "workdir",
-    "user",
-    "hostname",
-    "env",
-    "env_file",
-    "labels",
-    "gpus",
-    "ports",
-    "volumes",
-    "devices",
-    "shm_size",
-    "network",
-    "ipc",
-    "pid",
-    "privileged",
-    "cap_add",
-    "cap_drop",
-    "security_opt",
-    "ulimits",
-    "memory",
-    "cpus",
-    "cpuset",
-    "restart",
-    "stop_timeout",
-    "healthcheck",
-    "recreate",
-    "init",
-    "read_only",
-    "group_add",
-    "dns",
-    "extra_hosts",
-    "device_cgroup_rules",
-    "sysctls",
-    "runtime",
-    "platform",
-    "memory_swap",
-    "log",
-    "build",
-    "lease",
-];
+/// Every key but `image` and `extends`, which `profile` adds on its own:
+/// the profile's keys as `check`'s schema test lists them.
+fn keys() -> Vec<&'static str> {
+    crate::check::TOP_LEVEL_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "image" | "extends"))
+        .collect()
+}
 
 /// Keys that are not in the format, some a typo away from one.
 const UNKNOWN: &[&str] = &["imgae", "volume", "gpu", "Image", "launch", "x-custom", ""];
@@ -1450,7 +1411,7 @@ fn profile(image: f64) -> BoxedStrategy<Vec<Entry>> {
     (
         prop::option::weighted(0.4, entry("extends", g)),
         prop::option::weighted(image, entry("image", g)),
-        entries(KEYS.to_vec(), 6, g),
+        entries(keys(), 6, g),
         prop::option::weighted(0.1, (select(UNKNOWN), any_value())),
     )
         .prop_map(|(extends, image, others, unknown)| {
@@ -1473,9 +1434,8 @@ fn profile(image: f64) -> BoxedStrategy<Vec<Entry>> {
 fn tidy_profile() -> BoxedStrategy<Vec<Entry>> {
     let g = Gen { tidy: true };
     // A tidy profile names no files, which its folder would not have.
-    let keys: Vec<&str> = KEYS
-        .iter()
-        .copied()
+    let keys: Vec<&str> = keys()
+        .into_iter()
         // Nor `memory_swap`, which needs `memory`.
         .filter(|&k| !matches!(k, "env_file" | "build" | "memory_swap"))
         .collect();

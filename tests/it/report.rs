@@ -217,47 +217,17 @@ fn thirty_days_of_eight_gpus_are_drawn_and_the_three_formats_agree() {
     }
 }
 
-/// `days` of `gpus` GPUs sampled every minute up to `now`, through the
-/// tick's own write: GPU g held by one of four owners' containers, busy in
-/// the first half of every hour.
+/// `days` of `gpus` GPUs sampled every minute up to `now`: the history the
+/// benchmarks write (examples/lease_history.rs), through the tick's own write.
 fn history(state: &Path, now: i64, days: i64, gpus: u32) {
-    use launch::host::gpu::nvml::Activity;
-    use launch::lease::sample::{Held, Signal, write};
-    let store = launch::state::Store::at(state);
-    let owners = ["alice", "bob", "carol", "dave"];
-    let mut ts = now - days * 86_400;
-    while ts < now {
-        let busy = (ts / 60) % 60 < 30;
-        let held: Vec<Held> = (0..gpus)
-            .map(|g| {
-                let owner = owners[g as usize % owners.len()];
-                Held {
-                    gpu: format!("GPU-{g:08x}-0000-0000-0000-000000000000"),
-                    kind: "launch",
-                    holder: format!("{owner}-train-{g}"),
-                    owner: owner.into(),
-                    sm: if busy { 60 } else { 0 },
-                    signal: Signal::Process,
-                }
-            })
-            .collect();
-        let state: Vec<Activity> = held
-            .iter()
-            .enumerate()
-            .map(|(i, h)| Activity {
-                index: i as u32,
-                uuid: h.gpu.clone(),
-                name: Some("NVIDIA H100 80GB HBM3".into()),
-                memory: Some((20 << 30, 80 << 30)),
-                utilization: Some(h.sm),
-                processes: Vec::new(),
-                samples: None,
-            })
-            .collect();
-        write(&store, ts, 60, &state, &held).expect("a tick is written");
-        ts += 60;
-    }
+    lease_history::history(&launch::state::Store::at(state), now, days, gpus)
+        .expect("the history is written");
 }
+
+/// The example's `main` is not called here.
+#[allow(dead_code)]
+#[path = "../../examples/lease_history.rs"]
+mod lease_history;
 
 // ---------------------------------------------------------------------------
 // A live host: the demo's fake 4-GPU host, containers of three owners, a
