@@ -162,21 +162,14 @@ impl DockerEngine {
 
     /// The engine's inspection of an image; `None` when it has no such image.
     async fn inspect_image(&self, image: &str) -> Result<Option<bollard::models::ImageInspect>> {
-        let mut tries = 0;
-        loop {
-            let answer = self
-                .unless_missing(
-                    format!("inspecting image {image}"),
-                    self.bounds.call,
-                    self.docker.inspect_image(image),
-                )
-                .await;
-            match answer {
-                Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
-                other => return other,
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        asked_again(|| {
+            self.unless_missing(
+                format!("inspecting image {image}"),
+                self.bounds.call,
+                self.docker.inspect_image(image),
+            )
+        })
+        .await
     }
 
     /// Runs one call within `after`; a failure becomes the error for the user.
@@ -362,6 +355,18 @@ const PASSING_TRIES: u32 = 40;
 /// An answer Podman 4 gives only for a moment: an image inspected or
 /// listed while another image goes cannot be read ("image not known" of an
 /// image's parent). Asked again (50 ms apart), it answers as Docker would.
+/// `ask`, asked again while its answer is `passing`.
+async fn asked_again<T, F: Future<Output = Result<T>>>(mut ask: impl FnMut() -> F) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match ask().await {
+            Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
+            other => return other,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn passing(e: &EngineError) -> bool {
     passing_text(&e.to_string())
 }
@@ -540,24 +545,16 @@ impl Engine for DockerEngine {
     }
 
     async fn find(&self, name: &str) -> Result<Option<Observed>> {
-        let mut tries = 0;
-        let found = loop {
-            let answer = self
-                .unless_missing(
-                    format!("inspecting container {name}"),
-                    self.bounds.call,
-                    stopped_as_exited(
-                        self.docker
-                            .inspect_container(name, None::<InspectContainerOptions>),
-                    ),
-                )
-                .await;
-            match answer {
-                Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
-                other => break other?,
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let found = self
+            .unless_missing(
+                format!("inspecting container {name}"),
+                self.bounds.call,
+                stopped_as_exited(
+                    self.docker
+                        .inspect_container(name, None::<InspectContainerOptions>),
+                ),
+            )
+            .await?;
         let Some(c) = found else {
             return Ok(None);
         };
@@ -1115,21 +1112,14 @@ impl Engine for DockerEngine {
     async fn labeled_images(&self, label: &str) -> Result<Vec<SnapshotImage>> {
         let filters = HashMap::from([("label", vec![label.to_string()])]);
         let options = ListImagesOptionsBuilder::new().filters(&filters).build();
-        let mut tries = 0;
-        let list = loop {
-            let answer = self
-                .call(
-                    format!("listing images labelled {label}"),
-                    self.bounds.call,
-                    self.docker.list_images(Some(options.clone())),
-                )
-                .await;
-            match answer {
-                Err(e) if tries < PASSING_TRIES && passing(&e) => tries += 1,
-                other => break other?,
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let list = asked_again(|| {
+            self.call(
+                format!("listing images labelled {label}"),
+                self.bounds.call,
+                self.docker.list_images(Some(options.clone())),
+            )
+        })
+        .await?;
         Ok(list
             .into_iter()
             .map(|i| SnapshotImage {
