@@ -234,10 +234,12 @@ fn toolkit_facts(roots: &Roots, needs: Needs) -> ToolkitFacts {
 /// unreadable, not a regular file (a FIFO must not stall a run) or larger.
 pub fn read_small(path: &Path) -> Option<String> {
     const MAX: u64 = 1 << 20;
-    if std::fs::metadata(path).ok()?.len() > MAX {
+    // One byte past the bound tells a larger file without a second stat.
+    let bytes = read_bounded(path, MAX + 1)?;
+    if bytes.len() as u64 > MAX {
         return None;
     }
-    String::from_utf8(read_bounded(path, MAX)?).ok()
+    String::from_utf8(bytes).ok()
 }
 
 /// The first `limit` bytes of a regular file: `None` when it is missing,
