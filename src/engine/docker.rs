@@ -218,7 +218,7 @@ impl DockerEngine {
         self.call(
             "listing containers",
             self.bounds.call,
-            stopped_as_exited(self.docker.list_containers(Some(options))),
+            stopped_as_restarting(self.docker.list_containers(Some(options))),
         )
         .await
     }
@@ -263,7 +263,7 @@ impl DockerEngine {
             .call(
                 format!("inspecting container {}", short(id)),
                 self.bounds.call,
-                stopped_as_exited(
+                stopped_as_restarting(
                     self.docker
                         .inspect_container(id, None::<InspectContainerOptions>),
                 ),
@@ -378,12 +378,15 @@ fn passing_text(text: &str) -> bool {
 }
 
 /// A container list or inspection, with Podman 4's `stopped` read as
-/// Docker's `exited`. Podman 4 calls a container between its exit and its
-/// cleanup `stopped`, a state Docker's API lacks (Podman 5 says `exited`);
-/// one that restarts over and over is in it most of the time, so asking
-/// again is no cure. bollard keeps the body it could not read (its
+/// Docker's `restarting`. Podman 4 calls a container between its exit and
+/// its cleanup `stopped`, a state Docker's API lacks; one that restarts
+/// over and over is in it most of the time, so asking again is no cure.
+/// The engine is not done with such a container (its cleanup may restart
+/// it), as with Docker's `restarting`: launch leaves it be, where starting
+/// it would race the engine ("container state improper"), and the next run
+/// finds it settled. bollard keeps the body it could not read (its
 /// `json_data_content` feature): it is read again with the state renamed.
-async fn stopped_as_exited<T: serde::de::DeserializeOwned>(
+async fn stopped_as_restarting<T: serde::de::DeserializeOwned>(
     request: impl Future<Output = std::result::Result<T, BollardError>>,
 ) -> std::result::Result<T, BollardError> {
     let answer = request.await;
@@ -413,7 +416,7 @@ async fn stopped_as_exited<T: serde::de::DeserializeOwned>(
     };
     for state in states {
         if state == "stopped" {
-            *state = "exited".into();
+            *state = "restarting".into();
         }
     }
     serde_json::from_value(body).map_err(BollardError::from)
@@ -501,7 +504,7 @@ impl Engine for DockerEngine {
             .unless_missing(
                 format!("inspecting container {id}"),
                 self.bounds.call,
-                stopped_as_exited(
+                stopped_as_restarting(
                     self.docker
                         .inspect_container(id, None::<InspectContainerOptions>),
                 ),
@@ -549,7 +552,7 @@ impl Engine for DockerEngine {
             .unless_missing(
                 format!("inspecting container {name}"),
                 self.bounds.call,
-                stopped_as_exited(
+                stopped_as_restarting(
                     self.docker
                         .inspect_container(name, None::<InspectContainerOptions>),
                 ),
@@ -614,7 +617,7 @@ impl Engine for DockerEngine {
             .call(
                 "listing containers",
                 self.bounds.call,
-                stopped_as_exited(self.docker.list_containers(Some(options))),
+                stopped_as_restarting(self.docker.list_containers(Some(options))),
             )
             .await?;
         Ok(list
@@ -641,7 +644,7 @@ impl Engine for DockerEngine {
             .call(
                 format!("listing leftovers of {name}"),
                 self.bounds.call,
-                stopped_as_exited(self.docker.list_containers(Some(options))),
+                stopped_as_restarting(self.docker.list_containers(Some(options))),
             )
             .await?;
         let mut out = Vec::new();
